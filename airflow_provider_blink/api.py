@@ -1,0 +1,252 @@
+"""Blink's REST API as data: each call's request and how its answer is read, for both clients."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+from airflow_provider_blink.exceptions import (
+    BlinkApiError,
+    BlinkBadRequestError,
+    BlinkConfigurationError,
+    BlinkResponseError,
+    api_error_class,
+)
+
+T = TypeVar("T")
+
+API_PREFIX = "/api/v1"
+#: Largest page Blink's RQL accepts.
+MAX_PAGE_SIZE = 1000
+#: Bodies longer than this are cut in error messages.
+_ERROR_TEXT_LIMIT = 500
+
+
+def _raise(exc: BlinkApiError) -> Any:
+    raise exc
+
+
+@dataclass(frozen=True)
+class ApiCall(Generic[T]):
+    """
+    One Blink API request and how to read its answer.
+
+    :param method: HTTP method.
+    :param path: path below ``/api/v1``, already quoted.
+    :param params: query parameters.
+    :param body: JSON body, or ``None``.
+    :param idempotent: whether repeating the request is harmless (see :mod:`.retries`).
+    :param read: turns the decoded JSON answer into the call's result.
+    :param on_error: turns an HTTP error into a result, or re-raises it.
+    :param timeout: read timeout override in seconds (``None``: the connection's).
+    """
+
+    method: str
+    path: str
+    read: Callable[[Any], T]
+    params: Mapping[str, str] | None = None
+    body: Any = None
+    idempotent: bool = True
+    on_error: Callable[[BlinkApiError], T] = field(default=_raise)
+    timeout: float | None = None
+
+    @property
+    def what(self) -> str:
+        """Short description for messages: method and path, never headers."""
+        return f"{self.method} {API_PREFIX}{self.path}"
+
+
+def _segment(value: str, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BlinkConfigurationError(f"{name} must be a non-empty string, got {value!r}.")
+    return quote(value.strip(), safe="")
+
+
+def _workspace_path(workspace_id: str) -> str:
+    return f"/workspace/{_segment(workspace_id, 'workspace_id')}"
+
+
+def _read_execution(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict) or not body.get("id"):
+        raise BlinkResponseError(
+            f"Blink returned an execution that is not an object with an 'id': {_cut(body)}"
+        )
+    return body
+
+
+def _read_execution_id(body: Any) -> str:
+    execution_id = body.get("execution_id") if isinstance(body, dict) else None
+    if not isinstance(execution_id, str) or not execution_id:
+        raise BlinkResponseError(f"Blink's execute answer has no 'execution_id': {_cut(body)}")
+    return execution_id
+
+
+def _read_page(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+        raise BlinkResponseError(f"Blink's list answer has no 'results' list: {_cut(body)}")
+    return body
+
+
+def _cut(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= _ERROR_TEXT_LIMIT else f"{text[:_ERROR_TEXT_LIMIT]}... ({len(text)} chars)"
+
+
+def _check_json(name: str, value: Any, expected: type | tuple[type, ...], expected_name: str) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, expected):
+        raise BlinkConfigurationError(f"{name} must be {expected_name}, got {type(value).__name__}.")
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise BlinkConfigurationError(
+            f"{name} must be JSON-serialisable (str, int, float, bool, None, lists and dicts of them): {exc}. "
+            "Convert dates, sets and objects to strings or lists first."
+        ) from None
+    return value
+
+
+def execute_body(
+    *,
+    input_values: Mapping[str, Any] | None = None,
+    event: Mapping[str, Any] | None = None,
+    runner: str | None = None,
+    trigger_type: str | None = None,
+    callback: Mapping[str, Any] | None = None,
+    past_exec_ref: str | None = None,
+) -> dict[str, Any]:
+    """Validate and build the execute body; fields left ``None`` are not sent."""
+    fields = {
+        "input_values": _check_json("input_values", input_values, Mapping, "a dict"),
+        "event": _check_json("event", event, Mapping, "a dict"),
+        "runner": _check_json("runner", runner, str, "a string (runner group)"),
+        "trigger_type": _check_json("trigger_type", trigger_type, str, "a string"),
+        "callback": _check_json("callback", callback, Mapping, "a dict (url, method, headers, body ...)"),
+        "past_exec_ref": _check_json("past_exec_ref", past_exec_ref, str, "a string (execution id)"),
+    }
+    return {
+        name: dict(value) if isinstance(value, Mapping) else value
+        for name, value in fields.items()
+        if value is not None
+    }
+
+
+def execute(workspace_id: str, playbook_id: str, body: dict[str, Any]) -> ApiCall[str]:
+    """Start an execution; answers its id. Not idempotent: a repeat starts a second run."""
+    path = f"{_workspace_path(workspace_id)}/playbooks/{_segment(playbook_id, 'playbook_id')}/execute"
+    return ApiCall("POST", path, read=_read_execution_id, body=body, idempotent=False)
+
+
+def execute_sync(
+    workspace_id: str, playbook_id: str, body: dict[str, Any], timeout: int | None, read_timeout: float
+) -> ApiCall[Any]:
+    """Run a playbook in Blink's synchronous mode; answers the playbook's output."""
+    params = {"run_sync": "true"}
+    if timeout is not None:
+        params["timeout"] = str(int(timeout))
+    path = f"{_workspace_path(workspace_id)}/playbooks/{_segment(playbook_id, 'playbook_id')}/execute"
+    return ApiCall(
+        "POST", path, read=lambda body: body, params=params, body=body, idempotent=False, timeout=read_timeout
+    )
+
+
+def get_execution(workspace_id: str, execution_id: str) -> ApiCall[dict[str, Any]]:
+    """Read one execution."""
+    path = f"{_workspace_path(workspace_id)}/executions/{_segment(execution_id, 'execution_id')}"
+    return ApiCall("GET", path, read=_read_execution)
+
+
+def rql_query(
+    *,
+    filter: Mapping[str, Any] | None = None,
+    sort: list[str] | None = None,
+    limit: int | None = None,
+    offset: int | None = None,
+    select: list[str] | None = None,
+) -> dict[str, Any]:
+    """Build an RQL ``q`` object, checking the bounds Blink enforces."""
+    if limit is not None and not 1 <= limit <= MAX_PAGE_SIZE:
+        raise BlinkConfigurationError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {limit}.")
+    if offset is not None and offset < 0:
+        raise BlinkConfigurationError(f"offset must be 0 or more, got {offset}.")
+    query = {"filter": filter, "sort": sort, "limit": limit, "offset": offset, "select": select}
+    return {key: value for key, value in query.items() if value is not None}
+
+
+def list_executions(workspace_id: str, query: Mapping[str, Any]) -> ApiCall[dict[str, Any]]:
+    """List executions matching an RQL query; answers one page ``{limit, offset, total, results}``."""
+    params = {"q": json.dumps(query, separators=(",", ":"))}
+    return ApiCall("GET", f"{_workspace_path(workspace_id)}/executions", read=_read_page, params=params)
+
+
+def next_offset(page: Mapping[str, Any], offset: int) -> int | None:
+    """Offset of the page after ``page``, or ``None`` when it was the last."""
+    results = page.get("results") or []
+    total = page.get("total")
+    following = offset + len(results)
+    if not results or (isinstance(total, int) and following >= total):
+        return None
+    return following
+
+
+def _cancel_refused(exc: BlinkApiError) -> bool:
+    if isinstance(exc, BlinkBadRequestError):
+        return False  # Blink answers 400 when the execution is no longer running: nothing to cancel.
+    raise exc
+
+
+def cancel_execution(workspace_id: str, execution_id: str) -> ApiCall[bool]:
+    """Cancel a running execution; answers ``False`` when it had already finished."""
+    path = f"{_workspace_path(workspace_id)}/executions/{_segment(execution_id, 'execution_id')}/cancel"
+    return ApiCall("POST", path, read=lambda _: True, on_error=_cancel_refused)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # An HTTP date: rare for APIs; fall back to our own backoff.
+
+
+def parse_answer(call: ApiCall[Any], status: int, text: str, retry_after: str | None) -> Any:
+    """Decode Blink's answer to ``call``: the result, or the provider exception describing the failure."""
+    if status >= 400:
+        body = _loads(text)
+        wrapper = body if isinstance(body, dict) else {}
+        message = wrapper.get("message") or ("" if wrapper else _cut(text.strip()))
+        error_cls = api_error_class(status)
+        return call.on_error(
+            error_cls(
+                f"Blink refused {call.what}",
+                status=status,
+                message=str(message),
+                details=str(wrapper.get("details") or ""),
+                identifier=str(wrapper.get("identifier") or ""),
+                retry_after=_retry_after(retry_after),
+                data=wrapper.get("data") if isinstance(wrapper.get("data"), dict) else None,
+            )
+        )
+    if not text.strip():
+        raise BlinkResponseError(f"Blink answered {call.what} with HTTP {status} and an empty body.")
+    body = _loads(text)
+    if body is _NOT_JSON:
+        raise BlinkResponseError(
+            f"Blink answered {call.what} with HTTP {status} and a body that is not JSON: {_cut(text)}"
+        )
+    return call.read(body)
+
+
+_NOT_JSON = object()
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return _NOT_JSON

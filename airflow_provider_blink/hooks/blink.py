@@ -1,0 +1,460 @@
+"""BlinkHook: the Blink connection and every call to Blink's API, synchronous and asynchronous."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import requests
+import tenacity
+from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+
+from airflow_provider_blink import __version__, api
+from airflow_provider_blink.connection_form import (
+    CONN_FIELDS,
+    CONN_TYPE,
+    DEFAULT_BLINK_URL,
+    DEFAULT_CONN_ID,
+    UI_FIELD_BEHAVIOUR,
+)
+from airflow_provider_blink.exceptions import BlinkConfigurationError, BlinkError, BlinkTransportError
+from airflow_provider_blink.retries import RetryPolicy
+
+if TYPE_CHECKING:
+    import aiohttp
+    from airflow.providers.common.compat.sdk import Connection
+
+DEFAULT_TIMEOUT = 30.0
+#: Extra seconds given to a ``run_sync`` request beyond the playbook's own ``timeout``.
+RUN_SYNC_GRACE = 30.0
+USER_AGENT = f"airflow-provider-blink/{__version__}"
+
+
+@dataclass(frozen=True)
+class BlinkConnectionConfig:
+    """
+    Everything the clients need from an Airflow connection, read once (see :func:`read_connection`).
+
+    :param conn_id: the Airflow connection id, for messages.
+    :param url: the Blink URL, e.g. ``https://app.blinkops.com`` (UI links start here).
+    :param api_key: the API key; never shown in ``repr``.
+    :param workspace_id: the default workspace, if the connection sets one.
+    :param timeout: per-request timeout in seconds.
+    :param verify: TLS verification: ``True``, ``False`` or a CA bundle path.
+    :param proxies: requests-style proxies, e.g. ``{"https": "http://proxy:3128"}``.
+    :param retry: how failed calls are retried.
+    """
+
+    conn_id: str
+    url: str
+    api_key: str = field(repr=False)
+    workspace_id: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    verify: bool | str = True
+    proxies: dict[str, str] | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}{api.API_PREFIX}"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"BLINK-API-KEY": self.api_key, "Accept": "application/json", "User-Agent": USER_AGENT}
+
+    def workspace(self, override: str | None = None) -> str:
+        """The workspace a call goes to: the task's override, else the connection's default."""
+        workspace_id = override or self.workspace_id
+        if not workspace_id:
+            raise BlinkConfigurationError(
+                f"No Blink workspace: set 'Workspace ID' on connection {self.conn_id!r} "
+                "(extra field 'workspace_id') or pass workspace_id= to the task."
+            )
+        return workspace_id
+
+
+def _blink_url(conn_id: str, host: str | None, schema: str | None, port: int | None) -> str:
+    raw = (host or DEFAULT_BLINK_URL).strip().rstrip("/")
+    if "://" not in raw:
+        raw = f"{schema if schema in ('http', 'https') else 'https'}://{raw}"
+    try:
+        parts = urlsplit(raw)
+        has_port = parts.port is not None
+    except ValueError as exc:
+        raise BlinkConfigurationError(
+            f"Connection {conn_id!r}: Blink URL {raw!r} is not valid ({exc})."
+        ) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise BlinkConfigurationError(
+            f"Connection {conn_id!r}: Blink URL {raw!r} is not a valid http(s) URL; "
+            f"set 'Blink URL' to e.g. {DEFAULT_BLINK_URL} or https://<tenant>.app.blinkops.com."
+        )
+    path = parts.path.rstrip("/")
+    path = path.removesuffix(api.API_PREFIX)
+    netloc = parts.netloc if has_port or not port else f"{parts.netloc}:{port}"
+    return f"{parts.scheme}://{netloc}{path}"
+
+
+def _number(conn_id: str, extra: Mapping[str, Any], name: str, default: float, minimum: float) -> float:
+    value = extra.get(name, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not number >= minimum:
+        raise BlinkConfigurationError(
+            f"Connection {conn_id!r}: extra {name!r} must be a number >= {minimum}, got {value!r}."
+        )
+    return number
+
+
+def _verify(value: Any) -> bool | str:
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    return value if isinstance(value, str) else bool(value)
+
+
+def read_connection(conn: Connection) -> BlinkConnectionConfig:
+    """Read a ``blink`` connection: the one place each field and its default are interpreted."""
+    conn_id = conn.conn_id or DEFAULT_CONN_ID
+    if not conn.password:
+        raise BlinkConfigurationError(
+            f"Connection {conn_id!r} has no Blink API key: put it in the 'API Key' (password) field."
+        )
+    mask_secret(conn.password)
+    extra = conn.extra_dejson
+    proxies = extra.get("proxies")
+    if proxies is not None and not isinstance(proxies, dict):
+        raise BlinkConfigurationError(
+            f'Connection {conn_id!r}: extra \'proxies\' must be an object like {{"https": "http://proxy:3128"}}.'
+        )
+    workspace_id = extra.get("workspace_id") or extra.get(f"extra__{CONN_TYPE}__workspace_id")
+    return BlinkConnectionConfig(
+        conn_id=conn_id,
+        url=_blink_url(conn_id, conn.host, conn.schema, conn.port),
+        api_key=conn.password,
+        workspace_id=str(workspace_id).strip() if workspace_id else None,
+        timeout=_number(conn_id, extra, "timeout", DEFAULT_TIMEOUT, 0.001),
+        verify=_verify(extra.get("verify", True)),
+        proxies=proxies,
+        retry=RetryPolicy(
+            max_retries=int(_number(conn_id, extra, "retry_limit", RetryPolicy.max_retries, 0)),
+            initial_delay=_number(conn_id, extra, "retry_delay", RetryPolicy.initial_delay, 0),
+        ),
+    )
+
+
+class BlinkHook(BaseHook):
+    """
+    Talk to Blink's REST API through an Airflow ``blink`` connection.
+
+    Synchronous calls share one keep-alive ``requests.Session``; for asynchronous calls open
+    :meth:`async_client` once and make every call through it. Failed calls are retried per
+    :mod:`airflow_provider_blink.retries`; errors are :mod:`airflow_provider_blink.exceptions`.
+
+    :param blink_conn_id: the Airflow connection: Host = Blink URL, Password = API key, extra
+        ``workspace_id`` (default workspace), ``timeout``, ``verify``, ``proxies``,
+        ``retry_limit``, ``retry_delay``.
+    """
+
+    conn_name_attr = "blink_conn_id"
+    default_conn_name = DEFAULT_CONN_ID
+    conn_type = CONN_TYPE
+    hook_name = "Blink"
+
+    def __init__(self, blink_conn_id: str = DEFAULT_CONN_ID) -> None:
+        super().__init__()
+        self.blink_conn_id = blink_conn_id
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(blink_conn_id={self.blink_conn_id!r})"
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Relabel and hide connection-form boxes (Airflow 2; Airflow 3 reads provider info)."""
+        return {
+            "hidden_fields": list(UI_FIELD_BEHAVIOUR["hidden_fields"]),
+            "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
+            "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
+        }
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Add the Workspace ID box to the connection form (Airflow 2; Airflow 3 reads provider info)."""
+        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
+        from flask_babel import lazy_gettext
+        from wtforms import StringField
+
+        return {
+            name: StringField(
+                lazy_gettext(spec["label"]), widget=BS3TextFieldWidget(), description=spec["description"]
+            )
+            for name, spec in CONN_FIELDS.items()
+        }
+
+    @functools.cached_property
+    def config(self) -> BlinkConnectionConfig:
+        """The connection, read once per hook."""
+        return read_connection(self.get_connection(self.blink_conn_id))
+
+    async def aget_config(self) -> BlinkConnectionConfig:
+        """The connection, read without blocking the event loop."""
+        from airflow.providers.common.compat.connection import get_async_connection
+
+        return read_connection(await get_async_connection(self.blink_conn_id, hook=self))
+
+    @functools.cached_property
+    def session(self) -> requests.Session:
+        """One keep-alive session per hook: repeated calls reuse its TCP/TLS connection."""
+        session = requests.Session()
+        session.headers.update(self.config.headers)
+        session.verify = self.config.verify
+        if self.config.proxies:
+            session.proxies.update(self.config.proxies)
+        return session
+
+    def close(self) -> None:
+        """Release the session's connections (a new one opens on the next call)."""
+        if "session" in self.__dict__:
+            self.__dict__.pop("session").close()
+
+    def _send(self, call: api.ApiCall[Any]) -> Any:
+        timeout = call.timeout or self.config.timeout
+        try:
+            response = self.session.request(
+                call.method,
+                f"{self.config.api_url}{call.path}",
+                params=call.params,
+                json=call.body,
+                timeout=(min(timeout, self.config.timeout), timeout),
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            never_connected = isinstance(exc, requests.ConnectTimeout) or _is_refused(exc)
+            raise BlinkTransportError(
+                f"Blink did not answer {call.what}: {type(exc).__name__}: {exc}",
+                request_sent=not never_connected,
+            ) from None
+        return api.parse_answer(
+            call, response.status_code, response.text, response.headers.get("Retry-After")
+        )
+
+    def call(self, call: api.ApiCall[Any]) -> Any:
+        """Make one API call with retries; the building block of the methods below."""
+        for attempt in tenacity.Retrying(
+            **self.config.retry.tenacity_kwargs(idempotent=call.idempotent, log=self.log)
+        ):
+            with attempt:
+                return self._send(call)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    def execute_playbook(self, playbook_id: str, *, workspace_id: str | None = None, **body: Any) -> str:
+        """
+        Start a playbook and return the new execution's id.
+
+        :param playbook_id: the playbook's id.
+        :param workspace_id: overrides the connection's workspace.
+        :param body: ``input_values``, ``event``, ``runner``, ``trigger_type``, ``callback``, ``past_exec_ref``.
+        """
+        return self.call(
+            api.execute(self.config.workspace(workspace_id), playbook_id, api.execute_body(**body))
+        )
+
+    def run_playbook_sync(
+        self, playbook_id: str, *, workspace_id: str | None = None, timeout: int | None = None, **body: Any
+    ) -> Any:
+        """
+        Run a playbook in Blink's synchronous mode and return its output (Blink answers when it ends).
+
+        :param timeout: seconds Blink waits for the playbook (Blink's ``timeout`` query parameter).
+        """
+        read_timeout = (timeout or self.config.timeout) + RUN_SYNC_GRACE
+        workspace = self.config.workspace(workspace_id)
+        return self.call(
+            api.execute_sync(workspace, playbook_id, api.execute_body(**body), timeout, read_timeout)
+        )
+
+    def get_execution(self, execution_id: str, *, workspace_id: str | None = None) -> dict[str, Any]:
+        """Return the execution record."""
+        return self.call(api.get_execution(self.config.workspace(workspace_id), execution_id))
+
+    def list_executions(self, *, workspace_id: str | None = None, **query: Any) -> dict[str, Any]:
+        """
+        Return one page of executions matching an RQL query.
+
+        :param query: ``filter``, ``sort``, ``limit`` (1..1000), ``offset``, ``select``.
+        """
+        return self.call(api.list_executions(self.config.workspace(workspace_id), api.rql_query(**query)))
+
+    def iter_executions(
+        self, *, workspace_id: str | None = None, page_size: int = api.MAX_PAGE_SIZE, **query: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Yield every execution matching ``filter``, page by page (memory stays at one page)."""
+        query.setdefault("sort", ["created_at"])
+        offset = 0
+        while True:
+            page = self.list_executions(workspace_id=workspace_id, limit=page_size, offset=offset, **query)
+            yield from page["results"]
+            next_offset = api.next_offset(page, offset)
+            if next_offset is None:
+                return
+            offset = next_offset
+
+    def cancel_execution(self, execution_id: str, *, workspace_id: str | None = None) -> bool:
+        """Cancel an execution; ``False`` when it had already finished."""
+        return self.call(api.cancel_execution(self.config.workspace(workspace_id), execution_id))
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the URL, key and workspace with one cheap call (list one execution)."""
+        try:
+            workspace = self.config.workspace()
+            self.list_executions(limit=1)
+        except BlinkError as exc:
+            return False, str(exc)
+        return True, f"Connected to Blink at {self.config.url}, workspace {workspace!r}."
+
+    @contextlib.asynccontextmanager
+    async def async_client(self) -> AsyncIterator[BlinkAsyncClient]:
+        """Open one aiohttp session for a series of async calls; the connection is read once."""
+        import aiohttp
+
+        config = await self.aget_config()
+        async with aiohttp.ClientSession(
+            headers=config.headers,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=config.timeout, sock_read=config.timeout),
+            trust_env=True,
+        ) as session:
+            yield BlinkAsyncClient(config, session, self.log)
+
+
+def _is_refused(exc: Exception) -> bool:
+    """Whether requests failed while connecting (refused, DNS), i.e. before anything was sent."""
+    import urllib3.exceptions
+
+    reason: Any = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)
+    return isinstance(reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.NameResolutionError)
+
+
+class BlinkAsyncClient:
+    """
+    Asynchronous Blink calls over one aiohttp session, with the same methods as :class:`BlinkHook`.
+
+    Get one from :meth:`BlinkHook.async_client`.
+    """
+
+    def __init__(self, config: BlinkConnectionConfig, session: aiohttp.ClientSession, log: Any) -> None:
+        self.config = config
+        self._session = session
+        self._log = log
+
+    async def _send(self, call: api.ApiCall[Any]) -> Any:
+        import aiohttp
+
+        timeout = call.timeout or self.config.timeout
+        try:
+            async with self._session.request(
+                call.method,
+                f"{self.config.api_url}{call.path}",
+                params=call.params,
+                json=call.body,
+                ssl=_aiohttp_ssl(self.config.verify),
+                proxy=_proxy_for(self.config),
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=self.config.timeout, sock_read=timeout
+                ),
+            ) as response:
+                text = await response.text()
+                status, retry_after = response.status, response.headers.get("Retry-After")
+        except aiohttp.ClientConnectorError as exc:
+            raise BlinkTransportError(
+                f"Blink did not answer {call.what}: {type(exc).__name__}: {exc}", request_sent=False
+            ) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise BlinkTransportError(
+                f"Blink did not answer {call.what}: {type(exc).__name__}: {exc or 'timed out'}"
+            ) from None
+        return api.parse_answer(call, status, text, retry_after)
+
+    async def call(self, call: api.ApiCall[Any]) -> Any:
+        """Make one API call with retries (same policy as the sync hook)."""
+        async for attempt in tenacity.AsyncRetrying(
+            **self.config.retry.tenacity_kwargs(idempotent=call.idempotent, log=self._log)
+        ):
+            with attempt:
+                return await self._send(call)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def execute_playbook(
+        self, playbook_id: str, *, workspace_id: str | None = None, **body: Any
+    ) -> str:
+        """Async :meth:`BlinkHook.execute_playbook`."""
+        return await self.call(
+            api.execute(self.config.workspace(workspace_id), playbook_id, api.execute_body(**body))
+        )
+
+    async def run_playbook_sync(
+        self, playbook_id: str, *, workspace_id: str | None = None, timeout: int | None = None, **body: Any
+    ) -> Any:
+        """Async :meth:`BlinkHook.run_playbook_sync`."""
+        read_timeout = (timeout or self.config.timeout) + RUN_SYNC_GRACE
+        workspace = self.config.workspace(workspace_id)
+        return await self.call(
+            api.execute_sync(workspace, playbook_id, api.execute_body(**body), timeout, read_timeout)
+        )
+
+    async def get_execution(self, execution_id: str, *, workspace_id: str | None = None) -> dict[str, Any]:
+        """Async :meth:`BlinkHook.get_execution`."""
+        return await self.call(api.get_execution(self.config.workspace(workspace_id), execution_id))
+
+    async def list_executions(self, *, workspace_id: str | None = None, **query: Any) -> dict[str, Any]:
+        """Async :meth:`BlinkHook.list_executions`."""
+        return await self.call(
+            api.list_executions(self.config.workspace(workspace_id), api.rql_query(**query))
+        )
+
+    async def iter_executions(
+        self, *, workspace_id: str | None = None, page_size: int = api.MAX_PAGE_SIZE, **query: Any
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Async :meth:`BlinkHook.iter_executions`."""
+        query.setdefault("sort", ["created_at"])
+        offset = 0
+        while True:
+            page = await self.list_executions(
+                workspace_id=workspace_id, limit=page_size, offset=offset, **query
+            )
+            for execution in page["results"]:
+                yield execution
+            next_offset = api.next_offset(page, offset)
+            if next_offset is None:
+                return
+            offset = next_offset
+
+    async def cancel_execution(self, execution_id: str, *, workspace_id: str | None = None) -> bool:
+        """Async :meth:`BlinkHook.cancel_execution`."""
+        return await self.call(api.cancel_execution(self.config.workspace(workspace_id), execution_id))
+
+
+def _aiohttp_ssl(verify: bool | str) -> Any:
+    if verify is True:
+        return True
+    if verify is False:
+        return False
+    import ssl
+
+    return _ssl_context(verify, ssl)
+
+
+@functools.lru_cache(maxsize=8)
+def _ssl_context(cafile: str, ssl: Any) -> Any:
+    return ssl.create_default_context(cafile=cafile)
+
+
+def _proxy_for(config: BlinkConnectionConfig) -> str | None:
+    if not config.proxies:
+        return None
+    scheme = urlsplit(config.url).scheme
+    return config.proxies.get(scheme) or config.proxies.get("all")

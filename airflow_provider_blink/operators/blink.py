@@ -1,0 +1,245 @@
+"""BlinkExecutePlaybookOperator: run a Blink playbook and (by default) wait for its execution."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseOperator, conf
+
+from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
+from airflow_provider_blink.exceptions import (
+    BlinkApiError,
+    BlinkConfigurationError,
+    BlinkExecutionFailed,
+    BlinkExecutionTimeout,
+)
+from airflow_provider_blink.links.blink import BlinkExecutionLink, push_execution
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_blink.hooks.blink import BlinkHook
+
+
+def check_poll_interval(poll_interval: Any) -> float:
+    """Reject a poll interval that is not a positive number (shared with the sensor)."""
+    if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float) or poll_interval <= 0:
+        raise BlinkConfigurationError(
+            f"poll_interval must be a positive number of seconds, got {poll_interval!r}."
+        )
+    return float(poll_interval)
+
+
+def resolve_deferrable(deferrable: bool | None) -> bool:
+    """``None`` means Airflow's ``[operators] default_deferrable``."""
+    if deferrable is None:
+        return conf.getboolean("operators", "default_deferrable", fallback=False)
+    return deferrable
+
+
+class BlinkExecutePlaybookOperator(BaseOperator):
+    """
+    Start a Blink playbook and wait for its execution to finish.
+
+    Pushes ``execution_id`` and ``execution_url`` to XCom as soon as the run starts, and returns
+    a JSON-serialisable summary of the finished execution (id, state, timings, error details,
+    ``output`` in ``run_sync`` mode). A failed, cancelled or timed-out execution fails the task.
+
+    :param playbook_id: the playbook to run (its id, not its name). Templated.
+    :param workspace_id: overrides the connection's Workspace ID. Templated.
+    :param input_values: the playbook's input parameters. Templated.
+    :param event: event data for event-based playbooks. Templated.
+    :param runner: runner group to run on. Templated.
+    :param trigger_type: trigger type to report to Blink.
+    :param callback: Blink callback (``url``, ``method``, ``headers``, ``body`` ...). Templated.
+    :param past_exec_ref: id of a previous execution to re-run.
+    :param blink_conn_id: the Airflow connection to Blink.
+    :param wait_for_completion: wait for the execution to finish (``False``: fire and forget).
+    :param deferrable: wait in the triggerer, freeing the worker slot; default
+        ``[operators] default_deferrable``.
+    :param poll_interval: seconds between status checks.
+    :param timeout: seconds to wait for the execution; when they pass, the execution is
+        cancelled and the task fails. ``None`` waits indefinitely.
+    :param run_sync: use Blink's synchronous mode: one request that returns the playbook's
+        output (not deferrable; ``timeout`` becomes Blink's own ``timeout`` parameter).
+    :param success_states: execution states that count as success (default ``Completed``).
+    :param failure_states: execution states that count as failure (default Failed,
+        Cancelled, Timeout, Timed out, Stopped, Skipped).
+    """
+
+    template_fields: Sequence[str] = (
+        "playbook_id",
+        "workspace_id",
+        "input_values",
+        "event",
+        "runner",
+        "trigger_type",
+        "callback",
+        "past_exec_ref",
+    )
+    template_fields_renderers = {"input_values": "json", "event": "json", "callback": "json"}
+    operator_extra_links = (BlinkExecutionLink(),)
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        playbook_id: str,
+        workspace_id: str | None = None,
+        input_values: Mapping[str, Any] | None = None,
+        event: Mapping[str, Any] | None = None,
+        runner: str | None = None,
+        trigger_type: str | None = None,
+        callback: Mapping[str, Any] | None = None,
+        past_exec_ref: str | None = None,
+        blink_conn_id: str = DEFAULT_CONN_ID,
+        wait_for_completion: bool = True,
+        deferrable: bool | None = None,
+        poll_interval: float = 10.0,
+        timeout: float | None = None,
+        run_sync: bool = False,
+        success_states: Collection[str] | None = None,
+        failure_states: Collection[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if isinstance(playbook_id, str) and not playbook_id.strip():
+            raise BlinkConfigurationError("playbook_id must be a playbook's id, got an empty string.")
+        if run_sync and deferrable:
+            raise BlinkConfigurationError(
+                "run_sync=True makes one blocking request and cannot defer; drop deferrable=True, "
+                "or drop run_sync to wait in the triggerer."
+            )
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+        ):
+            raise BlinkConfigurationError(
+                f"timeout must be a positive number of seconds or None, got {timeout!r}."
+            )
+        self.playbook_id = playbook_id
+        self.workspace_id = workspace_id
+        self.input_values = input_values
+        self.event = event
+        self.runner = runner
+        self.trigger_type = trigger_type
+        self.callback = callback
+        self.past_exec_ref = past_exec_ref
+        self.blink_conn_id = blink_conn_id
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = False if run_sync else resolve_deferrable(deferrable)
+        self.poll_interval = check_poll_interval(poll_interval)
+        self.timeout = timeout
+        self.run_sync = run_sync
+        self.success_states = success_states
+        self.failure_states = failure_states
+        self.execution_id: str | None = None
+
+    @functools.cached_property
+    def hook(self) -> BlinkHook:
+        from airflow_provider_blink.hooks.blink import BlinkHook
+
+        return BlinkHook(self.blink_conn_id)
+
+    def _body(self) -> dict[str, Any]:
+        from airflow_provider_blink import api
+
+        if not isinstance(self.playbook_id, str) or not self.playbook_id.strip():
+            raise BlinkConfigurationError(
+                f"playbook_id must be a non-empty string, got {self.playbook_id!r}."
+            )
+        return api.execute_body(
+            input_values=self.input_values,
+            event=self.event,
+            runner=self.runner,
+            trigger_type=self.trigger_type,
+            callback=self.callback,
+            past_exec_ref=self.past_exec_ref,
+        )
+
+    def _url(self, execution_id: str) -> str:
+        from airflow_provider_blink.executions import execution_url
+
+        config = self.hook.config
+        return execution_url(config.url, config.workspace(self.workspace_id), self.playbook_id, execution_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        body = self._body()
+        if self.run_sync:
+            return self._run_sync(body)
+        self.execution_id = self.hook.execute_playbook(
+            self.playbook_id, workspace_id=self.workspace_id, **body
+        )
+        url = self._url(self.execution_id)
+        push_execution(context, self.execution_id, url)
+        self.log.info(
+            "Started Blink execution %s of playbook %s: %s", self.execution_id, self.playbook_id, url
+        )
+        if not self.wait_for_completion:
+            return {"execution_id": self.execution_id, "execution_url": url}
+        return self._wait(context, self.execution_id)
+
+    def _wait(self, context: Context, execution_id: str) -> dict[str, Any]:
+        from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
+        from airflow_provider_blink.triggers.blink import build_trigger, finished_event, wait_for_event
+
+        execution = self.hook.get_execution(execution_id, workspace_id=self.workspace_id)
+        outcome = decide_outcome(execution, self.success_states, self.failure_states)
+        if outcome is not ExecutionOutcome.RUNNING:
+            return self.execute_complete(context, finished_event(execution, outcome), execution_id)
+        trigger = build_trigger(self, execution_id, self.timeout)
+        if self.deferrable:
+            self.defer(trigger=trigger, method_name="execute_complete", kwargs={"execution_id": execution_id})
+        return self.execute_complete(context, wait_for_event(trigger), execution_id)
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any], execution_id: str | None = None
+    ) -> dict[str, Any]:
+        """Finish the task from the trigger's event: return the summary, or fail saying why."""
+        from airflow_provider_blink.executions import summarize
+        from airflow_provider_blink.triggers.blink import execution_from_event
+
+        event_execution_id = event.get("execution_id") if isinstance(event, dict) else None
+        url = self._url(event_execution_id) if isinstance(event_execution_id, str) else None
+        try:
+            execution = execution_from_event(event, execution_id, url)
+        except BlinkExecutionTimeout as exc:
+            cancelled = self.hook.cancel_execution(event["execution_id"], workspace_id=self.workspace_id)
+            raise BlinkExecutionTimeout(
+                f"{exc} (timeout={self.timeout}s); "
+                + ("cancelled it." if cancelled else "it had already finished when we tried to cancel it.")
+                + f" See {url}"
+            ) from None
+        self.log.info("Blink execution %s finished: %s", execution["id"], execution.get("state_ui"))
+        return {**summarize(execution), "execution_url": url, "output": None}
+
+    def _run_sync(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            output = self.hook.run_playbook_sync(
+                self.playbook_id,
+                workspace_id=self.workspace_id,
+                timeout=None if self.timeout is None else int(self.timeout),
+                **body,
+            )
+        except BlinkApiError as exc:
+            execution_id = exc.data.get("execution_id")
+            if not execution_id:
+                raise
+            raise BlinkExecutionFailed(
+                f"Blink execution {execution_id!r} of playbook {self.playbook_id!r} did not complete "
+                f"(run_sync): {exc}. See {self._url(execution_id)}"
+            ) from None
+        return {
+            "execution_id": None,
+            "playbook_id": self.playbook_id,
+            "state_ui": "Completed",
+            "output": output,
+        }
+
+    def on_kill(self) -> None:
+        """Cancel the execution this task started when Airflow kills the task."""
+        if self.execution_id is None or not self.wait_for_completion:
+            return
+        self.log.info("Task killed: cancelling Blink execution %s", self.execution_id)
+        self.hook.cancel_execution(self.execution_id, workspace_id=self.workspace_id)

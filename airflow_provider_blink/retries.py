@@ -1,0 +1,85 @@
+"""Which Blink errors are retried, and how: one rule for the sync and the async client."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import tenacity
+
+from airflow_provider_blink.exceptions import BlinkApiError, BlinkTransportError
+
+#: A ``Retry-After`` longer than this is not waited for: the call fails and says so.
+MAX_RETRY_AFTER = 120.0
+
+# Statuses that mean Blink did not act on the request, so even a non-idempotent POST may repeat.
+_NOT_PROCESSED_STATUSES = frozenset({429, 503})
+
+
+def is_retryable(exc: BaseException, *, idempotent: bool) -> bool:
+    """
+    Say whether a failed call may be repeated.
+
+    Transport faults, 429 and 5xx are transient. A call that is not idempotent (starting a
+    playbook) is repeated only when Blink surely did not act on it: the connection was never
+    made, or Blink answered 429/503. Other 4xx are never retried.
+    """
+    if isinstance(exc, BlinkTransportError):
+        return idempotent or not exc.request_sent
+    if isinstance(exc, BlinkApiError):
+        if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER:
+            return False
+        if exc.status in _NOT_PROCESSED_STATUSES:
+            return True
+        return idempotent and exc.status >= 500
+    return False
+
+
+class _WaitHonouringRetryAfter(tenacity.wait.wait_base):
+    """Exponential backoff with full jitter, or Blink's ``Retry-After`` when it sends one."""
+
+    def __init__(self, initial: float, maximum: float) -> None:
+        self._backoff = tenacity.wait_random_exponential(multiplier=initial, max=maximum)
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, BlinkApiError) and exc.retry_after is not None:
+            return exc.retry_after
+        return float(self._backoff(retry_state))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """
+    How often and how patiently a Blink call is retried.
+
+    :param max_retries: retries after the first attempt (0 disables retrying).
+    :param initial_delay: base of the exponential backoff, in seconds.
+    :param max_delay: cap of one backoff wait, in seconds.
+    """
+
+    max_retries: int = 5
+    initial_delay: float = 1.0
+    max_delay: float = 30.0
+
+    def tenacity_kwargs(self, *, idempotent: bool, log: logging.Logger | Any) -> dict[str, Any]:
+        """Arguments for ``tenacity.Retrying``/``AsyncRetrying`` implementing this policy."""
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "Blink call failed (attempt %d of %d), retrying in %.1fs: %s",
+                state.attempt_number,
+                self.max_retries + 1,
+                state.upcoming_sleep,
+                exc,
+            )
+
+        return {
+            "retry": tenacity.retry_if_exception(lambda exc: is_retryable(exc, idempotent=idempotent)),
+            "wait": _WaitHonouringRetryAfter(self.initial_delay, self.max_delay),
+            "stop": tenacity.stop_after_attempt(self.max_retries + 1),
+            "before_sleep": before_sleep,
+            "reraise": True,
+        }

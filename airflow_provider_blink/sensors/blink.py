@@ -1,0 +1,128 @@
+"""BlinkExecutionSensor: wait for a Blink execution (e.g. one started fire-and-forget) to finish."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException, BaseSensorOperator
+
+from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
+from airflow_provider_blink.exceptions import BlinkConfigurationError, BlinkError, BlinkExecutionTimeout
+from airflow_provider_blink.links.blink import BlinkExecutionLink
+from airflow_provider_blink.operators.blink import check_poll_interval, resolve_deferrable
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context, PokeReturnValue
+
+    from airflow_provider_blink.hooks.blink import BlinkHook
+
+
+class BlinkExecutionSensor(BaseSensorOperator):
+    """
+    Wait until a Blink execution finishes; return its execution record through XCom.
+
+    Works in ``poke``, ``reschedule`` and deferrable mode. A failed execution fails the task
+    (or skips it with ``soft_fail=True``); so does the sensor's ``timeout``.
+
+    :param execution_id: the execution to watch, e.g.
+        ``"{{ ti.xcom_pull(task_ids='start', key='execution_id') }}"``. Templated.
+    :param workspace_id: overrides the connection's Workspace ID. Templated.
+    :param blink_conn_id: the Airflow connection to Blink.
+    :param deferrable: wait in the triggerer; default ``[operators] default_deferrable``.
+    :param success_states: execution states that count as success (default ``Completed``).
+    :param failure_states: execution states that count as failure.
+    """
+
+    template_fields: Sequence[str] = ("execution_id", "workspace_id")
+    operator_extra_links = (BlinkExecutionLink(),)
+    ui_color = "#e8f0fe"
+
+    def __init__(
+        self,
+        *,
+        execution_id: str,
+        workspace_id: str | None = None,
+        blink_conn_id: str = DEFAULT_CONN_ID,
+        deferrable: bool | None = None,
+        success_states: Collection[str] | None = None,
+        failure_states: Collection[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.execution_id = execution_id
+        self.workspace_id = workspace_id
+        self.blink_conn_id = blink_conn_id
+        self.deferrable = resolve_deferrable(deferrable)
+        self.poll_interval = check_poll_interval(self.poke_interval)
+        self.success_states = success_states
+        self.failure_states = failure_states
+
+    @functools.cached_property
+    def hook(self) -> BlinkHook:
+        from airflow_provider_blink.hooks.blink import BlinkHook
+
+        return BlinkHook(self.blink_conn_id)
+
+    def _execution_id(self) -> str:
+        if not isinstance(self.execution_id, str) or not self.execution_id.strip():
+            raise BlinkConfigurationError(
+                f"execution_id must be a non-empty string, got {self.execution_id!r}; "
+                "check the XCom or template that supplies it."
+            )
+        return self.execution_id.strip()
+
+    def _url(self, execution: dict[str, Any] | None) -> str | None:
+        from airflow_provider_blink.executions import execution_url
+
+        if not execution:
+            return None
+        config = self.hook.config
+        workspace = config.workspace(self.workspace_id)
+        return execution_url(config.url, workspace, execution.get("playbook_id"), execution["id"])
+
+    def _finish(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The execution of a success event; otherwise fail (or skip, with ``soft_fail``)."""
+        from airflow_provider_blink.triggers.blink import execution_from_event
+
+        try:
+            return execution_from_event(event, self._execution_id(), self._url(event.get("execution")))
+        except BlinkExecutionTimeout as exc:
+            if self.soft_fail:
+                raise AirflowSkipException(f"{exc} (soft_fail)") from None
+            raise AirflowSensorTimeout(str(exc)) from None
+        except BlinkError as exc:
+            if self.soft_fail:
+                raise AirflowSkipException(f"{exc} (soft_fail)") from None
+            raise
+
+    def poke(self, context: Context) -> PokeReturnValue | bool:
+        from airflow.providers.common.compat.sdk import PokeReturnValue
+
+        from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
+        from airflow_provider_blink.triggers.blink import finished_event
+
+        execution = self.hook.get_execution(self._execution_id(), workspace_id=self.workspace_id)
+        outcome = decide_outcome(execution, self.success_states, self.failure_states)
+        if outcome is ExecutionOutcome.RUNNING:
+            self.log.info("Blink execution %s is %s", execution["id"], execution.get("state_ui"))
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=self._finish(finished_event(execution, outcome)))
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        from airflow_provider_blink.triggers.blink import build_trigger
+
+        done = self.poke(context)
+        if not isinstance(done, bool):
+            return done.xcom_value
+        self.defer(
+            trigger=build_trigger(self, self._execution_id(), self.timeout),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Finish from the trigger's event: return the execution record, or fail saying why."""
+        return self._finish(event)

@@ -193,6 +193,12 @@ def next_offset(page: Mapping[str, Any], offset: int) -> int | None:
     return following
 
 
+def get_execution_steps(workspace_id: str, execution_id: str) -> ApiCall[list[dict[str, Any]]]:
+    """Read an execution's steps (their input, output and error data)."""
+    path = f"{_workspace_path(workspace_id)}/executions/{_segment(execution_id, 'execution_id')}/steps"
+    return ApiCall("GET", path, read=lambda body: _read_page(body)["results"])
+
+
 def _cancel_refused(exc: BlinkApiError) -> bool:
     if isinstance(exc, BlinkBadRequestError):
         return False  # Blink answers 400 when the execution is no longer running: nothing to cancel.

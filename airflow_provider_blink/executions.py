@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -58,3 +59,22 @@ def failure_message(execution: Mapping[str, Any], url: str | None = None) -> str
     if url:
         text += f". See {url}"
     return text
+
+
+def playbook_output(steps: Sequence[Mapping[str, Any]]) -> Any:
+    """
+    The playbook's output as its steps report it: the last finished step's ``output_data``.
+
+    Blink types ``output_data`` as a string; JSON in it is decoded. ``None`` when no step has output.
+    """
+    finished = [step for step in steps if step.get("output_data") not in (None, "")]
+    if not finished:
+        return None
+    last = max(finished, key=lambda step: step.get("finished_at") or 0)
+    data = last["output_data"]
+    if isinstance(data, str):
+        try:
+            return json.loads(data)
+        except ValueError:
+            return data
+    return data

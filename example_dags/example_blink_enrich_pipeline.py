@@ -35,12 +35,18 @@ def example_blink_enrich_pipeline() -> None:
     # [END howto_operator_blink_execute_playbook]
 
     @task
-    def report(execution: dict[str, Any]) -> str:
-        line = f"execution {execution['execution_id']} of {execution['playbook_id']}: {execution['state_ui']}"
-        print(f"Blink {line} ({execution['execution_url']})")
-        return line
+    def decide_response(execution: dict[str, Any]) -> dict[str, Any]:
+        output = execution["output"] or {}
+        decision = {
+            "execution_id": execution["execution_id"],
+            "state": execution["state_ui"],
+            "output": output,
+            "block_ip": output.get("verdict") == "malicious",
+        }
+        print(f"Blink result: {decision}")
+        return decision
 
-    report(enrich.output)
+    decide_response(enrich.output)
 
 
 example_blink_enrich_pipeline()

@@ -281,6 +281,12 @@ class BlinkHook(BaseHook):
         """Return the execution record."""
         return self.call(api.get_execution(self.config.workspace(workspace_id), execution_id))
 
+    def get_execution_steps(
+        self, execution_id: str, *, workspace_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Return the execution's steps, each with ``input_data``, ``output_data`` and ``error_data``."""
+        return self.call(api.get_execution_steps(self.config.workspace(workspace_id), execution_id))
+
     def list_executions(self, *, workspace_id: str | None = None, **query: Any) -> dict[str, Any]:
         """
         Return one page of executions matching an RQL query.
@@ -409,6 +415,12 @@ class BlinkAsyncClient:
     async def get_execution(self, execution_id: str, *, workspace_id: str | None = None) -> dict[str, Any]:
         """Async :meth:`BlinkHook.get_execution`."""
         return await self.call(api.get_execution(self.config.workspace(workspace_id), execution_id))
+
+    async def get_execution_steps(
+        self, execution_id: str, *, workspace_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Async :meth:`BlinkHook.get_execution_steps`."""
+        return await self.call(api.get_execution_steps(self.config.workspace(workspace_id), execution_id))
 
     async def list_executions(self, *, workspace_id: str | None = None, **query: Any) -> dict[str, Any]:
         """Async :meth:`BlinkHook.list_executions`."""

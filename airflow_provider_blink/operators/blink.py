@@ -67,6 +67,8 @@ class BlinkExecutePlaybookOperator(BaseOperator):
     :param success_states: execution states that count as success (default ``Completed``).
     :param failure_states: execution states that count as failure (default Failed,
         Cancelled, Timeout, Timed out, Stopped, Skipped).
+    :param include_output: add the playbook's ``output`` (read from the execution's steps)
+        to the returned summary; one more API call per run.
     """
 
     template_fields: Sequence[str] = (
@@ -102,6 +104,7 @@ class BlinkExecutePlaybookOperator(BaseOperator):
         run_sync: bool = False,
         success_states: Collection[str] | None = None,
         failure_states: Collection[str] | None = None,
+        include_output: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -134,6 +137,7 @@ class BlinkExecutePlaybookOperator(BaseOperator):
         self.run_sync = run_sync
         self.success_states = success_states
         self.failure_states = failure_states
+        self.include_output = include_output
         self.execution_id: str | None = None
 
     @functools.cached_property
@@ -197,7 +201,7 @@ class BlinkExecutePlaybookOperator(BaseOperator):
         self, context: Context, event: dict[str, Any], execution_id: str | None = None
     ) -> dict[str, Any]:
         """Finish the task from the trigger's event: return the summary, or fail saying why."""
-        from airflow_provider_blink.executions import summarize
+        from airflow_provider_blink.executions import playbook_output, summarize
         from airflow_provider_blink.triggers.blink import execution_from_event
 
         event_execution_id = event.get("execution_id") if isinstance(event, dict) else None
@@ -212,7 +216,11 @@ class BlinkExecutePlaybookOperator(BaseOperator):
                 + f" See {url}"
             ) from None
         self.log.info("Blink execution %s finished: %s", execution["id"], execution.get("state_ui"))
-        return {**summarize(execution), "execution_url": url, "output": None}
+        output = None
+        if self.include_output:
+            steps = self.hook.get_execution_steps(execution["id"], workspace_id=self.workspace_id)
+            output = playbook_output(steps)
+        return {**summarize(execution), "execution_url": url, "output": output}
 
     def _run_sync(self, body: dict[str, Any]) -> dict[str, Any]:
         try:

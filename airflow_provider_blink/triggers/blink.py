@@ -115,7 +115,7 @@ class BlinkExecutionTrigger(BaseTrigger):
                     return self._event(
                         "error",
                         execution,
-                        f"Blink kept failing for {self.error_budget:.0f}s while watching execution "
+                        f"Blink kept failing for {self.error_budget:g}s while watching execution "
                         f"{self.execution_id!r}; last error: {exc}",
                         permanent=False,
                     )

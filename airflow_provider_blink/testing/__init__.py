@@ -1,0 +1,27 @@
+"""A Blink API emulator for tests, demos and users' own DAG tests.
+
+Importing this package does not import Airflow. Typical use::
+
+    from airflow_provider_blink.testing import BlinkEmulator, ScriptedPlaybook
+
+    with BlinkEmulator(api_key="k", playbooks=[ScriptedPlaybook(id="pb", workspace_id="ws")]) as emu:
+        os.environ.update(emu.connection_env())
+        ...  # run the DAG / hook against emu.url
+"""
+
+from __future__ import annotations
+
+from airflow_provider_blink.testing.emulator import BlinkEmulator
+from airflow_provider_blink.testing.faults import Fault
+from airflow_provider_blink.testing.playbooks import DEMO_PLAYBOOKS, DEMO_WORKSPACE, Outcome, ScriptedPlaybook
+from airflow_provider_blink.testing.server import RequestRecord
+
+__all__ = [
+    "DEMO_PLAYBOOKS",
+    "DEMO_WORKSPACE",
+    "BlinkEmulator",
+    "Fault",
+    "Outcome",
+    "RequestRecord",
+    "ScriptedPlaybook",
+]

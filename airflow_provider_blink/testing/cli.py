@@ -1,0 +1,126 @@
+"""Command line for the Blink emulator: serve until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_blink.testing.emulator import BlinkEmulator
+from airflow_provider_blink.testing.playbooks import (
+    COMPLETED,
+    DEMO_PLAYBOOKS,
+    DEMO_WORKSPACE,
+    ScriptedPlaybook,
+)
+
+API_KEY_ENV = "BLINK_EMULATOR_API_KEY"
+DEFAULT_API_KEY = "blink-demo-key"
+DEFAULT_PORT = 8765
+_PLAYBOOK_FIELDS = {"id", "name", "workspace_id", "duration", "final_state", "output", "error_details"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (``--help`` documents every flag)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m airflow_provider_blink.testing",
+        description="Serve an emulated Blink REST API on loopback for tests and demos.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="port; 0 picks a free one (default %(default)s)"
+    )
+    parser.add_argument(
+        "--api-key", help=f"the accepted API key (default: ${API_KEY_ENV}, else {DEFAULT_API_KEY!r})"
+    )
+    parser.add_argument("--workspace", help=f"workspace id (default {DEMO_WORKSPACE!r})")
+    parser.add_argument(
+        "--playbook",
+        action="append",
+        default=[],
+        metavar="ID[:DURATION[:FINAL_STATE]]",
+        help="serve a playbook (repeatable); without any, serve the demo playbooks",
+    )
+    parser.add_argument("--config", type=Path, help="JSON file with api_key, workspaces and playbooks")
+    parser.add_argument("--ready-file", type=Path, help="write the URL to this file once listening")
+    return parser
+
+
+def parse_playbook(spec: str, workspace_id: str) -> ScriptedPlaybook:
+    """Parse ``ID[:DURATION[:FINAL_STATE]]``, e.g. ``triage:1.5:Failed``."""
+    playbook_id, _, rest = spec.partition(":")
+    duration_text, _, final_state = rest.partition(":")
+    try:
+        duration = float(duration_text) if duration_text else 1.0
+    except ValueError:
+        raise ValueError(f"--playbook {spec!r}: DURATION must be a number of seconds") from None
+    final_state = final_state or COMPLETED
+    failed = final_state.lower() != COMPLETED.lower()
+    return ScriptedPlaybook(
+        id=playbook_id,
+        name=playbook_id,
+        workspace_id=workspace_id,
+        duration=duration,
+        final_state=final_state,
+        output=None if failed else {},
+        error_details={"message": f"playbook {playbook_id} ended {final_state}"} if failed else None,
+    )
+
+
+def emulator_from_args(args: argparse.Namespace) -> BlinkEmulator:
+    """Build (not start) the emulator the arguments describe."""
+    config: dict[str, Any] = json.loads(args.config.read_text()) if args.config else {}
+    api_key = args.api_key or config.get("api_key") or os.environ.get(API_KEY_ENV) or DEFAULT_API_KEY
+    workspaces = list(config.get("workspaces") or [])
+    if args.workspace or not workspaces:
+        workspaces.insert(0, args.workspace or DEMO_WORKSPACE)
+    default_ws = workspaces[0]
+    playbooks = [_config_playbook(raw, default_ws) for raw in config.get("playbooks", [])]
+    playbooks += [parse_playbook(spec, default_ws) for spec in args.playbook]
+    if not playbooks:
+        playbooks = [replace(pb, workspace_id=default_ws) for pb in DEMO_PLAYBOOKS]
+    return BlinkEmulator(
+        api_key=api_key,
+        workspaces=workspaces,
+        playbooks=playbooks,
+        viewer_keys=config.get("viewer_keys"),
+        host=args.host,
+        port=args.port,
+    )
+
+
+def _config_playbook(raw: dict[str, Any], default_ws: str) -> ScriptedPlaybook:
+    unknown = set(raw) - _PLAYBOOK_FIELDS
+    if unknown:
+        raise ValueError(f"unknown playbook fields in --config: {sorted(unknown)}")
+    return ScriptedPlaybook(**{"workspace_id": default_ws, **raw})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the emulator until SIGINT or SIGTERM; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        emulator = emulator_from_args(args)
+    except (OSError, ValueError, TypeError) as exc:
+        parser.error(str(exc))
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with emulator:
+        workspaces = ", ".join(emulator.workspaces)
+        label = "workspace" if len(emulator.workspaces) == 1 else "workspaces"
+        print(f"Blink emulator listening on {emulator.url} ({label} {workspaces})", flush=True)
+        if args.ready_file:
+            partial = args.ready_file.with_name(args.ready_file.name + ".tmp")
+            partial.write_text(emulator.url + "\n")
+            partial.replace(args.ready_file)
+        while not stop.wait(0.5):
+            pass
+    return 0

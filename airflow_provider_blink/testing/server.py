@@ -1,0 +1,399 @@
+"""The aiohttp application that speaks the Blink REST API over the emulator's state."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+
+from airflow_provider_blink.testing.faults import Fault, FaultQueue
+from airflow_provider_blink.testing.rql import RqlError, parse_query
+from airflow_provider_blink.testing.state import (
+    CANCEL_REASON,
+    CANCELLED_STATE_UI,
+    COMPLETED,
+    EmulatorState,
+    LookupFailed,
+    NotRunning,
+    Role,
+)
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+API_KEY_HEADER = "BLINK-API-KEY"
+REDACTED = "***"
+_POLL_INTERVAL = 0.05
+_CALLBACK_TYPES: dict[str, type] = {
+    "url": str,
+    "method": str,
+    "headers": dict,
+    "body": dict,
+    "cookies": dict,
+    "disableSSL": bool,
+    "excludeDefaultMetadata": bool,
+}
+_BODY_TYPES: dict[str, type] = {
+    "input_values": dict,
+    "event": dict,
+    "runner": str,
+    "trigger_type": str,
+    "past_exec_ref": str,
+    "callback": dict,
+}
+_TYPE_NAMES = {dict: "an object", str: "a string", bool: "a boolean"}
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request the emulator received, with the API key redacted.
+
+    :param status: the status sent, or 0 when the connection was closed without a response.
+    """
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any | None
+    headers: dict[str, str]
+    status: int
+
+
+class RequestLog:
+    """Thread-safe, append-only list of :class:`RequestRecord`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: list[RequestRecord] = []
+
+    def append(self, record: RequestRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    def snapshot(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._records)
+
+
+class ApiError(Exception):
+    """An error answered with Blink's ``ErrorWrapper`` body."""
+
+    def __init__(self, status: int, message: str, details: str = "", data: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.details = details
+        self.data = data or {}
+
+
+class _ConnectionDropped(Exception):
+    """The connection was closed on purpose; nothing is sent."""
+
+
+def error_response(
+    status: int, message: str, details: str = "", data: dict[str, Any] | None = None
+) -> web.Response:
+    """Build an ``ErrorWrapper`` response with a fresh identifier."""
+    body = {
+        "status": status,
+        "message": message,
+        "details": details,
+        "identifier": str(uuid.uuid4()),
+        "data": data or {},
+        "user_error": {},
+    }
+    return web.json_response(body, status=status)
+
+
+def build_app(state: EmulatorState, faults: FaultQueue, requests_log: RequestLog) -> web.Application:
+    """Create the application serving the Blink API under ``/api/v1``."""
+    api = _BlinkApi(state, faults, requests_log)
+    app = web.Application(middlewares=[api.middleware])
+    ws = API_PREFIX + "/workspace/{ws_id}"
+    app.router.add_post(ws + "/playbooks/{id}/execute", api.execute, name="execute")
+    app.router.add_get(ws + "/executions", api.list, name="list", allow_head=False)
+    app.router.add_get(ws + "/executions/{id}", api.get, name="get", allow_head=False)
+    app.router.add_post(ws + "/executions/{id}/cancel", api.cancel, name="cancel")
+    app.router.add_get(ws + "/executions/{id}/steps", api.steps, name="steps", allow_head=False)
+    return app
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class _BlinkApi:
+    def __init__(self, state: EmulatorState, faults: FaultQueue, requests_log: RequestLog) -> None:
+        self.state = state
+        self.faults = faults
+        self.requests_log = requests_log
+
+    # -- cross-cutting: auth, faults, errors, the request log ------------------------------------
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        body: bytes | None = None
+        status = 0
+        try:
+            if not self.state.is_known_key(request.headers.get(API_KEY_HEADER)):
+                raise ApiError(401, "Unauthorized", "invalid or expired API key")
+            endpoint = request.match_info.route.name
+            fault = self.faults.take(endpoint) if endpoint else None
+            if fault is not None and fault.kind == "close_before":
+                raise _ConnectionDropped
+            body = await request.read()
+            response = await self._respond(request, handler, fault)
+            status = response.status
+            return response
+        except _ConnectionDropped:
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=499)  # never written: the transport is closed
+        except ApiError as exc:
+            status = exc.status
+            return error_response(exc.status, exc.message, exc.details, exc.data)
+        except web.HTTPException as exc:  # e.g. 413 from reading an oversized body
+            status = exc.status
+            return error_response(exc.status, exc.reason, f"{request.method} {request.path}")
+        finally:
+            self._record(request, body, status)
+
+    async def _respond(self, request: web.Request, handler: Handler, fault: Fault | None) -> web.Response:
+        if fault is not None and fault.kind == "slow":
+            await asyncio.sleep(fault.delay)
+        if fault is not None and not fault.processed:
+            return _fault_response(fault)
+        response = await self._call(request, handler)
+        if fault is None or fault.kind == "slow":
+            return response
+        if fault.kind == "close_after":
+            raise _ConnectionDropped
+        return _fault_response(fault)
+
+    async def _call(self, request: web.Request, handler: Handler) -> web.Response:
+        try:
+            response = await handler(request)
+        except ApiError as exc:
+            return error_response(exc.status, exc.message, exc.details, exc.data)
+        except web.HTTPException as exc:  # the router's 404 / 405
+            message = "not found" if exc.status == 404 else exc.reason
+            return error_response(exc.status, message, f"{request.method} {request.path}")
+        except Exception as exc:
+            log.exception("Blink emulator handler failed")
+            return error_response(500, "internal error in the Blink emulator", type(exc).__name__)
+        assert isinstance(response, web.Response)
+        return response
+
+    def _record(self, request: web.Request, body: bytes | None, status: int) -> None:
+        headers = {
+            name: (REDACTED if name.lower() == API_KEY_HEADER.lower() else value)
+            for name, value in request.headers.items()
+        }
+        record = RequestRecord(
+            request.method, request.path, dict(request.query), _decode_body(body), headers, status
+        )
+        self.requests_log.append(record)
+        log.debug("%s %s -> %s", request.method, request.path, status or "connection closed")
+
+    def _workspace(self, request: web.Request, *, write: bool = False) -> str:
+        workspace_id = request.match_info["ws_id"]
+        if not self.state.has_workspace(workspace_id):
+            raise ApiError(404, "workspace not found", f"workspace {workspace_id!r} does not exist")
+        role = self.state.role(request.headers.get(API_KEY_HEADER), workspace_id)
+        if role is None:
+            raise ApiError(403, "Forbidden", "the user has no role in this workspace")
+        if write and role is not Role.ADMIN:
+            raise ApiError(403, "Forbidden", "the user has no permission to run playbooks in this workspace")
+        return workspace_id
+
+    # -- endpoints --------------------------------------------------------------------------------
+
+    async def execute(self, request: web.Request) -> web.Response:
+        """Start a run; with ``run_sync=true`` wait for it and answer its output.
+
+        Blink does not document ``run_sync`` failures; the emulator's assumption: a run ending in any
+        state but Completed answers 400 ``"playbook execution failed"`` (details: the error message or
+        the state; data: ``execution_id`` and ``state``), and a ``timeout`` that passes first answers
+        408 ``"timed out waiting for the playbook to finish"`` (data: ``execution_id``) while the run
+        goes on.
+        """
+        workspace_id = self._workspace(request, write=True)
+        try:
+            playbook = self.state.playbook(workspace_id, request.match_info["id"])
+        except LookupFailed:
+            raise ApiError(404, "playbook not found", f"no playbook {request.match_info['id']!r}") from None
+        run_sync = _bool_param(request, "run_sync")
+        timeout = _int_param(request, "timeout")
+        params = _execute_body(await request.read())
+        execution = self.state.create(
+            playbook,
+            inputs=params.get("input_values"),
+            event=params.get("event"),
+            runner=params.get("runner") or "",
+            trigger_type=params.get("trigger_type") or "api",
+            past_exec_ref=params.get("past_exec_ref") or "",
+        )
+        if not run_sync:
+            return web.json_response({"execution_id": execution.id})
+        return await self._wait(execution.id, timeout)
+
+    async def _wait(self, execution_id: str, timeout: int | None) -> web.Response:
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            record, finished, output, remaining = self.state.poll(execution_id)
+            if finished:
+                break
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                raise ApiError(
+                    408,
+                    "timed out waiting for the playbook to finish",
+                    f"the execution did not finish within {timeout} seconds",
+                    {"execution_id": execution_id},
+                )
+            await asyncio.sleep(min(_POLL_INTERVAL, remaining, left if left is not None else remaining))
+        if record["state_ui"].lower() == COMPLETED.lower():
+            return web.json_response(output or {})
+        raise ApiError(
+            400,
+            "playbook execution failed",
+            record["error_details"].get("message") or record["state_ui"],
+            {"execution_id": execution_id, "state": record["state_ui"]},
+        )
+
+    async def get(self, request: web.Request) -> web.Response:
+        workspace_id = self._workspace(request)
+        return web.json_response(self._lookup(self.state.get, request.match_info["id"], workspace_id))
+
+    async def list(self, request: web.Request) -> web.Response:
+        workspace_id = self._workspace(request)
+        try:
+            query = parse_query(request.query.get("q"))
+        except RqlError as exc:
+            raise ApiError(400, "invalid query", str(exc)) from None
+        total, page = query.run(self.state.records(workspace_id))
+        body = {"limit": query.limit, "offset": query.offset, "total": total, "results": page}
+        return web.json_response(body)
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        self._workspace(request, write=True)
+        execution_id = request.match_info["id"]
+        self._lookup(self.state.get, execution_id, request.match_info["ws_id"])
+        try:
+            self.state.finish(
+                execution_id,
+                CANCELLED_STATE_UI,
+                error_details={},
+                cancel_reason=CANCEL_REASON,
+                only_running=True,
+            )
+        except NotRunning:
+            raise ApiError(
+                400, "Cannot cancel execution, it is not in a running state", f"execution {execution_id}"
+            ) from None
+        return web.json_response("OK")
+
+    async def steps(self, request: web.Request) -> web.Response:
+        workspace_id = self._workspace(request)
+        results = self._lookup(self.state.steps, request.match_info["id"], workspace_id)
+        return web.json_response({"limit": 50, "offset": 0, "total": len(results), "results": results})
+
+    @staticmethod
+    def _lookup(getter: Callable[[str, str], Any], execution_id: str, workspace_id: str) -> Any:
+        try:
+            return getter(execution_id, workspace_id)
+        except LookupFailed:
+            raise ApiError(404, "execution not found", f"no execution {execution_id!r}") from None
+
+
+def _fault_response(fault: Fault) -> web.Response:
+    if fault.kind == "malformed_json":
+        return web.Response(status=200, text='{"execution_id": ', content_type="application/json")
+    if fault.kind == "empty":
+        return web.Response(status=200, body=b"")
+    status = fault.status or 502
+    phrase = _phrase(status)
+    if fault.kind == "html":
+        title = f"{status} {phrase}"
+        page = f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
+        return web.Response(status=status, text=page, content_type="text/html")
+    response = error_response(status, phrase, "injected by the Blink emulator")
+    if fault.retry_after is not None:
+        response.headers["Retry-After"] = f"{fault.retry_after:g}"
+    return response
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _decode_body(body: bytes | None) -> Any | None:
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", errors="replace")
+
+
+def _bool_param(request: web.Request, name: str) -> bool:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return False
+    if raw.lower() in ("true", "1"):
+        return True
+    if raw.lower() in ("false", "0"):
+        return False
+    raise ApiError(400, "invalid request parameters", f"{name} must be true or false, got {raw!r}")
+
+
+def _int_param(request: web.Request, name: str) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "invalid request parameters", f"{name} must be an integer, got {raw!r}") from None
+    if value < 0:
+        raise ApiError(400, "invalid request parameters", f"{name} must be >= 0, got {value}")
+    return value
+
+
+def _execute_body(raw: bytes) -> dict[str, Any]:
+    """Parse and type-check the execute body; ``null`` fields count as absent."""
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "invalid request body", "the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid request body", "the request body must be a JSON object")
+    _check_types(body, _BODY_TYPES, "")
+    if isinstance(body.get("callback"), dict):
+        _check_types(body["callback"], _CALLBACK_TYPES, "callback.")
+    return {k: v for k, v in body.items() if v is not None}
+
+
+def _check_types(obj: dict[str, Any], types: dict[str, type], prefix: str) -> None:
+    for name, expected in types.items():
+        value = obj.get(name)
+        if value is not None and not isinstance(value, expected):
+            wanted = _TYPE_NAMES.get(expected, expected.__name__)
+            raise ApiError(
+                400,
+                "invalid request body",
+                f"field {prefix}{name} must be {wanted}, got {type(value).__name__}",
+            )

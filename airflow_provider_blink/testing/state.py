@@ -1,0 +1,353 @@
+"""The emulator's state: workspaces, keys, playbooks and executions, safe to share between threads.
+
+Executions progress lazily: each read compares the monotonic clock with the run's script, so nothing
+ticks in the background.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from airflow_provider_blink.testing.playbooks import COMPLETED, Outcome, ScriptedPlaybook
+
+RUNNING_STATE = "running"
+RUNNING_STATE_UI = "In Progress"
+CANCELLED_STATE_UI = "Cancelled"
+CANCEL_REASON = "cancelled via API"
+EXECUTION_TIMEOUT_MS = 3_600_000
+TENANT_ID = "emulator-tenant"
+CREATED_BY = "api-key-user"
+
+
+class Role(Enum):
+    """What a key may do in a workspace."""
+
+    ADMIN = "admin"
+    VIEWER = "viewer"
+
+
+def raw_state(state_ui: str) -> str:
+    """Map a ``state_ui`` such as ``"Timed out"`` to the raw ``state`` (``"timed_out"``)."""
+    return state_ui.lower().replace(" ", "_")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class Execution:
+    """One execution: a published record plus the script that moves it to its final state.
+
+    ``record`` is replaced, never mutated, once published, so readers may serialize it unlocked.
+    """
+
+    record: dict[str, Any]
+    outcome: Outcome
+    started_mono: float
+    output: dict[str, Any] | None = None
+    finished: bool = False
+
+    @property
+    def id(self) -> str:
+        return str(self.record["id"])
+
+    @property
+    def workspace_id(self) -> str:
+        return str(self.record["workspace_id"])
+
+    def view(self, now: float) -> dict[str, Any]:
+        """The record as of monotonic time ``now``, finishing the run if its script says so."""
+        if self.finished:
+            return self.record
+        elapsed = now - self.started_mono
+        if elapsed >= self.outcome.duration:
+            ms = round(self.outcome.duration * 1000)
+            self.end(self.outcome.final_state, self.record["started_at"] + ms, self.outcome.error_details)
+            return self.record
+        ms = int(elapsed * 1000)
+        return {**self.record, "duration": ms, "net_runtime_ms": ms}
+
+    def remaining(self, now: float) -> float:
+        """Seconds until the script finishes the run (0 once finished)."""
+        return 0.0 if self.finished else max(0.0, self.started_mono + self.outcome.duration - now)
+
+    def end(
+        self,
+        state_ui: str,
+        finished_at: int,
+        error_details: dict[str, str] | None = None,
+        cancel_reason: str = "",
+    ) -> None:
+        """Move the run to a final state."""
+        success = state_ui.lower() == COMPLETED.lower()
+        ms = max(0, finished_at - self.record["started_at"])
+        self.record = {
+            **self.record,
+            "state": raw_state(state_ui),
+            "state_ui": state_ui,
+            "finished_at": finished_at,
+            "updated_at": finished_at,
+            "duration": ms,
+            "net_runtime_ms": ms,
+            "error_details": {} if success else dict(error_details or {}),
+            "cancel_reason": cancel_reason,
+        }
+        if raw_state(state_ui) == "cancelled":
+            self.output = None
+        self.finished = True
+
+    def steps(self, now: float) -> list[dict[str, Any]]:
+        """The single step the emulator reports for this run."""
+        record = self.view(now)
+        success = record["state_ui"].lower() == COMPLETED.lower()
+        if not self.finished:
+            output_data = ""
+        elif success:
+            output_data = json.dumps(self.output or {})
+        else:
+            output_data = "" if self.output is None else json.dumps(self.output)
+        return [
+            {
+                "step_id": "step_1",
+                "execution_id": record["id"],
+                "state": record["state"],
+                "input_data": json.dumps(record["inputs"]),
+                "output_data": output_data,
+                "error_data": "" if success else str(record["error_details"].get("message", "")),
+                "started_at": record["started_at"],
+                "finished_at": record["finished_at"],
+                "subflow_execution_id": "",
+            }
+        ]
+
+
+class LookupFailed(LookupError):
+    """An id the caller asked for does not exist (in that workspace)."""
+
+
+class NotRunning(RuntimeError):
+    """The execution already reached a final state."""
+
+
+@dataclass
+class EmulatorState:
+    """Everything the server knows; every public method takes the lock."""
+
+    api_key: str
+    workspaces: set[str]
+    viewer_keys: dict[str, set[str]] = field(default_factory=dict)
+    playbooks: dict[tuple[str, str], ScriptedPlaybook] = field(default_factory=dict)
+    _executions: dict[str, Execution] = field(default_factory=dict)
+    _by_workspace: dict[str, list[Execution]] = field(default_factory=dict)
+    _run_counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def role(self, key: str | None, workspace_id: str) -> Role | None:
+        """What ``key`` may do in ``workspace_id`` (``None``: nothing)."""
+        if key == self.api_key:
+            return Role.ADMIN
+        if key is not None and workspace_id in self.viewer_keys.get(key, ()):
+            return Role.VIEWER
+        return None
+
+    def is_known_key(self, key: str | None) -> bool:
+        """Whether ``key`` is the API key or one of the viewer keys."""
+        return key is not None and (key == self.api_key or key in self.viewer_keys)
+
+    def add_playbook(self, playbook: ScriptedPlaybook) -> None:
+        """Register (or replace) a playbook, adding its workspace if new."""
+        with self._lock:
+            self.workspaces.add(playbook.workspace_id)
+            self.playbooks[(playbook.workspace_id, playbook.id)] = playbook
+
+    def workspace_ids(self) -> list[str]:
+        """The known workspace ids, sorted."""
+        with self._lock:
+            return sorted(self.workspaces)
+
+    def has_workspace(self, workspace_id: str) -> bool:
+        with self._lock:
+            return workspace_id in self.workspaces
+
+    def playbook(self, workspace_id: str, playbook_id: str) -> ScriptedPlaybook:
+        with self._lock:
+            try:
+                return self.playbooks[(workspace_id, playbook_id)]
+            except KeyError:
+                raise LookupFailed(playbook_id) from None
+
+    def find_playbook(self, playbook_id: str, workspace_id: str | None = None) -> ScriptedPlaybook:
+        """Find a playbook by id, in ``workspace_id`` or (if ``None``) the only workspace holding it."""
+        with self._lock:
+            found = [
+                pb
+                for (ws, pb_id), pb in self.playbooks.items()
+                if pb_id == playbook_id and workspace_id in (None, ws)
+            ]
+        if len(found) != 1:
+            where = f"workspace {workspace_id!r}" if workspace_id else "exactly one workspace"
+            raise KeyError(f"playbook {playbook_id!r} not found in {where}")
+        return found[0]
+
+    def create(
+        self,
+        playbook: ScriptedPlaybook,
+        *,
+        inputs: dict[str, Any] | None = None,
+        event: dict[str, Any] | None = None,
+        runner: str = "",
+        trigger_type: str = "api",
+        past_exec_ref: str = "",
+    ) -> Execution:
+        """Start a run of ``playbook`` now and return it."""
+        with self._lock:
+            number = self._next_number(playbook)
+            outcome = playbook.outcome(number)
+            now_ms = _now_ms()
+            record = self._record(playbook, number, now_ms)
+            record.update(
+                inputs=copy.deepcopy(inputs or {}),
+                event=copy.deepcopy(event or {}),
+                runner_id=runner,
+                trigger_type=trigger_type,
+                past_exec_ref=past_exec_ref,
+            )
+            execution = Execution(record, outcome, time.monotonic(), copy.deepcopy(outcome.output))
+            self._store(execution)
+            return execution
+
+    def seed(self, playbook: ScriptedPlaybook, count: int, state_ui: str = COMPLETED) -> list[str]:
+        """Insert ``count`` runs of ``playbook`` that already finished in ``state_ui``, oldest first."""
+        if count < 0:
+            raise ValueError(f"count must be >= 0, got {count}")
+        success = state_ui.lower() == COMPLETED.lower()
+        duration_ms = round(playbook.duration * 1000)
+        error_details = {} if success else dict(playbook.error_details or {})
+        output = copy.deepcopy(playbook.output) if success else None  # shared: never mutated
+        outcome = Outcome(playbook.duration, state_ui, output, error_details)
+        with self._lock:
+            base_ms = _now_ms() - (count + 1) * max(duration_ms, 1000)
+            ids = []
+            for i in range(count):
+                number = self._next_number(playbook)
+                started = base_ms + i * max(duration_ms, 1000)
+                record = self._record(playbook, number, started)
+                record.update(
+                    state=raw_state(state_ui),
+                    state_ui=state_ui,
+                    finished_at=started + duration_ms,
+                    updated_at=started + duration_ms,
+                    duration=duration_ms,
+                    net_runtime_ms=duration_ms,
+                    error_details=dict(error_details),
+                    trigger_type="api",
+                )
+                self._store(Execution(record, outcome, 0.0, output, finished=True))
+                ids.append(record["id"])
+            return ids
+
+    def get(self, execution_id: str, workspace_id: str | None = None) -> dict[str, Any]:
+        """The current record of an execution (shared: do not mutate)."""
+        with self._lock:
+            return self._find(execution_id, workspace_id).view(time.monotonic())
+
+    def poll(self, execution_id: str) -> tuple[dict[str, Any], bool, dict[str, Any] | None, float]:
+        """Return (record, finished, output, seconds until the script finishes it)."""
+        with self._lock:
+            execution = self._find(execution_id, None)
+            now = time.monotonic()
+            record = execution.view(now)
+            return record, execution.finished, execution.output, execution.remaining(now)
+
+    def records(self, workspace_id: str | None = None) -> list[dict[str, Any]]:
+        """Current records in creation order, of one workspace or all (shared: do not mutate)."""
+        with self._lock:
+            now = time.monotonic()
+            source: Iterable[Execution] = (
+                self._executions.values()
+                if workspace_id is None
+                else self._by_workspace.get(workspace_id, [])
+            )
+            return [e.view(now) for e in source]
+
+    def steps(self, execution_id: str, workspace_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return self._find(execution_id, workspace_id).steps(time.monotonic())
+
+    def finish(
+        self,
+        execution_id: str,
+        state_ui: str,
+        *,
+        error_details: dict[str, str] | None = None,
+        cancel_reason: str = "",
+        only_running: bool = False,
+    ) -> dict[str, Any]:
+        """Force an execution into a final state now and return its record.
+
+        :raises LookupFailed: unknown execution.
+        :raises NotRunning: ``only_running`` and the execution already finished.
+        """
+        with self._lock:
+            execution = self._find(execution_id, None)
+            execution.view(time.monotonic())
+            if only_running and execution.finished:
+                raise NotRunning(execution_id)
+            if error_details is None:
+                error_details = execution.outcome.error_details
+            execution.end(state_ui, _now_ms(), error_details, cancel_reason)
+            return execution.record
+
+    def _find(self, execution_id: str, workspace_id: str | None) -> Execution:
+        execution = self._executions.get(execution_id)
+        if execution is None or workspace_id not in (None, execution.workspace_id):
+            raise LookupFailed(execution_id)
+        return execution
+
+    def _next_number(self, playbook: ScriptedPlaybook) -> int:
+        key = (playbook.workspace_id, playbook.id)
+        self._run_counts[key] = number = self._run_counts.get(key, 0) + 1
+        return number
+
+    def _store(self, execution: Execution) -> None:
+        self._executions[execution.id] = execution
+        self._by_workspace.setdefault(execution.workspace_id, []).append(execution)
+
+    @staticmethod
+    def _record(playbook: ScriptedPlaybook, number: int, started_ms: int) -> dict[str, Any]:
+        return {
+            "id": str(uuid.uuid4()),
+            "playbook_id": playbook.id,
+            "playbook_name": playbook.display_name,
+            "workspace_id": playbook.workspace_id,
+            "tenant_id": TENANT_ID,
+            "execution_number": number,
+            "display_name": f"{playbook.display_name} #{number}",
+            "state": RUNNING_STATE,
+            "state_ui": RUNNING_STATE_UI,
+            "created_at": started_ms,
+            "started_at": started_ms,
+            "updated_at": started_ms,
+            "finished_at": 0,
+            "duration": 0,
+            "net_runtime_ms": 0,
+            "error_details": {},
+            "inputs": {},
+            "event": {},
+            "runner_id": "",
+            "trigger_type": "api",
+            "past_exec_ref": "",
+            "timeout": EXECUTION_TIMEOUT_MS,
+            "step_results": {},
+            "cancel_reason": "",
+            "created_by": CREATED_BY,
+        }

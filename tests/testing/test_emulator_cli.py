@@ -1,0 +1,149 @@
+"""``python -m airflow_provider_blink.testing`` serves the emulator until it is signalled."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from airflow_provider_blink.testing.cli import build_parser, emulator_from_args, parse_playbook
+
+
+def wait_for_file(path, process, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            raise AssertionError(f"the emulator exited early: {process.communicate()}")
+        if time.monotonic() > deadline:
+            raise AssertionError("the emulator did not write its ready file")
+        time.sleep(0.02)
+    return path.read_text().strip()
+
+
+@pytest.fixture
+def run_cli(tmp_path):
+    """Start the CLI with extra arguments; return (process, url); terminate it afterwards."""
+    processes = []
+
+    def run(*args, env=None):
+        ready = tmp_path / f"ready-{len(processes)}.txt"
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "airflow_provider_blink.testing",
+                "--port",
+                "0",
+                "--ready-file",
+                str(ready),
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        processes.append(process)
+        return process, wait_for_file(ready, process)
+
+    yield run
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_serves_the_demo_playbooks_until_signalled(run_cli, signum):
+    process, url = run_cli(env={"BLINK_EMULATOR_API_KEY": "key-from-env"})
+    assert url.startswith("http://127.0.0.1:")
+    base = f"{url}/api/v1/workspace/demo-workspace"
+
+    response = requests.post(
+        f"{base}/playbooks/isolate-host/execute", headers={"BLINK-API-KEY": "key-from-env"}, timeout=5
+    )
+    assert response.status_code == 200
+    assert (
+        requests.get(f"{base}/executions", headers={"BLINK-API-KEY": "wrong"}, timeout=5).status_code == 401
+    )
+
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
+    assert stdout.splitlines() == [f"Blink emulator listening on {url} (workspace demo-workspace)"]
+    assert "key-from-env" not in stdout + stderr
+
+
+def test_playbooks_and_config_from_the_command_line(run_cli, tmp_path):
+    config = tmp_path / "emulator.json"
+    config.write_text(
+        json.dumps(
+            {
+                "api_key": "config-key",
+                "workspaces": ["ws-a"],
+                "playbooks": [
+                    {"id": "from-config", "name": "From config", "duration": 0, "output": {"x": 1}}
+                ],
+            }
+        )
+    )
+    _, url = run_cli("--config", str(config), "--playbook", "quick:0:Failed")
+    base = f"{url}/api/v1/workspace/ws-a/playbooks"
+    headers = {"BLINK-API-KEY": "config-key"}
+
+    ok = requests.post(f"{base}/from-config/execute?run_sync=true", headers=headers, timeout=5)
+    failed = requests.post(f"{base}/quick/execute?run_sync=true", headers=headers, timeout=5)
+
+    assert (ok.status_code, ok.json()) == (200, {"x": 1})
+    assert (failed.status_code, failed.json()["data"]["state"]) == (400, "Failed")
+
+
+def test_refuses_non_loopback_hosts():
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_blink.testing", "--host", "0.0.0.0", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "loopback" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("triage", ("triage", 1.0, "Completed")),
+        ("triage:2.5", ("triage", 2.5, "Completed")),
+        ("triage:0:Timed out", ("triage", 0.0, "Timed out")),
+    ],
+    ids=["id-only", "duration", "final-state"],
+)
+def test_parse_playbook(spec, expected):
+    playbook = parse_playbook(spec, "ws")
+    assert (playbook.id, playbook.duration, playbook.final_state) == expected
+    assert playbook.workspace_id == "ws"
+
+
+def test_defaults(monkeypatch):
+    monkeypatch.delenv("BLINK_EMULATOR_API_KEY", raising=False)
+    args = build_parser().parse_args([])
+    emulator = emulator_from_args(args)
+    assert (args.host, args.port, emulator.api_key) == ("127.0.0.1", 8765, "blink-demo-key")
+    assert emulator.workspaces == ["demo-workspace"]
+
+
+def test_workspace_flag_moves_the_demo_playbooks(run_cli):
+    _, url = run_cli("--workspace", "soc", "--api-key", "k")
+    response = requests.post(
+        f"{url}/api/v1/workspace/soc/playbooks/enrich-ioc/execute", headers={"BLINK-API-KEY": "k"}, timeout=5
+    )
+    assert response.status_code == 200

@@ -101,7 +101,7 @@ def _check_json(name: str, value: Any, expected: type | tuple[type, ...], expect
     if not isinstance(value, expected):
         raise BlinkConfigurationError(f"{name} must be {expected_name}, got {type(value).__name__}.")
     try:
-        json.dumps(value)
+        json.dumps(dict(value) if isinstance(value, Mapping) else value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise BlinkConfigurationError(
             f"{name} must be JSON-serialisable (str, int, float, bool, None, lists and dicts of them): {exc}. "
@@ -254,5 +254,5 @@ _NOT_JSON = object()
 def _loads(text: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         return _NOT_JSON

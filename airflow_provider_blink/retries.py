@@ -36,6 +36,19 @@ def is_retryable(exc: BaseException, *, idempotent: bool) -> bool:
     return False
 
 
+#: Added to the error of a call that is not idempotent and failed without showing whether Blink acted.
+MAY_HAVE_REACHED_BLINK = (
+    "The request may have reached Blink (the playbook may have started), so it was not repeated: "
+    "check the playbook's runs in Blink before running it again."
+)
+
+
+def explain_not_retried(exc: BaseException, *, idempotent: bool) -> None:
+    """Say in ``exc`` that a non-idempotent call may have reached Blink when that is why it was not retried."""
+    if not idempotent and is_retryable(exc, idempotent=True) and not is_retryable(exc, idempotent=False):
+        exc.args = (f"{exc.args[0] if exc.args else exc} {MAY_HAVE_REACHED_BLINK}", *exc.args[1:])
+
+
 class _WaitHonouringRetryAfter(tenacity.wait.wait_base):
     """Exponential backoff with full jitter, or Blink's ``Retry-After`` when it sends one."""
 

@@ -22,7 +22,7 @@ from airflow_provider_blink.connection_form import (
     UI_FIELD_BEHAVIOUR,
 )
 from airflow_provider_blink.exceptions import BlinkConfigurationError, BlinkError, BlinkTransportError
-from airflow_provider_blink.retries import RetryPolicy
+from airflow_provider_blink.retries import RetryPolicy, explain_not_retried
 
 if TYPE_CHECKING:
     import aiohttp
@@ -78,7 +78,7 @@ class BlinkConnectionConfig:
 
 
 def _blink_url(conn_id: str, host: str | None, schema: str | None, port: int | None) -> str:
-    raw = (host or DEFAULT_BLINK_URL).strip().rstrip("/")
+    raw = (host or DEFAULT_BLINK_URL).strip()
     if "://" not in raw:
         raw = f"{schema if schema in ('http', 'https') else 'https'}://{raw}"
     try:
@@ -88,7 +88,13 @@ def _blink_url(conn_id: str, host: str | None, schema: str | None, port: int | N
         raise BlinkConfigurationError(
             f"Connection {conn_id!r}: Blink URL {raw!r} is not valid ({exc})."
         ) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or any(char.isspace() for char in parts.netloc)
+    ):
         raise BlinkConfigurationError(
             f"Connection {conn_id!r}: Blink URL {raw!r} is not a valid http(s) URL; "
             f"set 'Blink URL' to e.g. {DEFAULT_BLINK_URL} or https://<tenant>.app.blinkops.com."
@@ -244,11 +250,15 @@ class BlinkHook(BaseHook):
 
     def call(self, call: api.ApiCall[Any]) -> Any:
         """Make one API call with retries; the building block of the methods below."""
-        for attempt in tenacity.Retrying(
-            **self.config.retry.tenacity_kwargs(idempotent=call.idempotent, log=self.log)
-        ):
-            with attempt:
-                return self._send(call)
+        try:
+            for attempt in tenacity.Retrying(
+                **self.config.retry.tenacity_kwargs(idempotent=call.idempotent, log=self.log)
+            ):
+                with attempt:
+                    return self._send(call)
+        except BlinkError as exc:
+            explain_not_retried(exc, idempotent=call.idempotent)
+            raise
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     def execute_playbook(self, playbook_id: str, *, workspace_id: str | None = None, **body: Any) -> str:
@@ -373,7 +383,7 @@ class BlinkAsyncClient:
                     total=None, sock_connect=self.config.timeout, sock_read=timeout
                 ),
             ) as response:
-                text = await response.text()
+                text = await response.text(errors="replace")  # like requests: a proxy's page may not be UTF-8
                 status, retry_after = response.status, response.headers.get("Retry-After")
         except aiohttp.ClientConnectorError as exc:
             raise BlinkTransportError(
@@ -387,11 +397,15 @@ class BlinkAsyncClient:
 
     async def call(self, call: api.ApiCall[Any]) -> Any:
         """Make one API call with retries (same policy as the sync hook)."""
-        async for attempt in tenacity.AsyncRetrying(
-            **self.config.retry.tenacity_kwargs(idempotent=call.idempotent, log=self._log)
-        ):
-            with attempt:
-                return await self._send(call)
+        try:
+            async for attempt in tenacity.AsyncRetrying(
+                **self.config.retry.tenacity_kwargs(idempotent=call.idempotent, log=self._log)
+            ):
+                with attempt:
+                    return await self._send(call)
+        except BlinkError as exc:
+            explain_not_retried(exc, idempotent=call.idempotent)
+            raise
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def execute_playbook(

@@ -1,0 +1,357 @@
+"""The ``blink`` connection: how each field is read, what a wrong one says, and how the form looks."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+
+import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
+from conftest import API_KEY, WORKSPACE, connection_json
+
+import airflow_provider_blink
+from airflow_provider_blink.exceptions import BlinkConfigurationError
+from airflow_provider_blink.hooks.blink import USER_AGENT, BlinkHook
+from airflow_provider_blink.retries import RetryPolicy
+
+HOOK_CLASS = "airflow_provider_blink.hooks.blink.BlinkHook"
+
+
+def use_connection(monkeypatch, conn_id: str = "blink_test", **fields) -> BlinkHook:
+    """Define ``conn_id`` from an ``AIRFLOW_CONN_...`` variable and return a hook on it."""
+    fields.setdefault("conn_type", "blink")
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(fields))
+    return BlinkHook(conn_id)
+
+
+URLS = [
+    ({"host": "https://tenant.app.blinkops.com"}, "https://tenant.app.blinkops.com"),
+    ({"host": "tenant.app.blinkops.com"}, "https://tenant.app.blinkops.com"),
+    ({"host": "https://tenant.app.blinkops.com/"}, "https://tenant.app.blinkops.com"),
+    ({"host": "https://app.blinkops.com/api/v1"}, "https://app.blinkops.com"),
+    ({"host": "https://app.blinkops.com/api/v1/"}, "https://app.blinkops.com"),
+    ({"host": "https://blink.corp.example/blink/api/v1"}, "https://blink.corp.example/blink"),
+    ({"host": "  https://app.blinkops.com  "}, "https://app.blinkops.com"),
+    ({"host": "blink.local", "port": 8080}, "https://blink.local:8080"),
+    ({"host": "blink.local", "schema": "http", "port": 8080}, "http://blink.local:8080"),
+    ({"host": "blink.local", "schema": "ftp"}, "https://blink.local"),
+    ({"host": "https://blink.local:8443", "port": 9000}, "https://blink.local:8443"),
+    ({"host": "http://127.0.0.1:8765"}, "http://127.0.0.1:8765"),
+    ({"host": ""}, "https://app.blinkops.com"),
+    ({}, "https://app.blinkops.com"),
+]
+URL_IDS = [
+    "https",
+    "no-scheme",
+    "trailing-slash",
+    "api-prefix",
+    "api-prefix-slash",
+    "path-prefix-kept",
+    "whitespace",
+    "port-field",
+    "schema-http",
+    "schema-not-http",
+    "port-in-url-wins",
+    "loopback",
+    "empty-host",
+    "no-host",
+]
+
+
+@pytest.mark.parametrize(("fields", "url"), URLS, ids=URL_IDS)
+def test_blink_url(monkeypatch, fields, url):
+    hook = use_connection(monkeypatch, password="k", extra={"workspace_id": "ws"}, **fields)
+
+    assert hook.config.url == url
+    assert hook.config.api_url == f"{url}/api/v1"
+
+
+def test_defaults(monkeypatch):
+    config = use_connection(monkeypatch, host="app.blinkops.com", password="k").config
+
+    assert config.conn_id == "blink_test"
+    assert config.workspace_id is None
+    assert config.timeout == 30.0
+    assert config.verify is True
+    assert config.proxies is None
+    assert config.retry == RetryPolicy(max_retries=5, initial_delay=1.0)
+    assert config.headers == {
+        "BLINK-API-KEY": "k",
+        "Accept": "application/json",
+        "User-Agent": USER_AGENT,
+    }
+    assert USER_AGENT.startswith("airflow-provider-blink/")
+
+
+EXTRAS = [
+    ({"timeout": 12.5}, "timeout", 12.5),
+    ({"timeout": "7"}, "timeout", 7.0),
+    ({"verify": False}, "verify", False),
+    ({"verify": "false"}, "verify", False),
+    ({"verify": " False "}, "verify", False),
+    ({"verify": "0"}, "verify", False),
+    ({"verify": "true"}, "verify", True),
+    ({"verify": "/etc/ssl/corp-ca.pem"}, "verify", "/etc/ssl/corp-ca.pem"),
+    ({"proxies": {"https": "http://proxy:3128"}}, "proxies", {"https": "http://proxy:3128"}),
+    ({"retry_limit": 0}, "retry", RetryPolicy(max_retries=0)),
+    ({"retry_limit": "3", "retry_delay": "0.5"}, "retry", RetryPolicy(max_retries=3, initial_delay=0.5)),
+    ({"workspace_id": " ws-1 "}, "workspace_id", "ws-1"),
+    ({"extra__blink__workspace_id": "ws-legacy"}, "workspace_id", "ws-legacy"),
+]
+
+
+@pytest.mark.parametrize(
+    ("extra", "attribute", "value"),
+    EXTRAS,
+    ids=[
+        "timeout-number",
+        "timeout-string",
+        "verify-false",
+        "verify-false-string",
+        "verify-false-padded",
+        "verify-zero-string",
+        "verify-true-string",
+        "verify-ca-bundle",
+        "proxies",
+        "retry-disabled",
+        "retry-strings",
+        "workspace-stripped",
+        "workspace-legacy-prefix",
+    ],
+)
+def test_extras(monkeypatch, extra, attribute, value):
+    config = use_connection(monkeypatch, host="app.blinkops.com", password="k", extra=extra).config
+
+    assert getattr(config, attribute) == value
+
+
+BAD_CONNECTIONS = [
+    ({"host": "app.blinkops.com"}, ["has no Blink API key", "'API Key'"]),
+    ({"host": "app.blinkops.com", "password": ""}, ["has no Blink API key", "'API Key'"]),
+    ({"host": "ftp://blink.example", "password": "k"}, ["Blink URL 'ftp://blink.example'"]),
+    ({"host": "http://", "password": "k"}, ["Blink URL 'http://'"]),
+    ({"host": "https://exa mple.com:99999", "password": "k"}, ["Blink URL", "Port out of range"]),
+    ({"host": "https://exa mple.com", "password": "k"}, ["Blink URL 'https://exa mple.com'"]),
+    ({"host": "https://app.blinkops.com?x=1", "password": "k"}, ["Blink URL"]),
+    ({"host": "a.com", "password": "k", "extra": {"timeout": "soon"}}, ["'timeout'", "'soon'"]),
+    ({"host": "a.com", "password": "k", "extra": {"timeout": 0}}, ["'timeout'", ">= 0.001"]),
+    ({"host": "a.com", "password": "k", "extra": {"timeout": -5}}, ["'timeout'"]),
+    ({"host": "a.com", "password": "k", "extra": {"timeout": None}}, ["'timeout'"]),
+    ({"host": "a.com", "password": "k", "extra": {"retry_limit": -1}}, ["'retry_limit'"]),
+    ({"host": "a.com", "password": "k", "extra": {"retry_delay": "x"}}, ["'retry_delay'"]),
+    ({"host": "a.com", "password": "k", "extra": {"proxies": "http://p:3128"}}, ["'proxies'"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragments"),
+    BAD_CONNECTIONS,
+    ids=[
+        "no-password",
+        "empty-password",
+        "ftp",
+        "scheme-only",
+        "port-out-of-range",
+        "space-in-host",
+        "query",
+        "timeout-text",
+        "timeout-zero",
+        "timeout-negative",
+        "timeout-null",
+        "retry-limit-negative",
+        "retry-delay-text",
+        "proxies-string",
+    ],
+)
+def test_bad_connection_says_what_to_fix(monkeypatch, fields, fragments):
+    hook = use_connection(monkeypatch, "blink_bad", **fields)
+
+    with pytest.raises(BlinkConfigurationError) as info:
+        hook.config  # noqa: B018 -- reading the connection is the action under test
+
+    assert isinstance(info.value, AirflowFailException)
+    message = str(info.value)
+    assert message.startswith("Connection 'blink_bad'")
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_missing_workspace_names_the_box_and_the_argument(monkeypatch):
+    hook = use_connection(monkeypatch, host="app.blinkops.com", password="k")
+
+    with pytest.raises(BlinkConfigurationError) as info:
+        hook.get_execution("e-1")  # fails before any request: the host does not matter
+
+    assert "'Workspace ID'" in str(info.value)
+    assert "workspace_id=" in str(info.value)
+    assert "'blink_test'" in str(info.value)
+    assert hook.config.workspace("ws-override") == "ws-override"
+
+
+def test_repr_never_shows_the_key(monkeypatch):
+    hook = use_connection(monkeypatch, host="app.blinkops.com", password=API_KEY, extra={"workspace_id": "w"})
+
+    assert repr(hook) == "BlinkHook(blink_conn_id='blink_test')"
+    for text in (repr(hook), repr(hook.config), str(hook.config)):
+        assert API_KEY not in text
+    assert "workspace_id='w'" in repr(hook.config)
+    assert hook.config.api_key == API_KEY
+
+
+# -- test_connection ------------------------------------------------------------------------------
+
+
+def test_test_connection_succeeds(emulator):
+    ok, message = BlinkHook().test_connection()
+
+    assert ok is True
+    assert message == f"Connected to Blink at {emulator.url}, workspace {WORKSPACE!r}."
+    [request] = emulator.requests
+    assert request.method == "GET"
+    assert json.loads(request.query["q"]) == {"limit": 1}  # one cheap call
+
+
+def test_test_connection_reports_a_wrong_key(emulator, monkeypatch):
+    conn = json.loads(connection_json(emulator))
+    conn["password"] = "not-the-key"
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", json.dumps(conn))
+
+    ok, message = BlinkHook().test_connection()
+
+    assert ok is False
+    assert "HTTP 401" in message
+    assert "message='Unauthorized'" in message
+    assert "invalid or expired API key" in message
+    assert "'API Key'" in message
+    assert "not-the-key" not in message
+
+
+def test_test_connection_reports_an_unknown_workspace(emulator, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection_json(emulator, workspace_id="ws-typo"))
+
+    ok, message = BlinkHook().test_connection()
+
+    assert ok is False
+    assert "HTTP 404" in message
+    assert "message='workspace not found'" in message
+    assert "ws-typo" in message
+    assert len(emulator.requests) == 1
+
+
+def test_test_connection_reports_a_missing_workspace(emulator, monkeypatch):
+    conn = json.loads(connection_json(emulator))
+    del conn["extra"]["workspace_id"]
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", json.dumps(conn))
+
+    ok, message = BlinkHook().test_connection()
+
+    assert ok is False
+    assert "'Workspace ID'" in message
+    assert emulator.requests == []
+
+
+def test_test_connection_reports_an_unreachable_blink(monkeypatch):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    hook = use_connection(
+        monkeypatch,
+        host=f"http://127.0.0.1:{port}",
+        password="k",
+        extra={"workspace_id": "w", "retry_limit": 0},
+    )
+
+    ok, message = hook.test_connection()
+
+    assert ok is False
+    assert message.startswith("Blink did not answer GET /api/v1/workspace/w/executions")
+
+
+def test_test_connection_reports_a_bad_url(monkeypatch):
+    ok, message = use_connection(monkeypatch, host="ftp://x", password="k").test_connection()
+
+    assert ok is False
+    assert "Blink URL" in message
+
+
+# -- the connection form --------------------------------------------------------------------------
+
+
+def test_ui_field_behaviour():
+    behaviour = BlinkHook.get_ui_field_behaviour()
+
+    assert behaviour["relabeling"] == {"host": "Blink URL", "password": "API Key"}
+    assert sorted(behaviour["hidden_fields"]) == ["login", "port", "schema"]
+    assert behaviour["placeholders"]["host"] == "https://app.blinkops.com"
+    assert json.loads(behaviour["placeholders"]["extra"])["timeout"] == 30
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("flask_appbuilder") is None,
+    reason="flask_appbuilder/wtforms are not installed with this Airflow (3.x without the FAB provider); "
+    "Airflow 3 reads the Workspace ID box from provider info instead (see test_providers_manager_*)",
+)
+def test_connection_form_widgets():
+    widgets = BlinkHook.get_connection_form_widgets()
+
+    assert list(widgets) == ["workspace_id"]
+    field = widgets["workspace_id"]
+    assert str(field.args[0]) == "Workspace ID"
+    assert "workspace_id=" in field.kwargs["description"]
+
+
+def test_provider_info_declares_every_module_and_the_connection_type():
+    info = airflow_provider_blink.get_provider_info()
+
+    assert info["package-name"] == "airflow-provider-blink"
+    assert info["versions"] == [airflow_provider_blink.__version__]
+    for kind in ("hooks", "operators", "sensors", "triggers"):
+        [entry] = info[kind]
+        [module] = entry["python-modules"]
+        assert module == f"airflow_provider_blink.{kind}.blink"
+        assert importlib.util.find_spec(module) is not None
+    assert info["extra-links"] == ["airflow_provider_blink.links.blink.BlinkExecutionLink"]
+    [conn_type] = info["connection-types"]
+    assert conn_type["connection-type"] == "blink"
+    assert conn_type["hook-class-name"] == HOOK_CLASS
+    assert conn_type["ui-field-behaviour"]["relabeling"] == {"host": "Blink URL", "password": "API Key"}
+    assert sorted(conn_type["ui-field-behaviour"]["hidden-fields"]) == ["login", "port", "schema"]
+    assert conn_type["conn-fields"]["workspace_id"]["label"] == "Workspace ID"
+
+
+@pytest.fixture(scope="module")
+def providers_manager():
+    from airflow.providers_manager import ProvidersManager
+
+    return ProvidersManager()
+
+
+@pytest.mark.filterwarnings("ignore:ProvidersManager.hooks is deprecated")  # Airflow 3: still answers
+def test_providers_manager_knows_the_blink_connection(providers_manager):
+    hook = providers_manager.hooks["blink"]
+
+    assert hook.hook_class_name == HOOK_CLASS
+    assert hook.connection_type == "blink"
+    assert hook.hook_name == "Blink"
+    assert hook.connection_id_attribute_name == "blink_conn_id"
+    assert hook.package_name == "airflow-provider-blink"
+
+
+def test_providers_manager_relabels_the_form(providers_manager):
+    behaviour = providers_manager.field_behaviours["blink"]
+
+    assert behaviour["relabeling"] == {"host": "Blink URL", "password": "API Key"}
+    assert sorted(behaviour["hidden_fields"]) == ["login", "port", "schema"]
+
+
+def test_providers_manager_adds_the_workspace_id_box(providers_manager):
+    widget = providers_manager.connection_form_widgets["extra__blink__workspace_id"]
+
+    assert widget.field_name == "workspace_id"
+    assert widget.package_name == "airflow-provider-blink"
+    assert not widget.is_sensitive
+    field = widget.field
+    # Airflow 3 reads a JSON schema from provider info; Airflow 2 the hook's wtforms field.
+    label = field["schema"]["title"] if isinstance(field, dict) else str(field.args[0])
+    assert label == "Workspace ID"

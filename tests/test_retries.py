@@ -1,0 +1,583 @@
+"""Which failures are retried, how long the hook waits, and which error comes out: sync and async alike.
+
+The retry rule is unit-tested first; then one table of faults injected into the emulator runs through
+the sync hook and through the async client, since both must follow the same rule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import tenacity
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from conftest import API_KEY, TEST_PLAYBOOKS, WORKSPACE, connection_json
+
+from airflow_provider_blink import retries
+from airflow_provider_blink.exceptions import (
+    BlinkApiError,
+    BlinkAuthenticationError,
+    BlinkBadRequestError,
+    BlinkClientError,
+    BlinkConfigurationError,
+    BlinkNotFoundError,
+    BlinkPermissionError,
+    BlinkRateLimitError,
+    BlinkResponseError,
+    BlinkServerError,
+    BlinkTransportError,
+    api_error_class,
+)
+from airflow_provider_blink.hooks.blink import BlinkAsyncClient, BlinkHook
+from airflow_provider_blink.retries import MAX_RETRY_AFTER, RetryPolicy, is_retryable
+from airflow_provider_blink.testing import BlinkEmulator, Fault
+
+VIEWER_KEY = "blink-viewer-key-0b1c2d3e4f"
+MAY_HAVE_REACHED = "may have reached Blink"
+
+
+def api_error(status: int, retry_after: float | None = None) -> BlinkApiError:
+    return api_error_class(status)("Blink refused X", status=status, retry_after=retry_after)
+
+
+# -- the rule -----------------------------------------------------------------------------------
+
+RULE = [
+    # error, retried when idempotent, retried when not idempotent (execute)
+    (BlinkTransportError("refused", request_sent=False), True, True),
+    (BlinkTransportError("reset", request_sent=True), True, False),
+    (api_error(429), True, True),
+    (api_error(429, retry_after=5), True, True),
+    (api_error(429, retry_after=MAX_RETRY_AFTER + 1), False, False),
+    (api_error(503), True, True),
+    (api_error(503, retry_after=MAX_RETRY_AFTER + 1), False, False),
+    (api_error(500), True, False),
+    (api_error(502), True, False),
+    (api_error(504), True, False),
+    (api_error(400), False, False),
+    (api_error(401), False, False),
+    (api_error(403), False, False),
+    (api_error(404), False, False),
+    (api_error(408), False, False),
+    (BlinkResponseError("not JSON"), False, False),
+    (BlinkConfigurationError("no key"), False, False),
+    (ValueError("a bug"), False, False),
+]
+RULE_IDS = [
+    "transport-not-sent",
+    "transport-sent",
+    "429",
+    "429-retry-after",
+    "429-retry-after-too-long",
+    "503",
+    "503-retry-after-too-long",
+    "500",
+    "502",
+    "504",
+    "400",
+    "401",
+    "403",
+    "404",
+    "408",
+    "unreadable-answer",
+    "configuration",
+    "other-exception",
+]
+
+
+@pytest.mark.parametrize(("error", "idempotent_retried", "post_retried"), RULE, ids=RULE_IDS)
+def test_is_retryable(error, idempotent_retried, post_retried):
+    assert is_retryable(error, idempotent=True) is idempotent_retried
+    assert is_retryable(error, idempotent=False) is post_retried
+
+
+@pytest.mark.parametrize(("error", "idempotent_retried", "post_retried"), RULE, ids=RULE_IDS)
+def test_only_an_ambiguous_post_failure_says_it_may_have_reached_blink(
+    error, idempotent_retried, post_retried
+):
+    before = str(error)
+
+    retries.explain_not_retried(error, idempotent=False)
+
+    assert (MAY_HAVE_REACHED in str(error)) is (idempotent_retried and not post_retried)
+    assert str(error).startswith(before)
+
+
+def test_idempotent_errors_are_never_annotated():
+    error = BlinkTransportError("reset", request_sent=True)
+
+    retries.explain_not_retried(error, idempotent=True)
+
+    assert str(error) == "reset"
+
+
+def retry_state(error: BaseException, attempt: int = 1) -> tenacity.RetryCallState:
+    state = tenacity.RetryCallState(tenacity.Retrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = attempt
+    state.set_exception((type(error), error, None))
+    return state
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "expected"), [(1.0, 1.0), (0.0, 0.0), (42.5, 42.5)], ids=["1s", "0s", "42.5s"]
+)
+def test_wait_honours_retry_after(retry_after, expected):
+    wait = RetryPolicy(initial_delay=0.01, max_delay=0.02).tenacity_kwargs(idempotent=True, log=None)["wait"]
+
+    assert wait(retry_state(api_error(429, retry_after=retry_after))) == expected
+
+
+@pytest.mark.parametrize(
+    "error", [api_error(503), BlinkTransportError("reset")], ids=["no-retry-after", "transport"]
+)
+def test_wait_without_retry_after_is_capped_exponential_backoff(error):
+    wait = RetryPolicy(initial_delay=1.0, max_delay=4.0).tenacity_kwargs(idempotent=True, log=None)["wait"]
+
+    waits = [wait(retry_state(error, attempt)) for attempt in range(1, 10) for _ in range(20)]
+
+    assert all(0 <= seconds <= 4.0 for seconds in waits)
+    assert len(set(waits)) > 1  # jittered
+
+
+@pytest.mark.parametrize(("max_retries", "attempts"), [(0, 1), (1, 2), (3, 4)], ids=["0", "1", "3"])
+def test_policy_stops_after_max_retries_and_reraises(max_retries, attempts):
+    calls = []
+    policy = RetryPolicy(max_retries=max_retries, initial_delay=0, max_delay=0)
+
+    def fail() -> None:
+        calls.append(1)
+        raise api_error(503)
+
+    with pytest.raises(BlinkServerError):
+        tenacity.Retrying(**policy.tenacity_kwargs(idempotent=True, log=_NullLog()))(fail)
+
+    assert len(calls) == attempts
+
+
+class _NullLog:
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
+
+    def warning(self, message: str, *args: Any) -> None:
+        self.warnings.append(message % args)
+
+
+def test_policy_logs_each_retry_with_attempt_and_error():
+    log = _NullLog()
+    policy = RetryPolicy(max_retries=2, initial_delay=0, max_delay=0)
+
+    with pytest.raises(BlinkServerError):
+        tenacity.Retrying(**policy.tenacity_kwargs(idempotent=True, log=log))(_raise(api_error(502)))
+
+    assert len(log.warnings) == 2
+    assert log.warnings[0].startswith("Blink call failed (attempt 1 of 3), retrying in 0.0s: ")
+    assert "HTTP 502" in log.warnings[1]
+
+
+def _raise(error: BaseException) -> Callable[[], None]:
+    def fail() -> None:
+        raise error
+
+    return fail
+
+
+# -- through the hook, against the emulator -----------------------------------------------------
+
+
+class Client:
+    """Call one hook method the sync way (``BlinkHook``) or the async way (``async_client()``)."""
+
+    def __init__(self, mode: str, conn_id: str = "blink_default") -> None:
+        self.mode = mode
+        self.conn_id = conn_id
+
+    def __call__(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        hook = BlinkHook(self.conn_id)
+        if self.mode == "sync":
+            return getattr(hook, method)(*args, **kwargs)
+
+        async def run() -> Any:
+            async with hook.async_client() as client:
+                return await getattr(client, method)(*args, **kwargs)
+
+        return asyncio.run(run())
+
+
+@pytest.fixture(params=["sync", "async"])
+def client(request) -> Callable[..., Client]:
+    """Make a :class:`Client` for a connection id, once per mode."""
+    return lambda conn_id="blink_default": Client(request.param, conn_id)
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(0.02)
+    return result
+
+
+def requests_to(emu: BlinkEmulator, method: str, suffix: str) -> list:
+    return [r for r in emu.requests if r.method == method and r.path.endswith(suffix)]
+
+
+def with_key(conn: str, key: str) -> str:
+    data = json.loads(conn)
+    data["password"] = key
+    return json.dumps(data)
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def fast_timeout(emulator, monkeypatch) -> BlinkEmulator:
+    """The emulator as ``blink_default`` with a 0.5 s request timeout, so ``slow`` faults time out."""
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection_json(emulator, timeout=0.5))
+    return emulator
+
+
+GET_FAULTS = [
+    ([Fault("get", "status", times=2, status=503)], None, 3),
+    ([Fault("get", "status", status=429)], None, 2),
+    ([Fault("get", "status", times=2, status=500)], None, 3),
+    ([Fault("get", "status", times=None, status=500)], BlinkServerError, 3),
+    ([Fault("get", "status_after", status=502)], None, 2),
+    ([Fault("get", "html", status=504)], None, 2),
+    ([Fault("get", "close_before")], None, 2),
+    ([Fault("get", "close_after")], None, 2),
+    ([Fault("get", "slow", delay=1.0)], None, 2),
+    ([Fault("get", "malformed_json")], BlinkResponseError, 1),
+    ([Fault("get", "empty")], BlinkResponseError, 1),
+    ([Fault("get", "status", status=429, retry_after=MAX_RETRY_AFTER + 1)], BlinkRateLimitError, 1),
+]
+GET_FAULT_IDS = [
+    "503-twice-then-ok",
+    "429-then-ok",
+    "500-twice-then-ok",
+    "500-always",
+    "502-after-processing",
+    "504-html",
+    "closed-before-answer",
+    "closed-after-processing",
+    "slower-than-timeout",
+    "malformed-json",
+    "empty-body",
+    "retry-after-too-long",
+]
+
+
+@pytest.mark.parametrize(("faults", "error", "attempts"), GET_FAULTS, ids=GET_FAULT_IDS)
+def test_get_execution_under_faults(fast_timeout, client, faults, error, attempts):
+    emu = fast_timeout
+    [execution_id] = emu.seed_executions("quick-ok", 1)
+    for fault in faults:
+        emu.inject(fault)
+
+    if error is None:
+        assert client()("get_execution", execution_id)["id"] == execution_id
+    else:
+        with pytest.raises(error) as info:
+            client()("get_execution", execution_id)
+        assert execution_id in str(info.value)
+        assert MAY_HAVE_REACHED not in str(info.value)
+
+    gets = wait_for(lambda: len(r := requests_to(emu, "GET", execution_id)) >= attempts and r)
+    assert len(gets) == attempts
+
+
+EXECUTE_FAULTS = [
+    ([Fault("execute", "status", times=2, status=503)], None, 3, 1),
+    ([Fault("execute", "status", status=429)], None, 2, 1),
+    ([Fault("execute", "status", status=429), Fault("execute", "status", status=503)], None, 3, 1),
+    ([Fault("execute", "status_after", status=502)], BlinkServerError, 1, 1),
+    ([Fault("execute", "status", status=500)], BlinkServerError, 1, 0),
+    ([Fault("execute", "html", status=504)], BlinkServerError, 1, 0),
+    ([Fault("execute", "close_after")], BlinkTransportError, 1, 1),
+    ([Fault("execute", "close_before")], BlinkTransportError, 1, 0),
+    ([Fault("execute", "slow", delay=1.0)], BlinkTransportError, 1, 1),
+]
+EXECUTE_FAULT_IDS = [
+    "503-twice-then-ok",
+    "429-then-ok",
+    "429-then-503-then-ok",
+    "502-after-processing",
+    "500",
+    "504-html",
+    "closed-after-processing",
+    "closed-before-answer",
+    "slower-than-timeout",
+]
+
+
+@pytest.mark.parametrize(("faults", "error", "attempts", "executions"), EXECUTE_FAULTS, ids=EXECUTE_FAULT_IDS)
+def test_execute_is_repeated_only_when_blink_surely_did_not_act(
+    fast_timeout, client, faults, error, attempts, executions
+):
+    emu = fast_timeout
+    for fault in faults:
+        emu.inject(fault)
+
+    if error is None:
+        execution_id = client()("execute_playbook", "quick-ok")
+        assert [e["id"] for e in emu.executions] == [execution_id]
+    else:
+        with pytest.raises(error) as info:
+            client()("execute_playbook", "quick-ok")
+        message = str(info.value)
+        assert "POST /api/v1/workspace/demo-workspace/playbooks/quick-ok/execute" in message
+        assert MAY_HAVE_REACHED in message
+        assert "before running it again" in message
+
+    posts = wait_for(lambda: len(r := requests_to(emu, "POST", "/execute")) >= attempts and r)
+    assert len(posts) == attempts
+    if executions:
+        wait_for(lambda: len(emu.executions) >= executions)
+    assert len(emu.executions) == executions
+
+
+def test_retry_after_is_honoured(emulator, client):
+    emulator.inject(Fault("execute", "status", status=429, retry_after=1))
+    started = time.monotonic()
+
+    execution_id = client()("execute_playbook", "quick-ok")
+
+    assert time.monotonic() - started >= 0.9  # waited as Blink asked, not the 0.01 s backoff
+    assert [e["id"] for e in emulator.executions] == [execution_id]
+    assert [r.status for r in requests_to(emulator, "POST", "/execute")] == [429, 200]
+
+
+def test_persistent_server_error_names_the_last_status_and_blinks_message(emulator, client):
+    [execution_id] = emulator.seed_executions("quick-ok", 1)
+    emulator.inject(Fault("get", "status", times=2, status=503))
+    emulator.inject(Fault("get", "status", times=None, status=500))
+
+    with pytest.raises(BlinkServerError) as info:
+        client()("get_execution", execution_id)
+
+    error = info.value
+    assert error.status == 500
+    assert error.message == "Internal Server Error"
+    assert error.details == "injected by the Blink emulator"
+    assert error.identifier
+    assert "HTTP 500, message='Internal Server Error'" in str(error)
+    assert [r.status for r in requests_to(emulator, "GET", execution_id)] == [503, 503, 500]
+    assert not isinstance(error, AirflowFailException)  # transient: the task may retry
+
+
+def test_gateway_html_page_is_quoted_in_the_error(emulator, client):
+    [execution_id] = emulator.seed_executions("quick-ok", 1)
+    emulator.inject(Fault("get", "html", times=None, status=502))
+
+    with pytest.raises(BlinkServerError) as info:
+        client()("get_execution", execution_id)
+
+    assert info.value.status == 502
+    assert "<title>502 Bad Gateway</title>" in info.value.message
+    assert "502 Bad Gateway" in str(info.value)
+    assert len(requests_to(emulator, "GET", execution_id)) == 3
+
+
+@pytest.fixture
+def count_attempts(monkeypatch) -> list[str]:
+    """Record every attempt either client makes (there is no server to count them when none listens)."""
+    attempts: list[str] = []
+    sync_send, async_send = BlinkHook._send, BlinkAsyncClient._send
+
+    def send(self, call):
+        attempts.append(call.what)
+        return sync_send(self, call)
+
+    async def asend(self, call):
+        attempts.append(call.what)
+        return await async_send(self, call)
+
+    monkeypatch.setattr(BlinkHook, "_send", send)
+    monkeypatch.setattr(BlinkAsyncClient, "_send", asend)
+    return attempts
+
+
+@pytest.mark.parametrize(
+    ("method", "args"),
+    [("get_execution", ("e-1",)), ("execute_playbook", ("quick-ok",))],
+    ids=["get", "execute"],
+)
+def test_connection_refused_is_retried_even_for_execute(monkeypatch, client, count_attempts, method, args):
+    conn = json.dumps(
+        {
+            "conn_type": "blink",
+            "host": f"http://127.0.0.1:{closed_port()}",
+            "password": API_KEY,
+            "extra": {"workspace_id": WORKSPACE, "retry_limit": 2, "retry_delay": 0.01, "timeout": 2},
+        }
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", conn)
+
+    with pytest.raises(BlinkTransportError) as info:
+        client()(method, *args)
+
+    assert info.value.request_sent is False
+    assert str(info.value).startswith("Blink did not answer ")
+    assert MAY_HAVE_REACHED not in str(info.value)
+    assert len(count_attempts) == 3
+
+
+@pytest.fixture
+def latin1_gateway(monkeypatch) -> Iterator[None]:
+    """``blink_default`` behind a gateway that answers every request with a 502 page in Latin-1."""
+    page = "<html><body>502 Passerelle d\u00e9faillante</body></html>".encode("latin-1")
+    answer = (
+        b"HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nConnection: close\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(page), page)
+    )
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    conn = {
+        "conn_type": "blink",
+        "host": f"http://127.0.0.1:{server.getsockname()[1]}",
+        "password": API_KEY,
+        "extra": {"workspace_id": WORKSPACE, "retry_limit": 0, "timeout": 5},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", json.dumps(conn))
+    yield
+    server.close()
+
+
+def test_an_error_page_that_is_not_utf8_is_still_a_server_error(latin1_gateway, client):
+    with pytest.raises(BlinkServerError) as info:
+        client()("get_execution", "e-1")
+
+    assert info.value.status == 502
+    assert info.value.message.startswith("<html><body>502 Passerelle d")
+    assert "faillante</body></html>" in info.value.message
+
+
+# -- errors that retrying cannot fix ------------------------------------------------------------
+
+
+@pytest.fixture
+def blink(monkeypatch) -> Iterator[BlinkEmulator]:
+    """An emulator with a read-only key too; connections ``blink_default``, ``blink_viewer``, ``blink_wrong_key``."""
+    with BlinkEmulator(
+        api_key=API_KEY,
+        workspaces=[WORKSPACE],
+        playbooks=TEST_PLAYBOOKS,
+        viewer_keys={VIEWER_KEY: [WORKSPACE]},
+    ) as emu:
+        conn = connection_json(emu)
+        monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", conn)
+        monkeypatch.setenv("AIRFLOW_CONN_BLINK_VIEWER", with_key(conn, VIEWER_KEY))
+        monkeypatch.setenv("AIRFLOW_CONN_BLINK_WRONG_KEY", with_key(conn, "not-the-key"))
+        yield emu
+
+
+CLIENT_ERRORS = [
+    (
+        "blink_default",
+        "list_executions",
+        {"filter": {"state": {"$frob": 1}}},
+        BlinkBadRequestError,
+        400,
+        "invalid query",
+        "input_values",
+    ),
+    (
+        "blink_wrong_key",
+        "list_executions",
+        {"limit": 1},
+        BlinkAuthenticationError,
+        401,
+        "Unauthorized",
+        "'API Key'",
+    ),
+    (
+        "blink_viewer",
+        "execute_playbook",
+        {"playbook_id": "quick-ok"},
+        BlinkPermissionError,
+        403,
+        "Forbidden",
+        "not Viewer",
+    ),
+    (
+        "blink_default",
+        "get_execution",
+        {"execution_id": "e-1", "workspace_id": "no-such-workspace"},
+        BlinkNotFoundError,
+        404,
+        "workspace not found",
+        "Check the workspace_id",
+    ),
+    (
+        "blink_default",
+        "execute_playbook",
+        {"playbook_id": "no-such-playbook"},
+        BlinkNotFoundError,
+        404,
+        "playbook not found",
+        "playbook_id",
+    ),
+    (
+        "blink_default",
+        "get_execution",
+        {"execution_id": "no-such-execution"},
+        BlinkNotFoundError,
+        404,
+        "execution not found",
+        "execution_id",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("conn_id", "method", "kwargs", "error_class", "status", "message", "advice"),
+    CLIENT_ERRORS,
+    ids=["400-bad-query", "401-wrong-key", "403-viewer", "404-workspace", "404-playbook", "404-execution"],
+)
+def test_client_errors_fail_at_once_with_blinks_facts(
+    blink, client, conn_id, method, kwargs, error_class, status, message, advice
+):
+    with pytest.raises(error_class) as info:
+        client(conn_id)(method, **kwargs)
+
+    error = info.value
+    assert isinstance(error, BlinkClientError)
+    assert isinstance(error, AirflowFailException)  # the task fails without spending its retries
+    assert isinstance(error, AirflowException)
+    assert error.status == status
+    assert error.message == message
+    assert error.details  # Blink's explanation
+    assert error.identifier  # what Blink support asks for
+    assert f"HTTP {status}, message={message!r}" in str(error)
+    assert f"identifier={error.identifier!r}" in str(error)
+    assert advice in str(error)
+    assert API_KEY not in str(error)
+    assert len(blink.requests) == 1  # not retried
+    assert blink.executions == []
+
+
+def test_a_viewer_may_still_read(blink, client):
+    [execution_id] = blink.seed_executions("quick-ok", 1)
+
+    assert client("blink_viewer")("get_execution", execution_id)["state_ui"] == "Completed"

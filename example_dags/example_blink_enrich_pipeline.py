@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from airflow.providers.common.compat.sdk import dag, task
+
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 
 POLL_INTERVAL = float(os.environ.get("BLINK_EXAMPLE_POLL_INTERVAL", "2"))

@@ -10,6 +10,7 @@ import os
 from datetime import datetime
 
 from airflow.providers.common.compat.sdk import dag
+
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 

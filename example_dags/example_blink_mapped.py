@@ -6,6 +6,7 @@ import os
 from datetime import datetime
 
 from airflow.providers.common.compat.sdk import dag
+
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 
 POLL_INTERVAL = float(os.environ.get("BLINK_EXAMPLE_POLL_INTERVAL", "2"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -385,11 +386,11 @@ class BlinkAsyncClient:
             ) as response:
                 text = await response.text(errors="replace")  # like requests: a proxy's page may not be UTF-8
                 status, retry_after = response.status, response.headers.get("Retry-After")
-        except aiohttp.ClientConnectorError as exc:
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise BlinkTransportError(
                 f"Blink did not answer {call.what}: {type(exc).__name__}: {exc}", request_sent=False
             ) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise BlinkTransportError(
                 f"Blink did not answer {call.what}: {type(exc).__name__}: {exc or 'timed out'}"
             ) from None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 ENDPOINTS = frozenset({"execute", "get", "list", "cancel", "steps", "*"})
 
 #: Fault kinds whose request is processed (an execute creates its execution) before the fault shows.
-PROCESSED_KINDS = frozenset({"close_after", "status_after", "slow", "malformed_json", "empty"})
+PROCESSED_KINDS = frozenset({"close_after", "status_after", "slow", "slow_after", "malformed_json", "empty"})
 #: Fault kinds that answer in place of the real handler: nothing is processed.
 UNPROCESSED_KINDS = frozenset({"status", "close_before", "html"})
 KINDS = PROCESSED_KINDS | UNPROCESSED_KINDS
@@ -22,7 +22,8 @@ class Fault:
     ``retry_after`` is set; not processed), ``close_before`` (drop the connection unread; not
     processed), ``close_after`` (process, then drop the connection without answering),
     ``status_after`` (process, then answer ``status`` anyway), ``slow`` (wait ``delay`` seconds, then
-    behave normally), ``malformed_json`` (process, answer 200 with truncated JSON), ``html`` (answer
+    behave normally), ``slow_after`` (process at once, answer after ``delay`` seconds: a client
+    that times out has still started the run), ``malformed_json`` (process, answer 200 with truncated JSON), ``html`` (answer
     ``status``, default 502, with a gateway's HTML page; not processed), ``empty`` (process, answer
     200 with an empty body).
 
@@ -31,7 +32,7 @@ class Fault:
     :param times: how many matching requests it affects; ``None`` means until ``clear_faults()``.
     :param status: HTTP status for ``status``, ``status_after`` and ``html``.
     :param retry_after: seconds for a ``Retry-After`` header (``status`` and ``status_after``).
-    :param delay: seconds to wait for ``slow``.
+    :param delay: seconds to wait for ``slow`` and ``slow_after``.
     """
 
     endpoint: str

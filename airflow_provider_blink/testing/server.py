@@ -173,6 +173,9 @@ class _BlinkApi:
         response = await self._call(request, handler)
         if fault is None or fault.kind == "slow":
             return response
+        if fault.kind == "slow_after":
+            await asyncio.sleep(fault.delay)
+            return response
         if fault.kind == "close_after":
             raise _ConnectionDropped
         return _fault_response(fault)

@@ -34,6 +34,7 @@ def outcome(call):
         (Fault("execute", "malformed_json"), 200, "application/json", 1),
         (Fault("execute", "empty"), 200, None, 1),
         (Fault("execute", "slow", delay=0.3), 200, "application/json", 1),
+        (Fault("execute", "slow_after", delay=0.3), 200, "application/json", 1),
         (Fault("*", "status", status=503), 503, "application/json", 0),
     ],
     ids=[
@@ -46,6 +47,7 @@ def outcome(call):
         "malformed-json",
         "empty",
         "slow",
+        "slow-after",
         "wildcard",
     ],
 )
@@ -72,7 +74,7 @@ def test_execute_fault_responses(emu, api, fault, status, content_type, executio
         assert response.content == b""
     if fault.kind == "html":
         assert response.text.startswith("<html>")
-    if fault.kind == "slow":
+    if fault.kind in ("slow", "slow_after"):
         assert time.monotonic() - started >= 0.3
 
 
@@ -223,3 +225,11 @@ def test_faulted_requests_are_recorded_without_the_key(emu, api):
 def test_invalid_faults_are_rejected(kwargs):
     with pytest.raises(ValueError):  # noqa: PT011 -- the message names the argument
         Fault(**kwargs)
+
+
+def test_slow_after_starts_the_run_before_a_client_gives_up(emu):
+    emu.inject(Fault("execute", "slow_after", delay=2.0))
+    url = f"{emu.url}/api/v1/workspace/ws-1/playbooks/pb-fast/execute"
+    with pytest.raises(requests.ReadTimeout):
+        requests.post(url, headers={"BLINK-API-KEY": emu.api_key}, timeout=0.3)
+    assert len(emu.executions) == 1

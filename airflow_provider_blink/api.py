@@ -12,6 +12,7 @@ from airflow_provider_blink.exceptions import (
     BlinkApiError,
     BlinkBadRequestError,
     BlinkConfigurationError,
+    BlinkPermanentError,
     BlinkResponseError,
     api_error_class,
 )
@@ -139,6 +140,41 @@ def execute(workspace_id: str, playbook_id: str, body: dict[str, Any]) -> ApiCal
     """Start an execution; answers its id. Not idempotent: a repeat starts a second run."""
     path = f"{_workspace_path(workspace_id)}/playbooks/{_segment(playbook_id, 'playbook_id')}/execute"
     return ApiCall("POST", path, read=_read_execution_id, body=body, idempotent=False)
+
+
+#: How far before an ambiguous execute to look for the execution it may have started (clock skew).
+LOOKBACK_MS = 60_000
+
+
+def started_executions_query(playbook_id: str, since_ms: int) -> dict[str, Any]:
+    """RQL for the executions of ``playbook_id`` created since ``since_ms`` (epoch milliseconds)."""
+    return rql_query(
+        filter={"playbook_id": playbook_id, "created_at": {"$gte": since_ms}},
+        sort=["created_at"],
+        limit=MAX_PAGE_SIZE,
+    )
+
+
+def started_by(body: Mapping[str, Any], executions: list[dict[str, Any]]) -> str | None:
+    """
+    The id of the one execution that ``body`` (an execute body) can have started, if any.
+
+    Matches on the inputs and event Blink recorded.
+
+    :raises BlinkPermanentError: if several executions match: this request's cannot be told apart.
+    """
+    matches = [
+        execution["id"]
+        for execution in executions
+        if (execution.get("inputs") or {}) == body.get("input_values", {})
+        and (execution.get("event") or {}) == body.get("event", {})
+    ]
+    if len(matches) > 1:
+        raise BlinkPermanentError(
+            f"Starting the playbook failed ambiguously and {len(matches)} executions with the same inputs "
+            f"started meanwhile ({', '.join(matches[:10])}); not starting another. Check them in Blink."
+        )
+    return matches[0] if matches else None
 
 
 def execute_sync(

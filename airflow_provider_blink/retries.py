@@ -36,6 +36,11 @@ def is_retryable(exc: BaseException, *, idempotent: bool) -> bool:
     return False
 
 
+def is_ambiguous(exc: BaseException) -> bool:
+    """Whether a failed call may or may not have taken effect (it timed out, or the answer was lost)."""
+    return is_retryable(exc, idempotent=True) and not is_retryable(exc, idempotent=False)
+
+
 #: Added to the error of a call that is not idempotent and failed without showing whether Blink acted.
 MAY_HAVE_REACHED_BLINK = (
     "The request may have reached Blink (the playbook may have started), so it was not repeated: "
@@ -45,7 +50,7 @@ MAY_HAVE_REACHED_BLINK = (
 
 def explain_not_retried(exc: BaseException, *, idempotent: bool) -> None:
     """Say in ``exc`` that a non-idempotent call may have reached Blink when that is why it was not retried."""
-    if not idempotent and is_retryable(exc, idempotent=True) and not is_retryable(exc, idempotent=False):
+    if not idempotent and is_ambiguous(exc):
         exc.args = (f"{exc.args[0] if exc.args else exc} {MAY_HAVE_REACHED_BLINK}", *exc.args[1:])
 
 

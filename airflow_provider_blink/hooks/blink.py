@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator, Iterator, Mapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -23,7 +24,7 @@ from airflow_provider_blink.connection_form import (
     UI_FIELD_BEHAVIOUR,
 )
 from airflow_provider_blink.exceptions import BlinkConfigurationError, BlinkError, BlinkTransportError
-from airflow_provider_blink.retries import RetryPolicy, explain_not_retried
+from airflow_provider_blink.retries import RetryPolicy, explain_not_retried, is_ambiguous
 
 if TYPE_CHECKING:
     import aiohttp
@@ -249,15 +250,30 @@ class BlinkHook(BaseHook):
             call, response.status_code, response.text, response.headers.get("Retry-After")
         )
 
-    def call(self, call: api.ApiCall[Any]) -> Any:
-        """Make one API call with retries; the building block of the methods below."""
+    def call(self, call: api.ApiCall[Any], recover: Callable[[], Any] | None = None) -> Any:
+        """
+        Make one API call with retries; the building block of the methods below.
+
+        :param recover: for a call that is not idempotent: after an ambiguous failure, finds what
+            the failed attempt did (or ``None``) before the call is sent again.
+        """
+        idempotent = call.idempotent or recover is not None
+        ambiguous = False
         try:
             for attempt in tenacity.Retrying(
-                **self.config.retry.tenacity_kwargs(idempotent=call.idempotent, log=self.log)
+                **self.config.retry.tenacity_kwargs(idempotent=idempotent, log=self.log)
             ):
                 with attempt:
-                    return self._send(call)
+                    if ambiguous and recover is not None and (found := recover()) is not None:
+                        return found
+                    try:
+                        return self._send(call)
+                    except BlinkError as exc:
+                        ambiguous = ambiguous or is_ambiguous(exc)
+                        raise
         except BlinkError as exc:
+            if ambiguous and recover is not None and (found := recover()) is not None:
+                return found
             explain_not_retried(exc, idempotent=call.idempotent)
             raise
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
@@ -266,13 +282,27 @@ class BlinkHook(BaseHook):
         """
         Start a playbook and return the new execution's id.
 
+        Starting is not idempotent: when an attempt fails without showing whether Blink started
+        the run (timeout, dropped answer, 502/504), the hook looks for that run before sending
+        again, so one call never starts two executions.
+
         :param playbook_id: the playbook's id.
         :param workspace_id: overrides the connection's workspace.
         :param body: ``input_values``, ``event``, ``runner``, ``trigger_type``, ``callback``, ``past_exec_ref``.
         """
-        return self.call(
-            api.execute(self.config.workspace(workspace_id), playbook_id, api.execute_body(**body))
-        )
+        workspace = self.config.workspace(workspace_id)
+        call = api.execute(workspace, playbook_id, api.execute_body(**body))
+        query = api.started_executions_query(playbook_id, _now_ms() - api.LOOKBACK_MS)
+
+        def recover() -> str | None:
+            found = api.started_by(call.body, self.call(api.list_executions(workspace, query))["results"])
+            if found:
+                self.log.warning(
+                    "Starting playbook %s failed ambiguously; it had started %s", playbook_id, found
+                )
+            return found
+
+        return self.call(call, recover)
 
     def run_playbook_sync(
         self, playbook_id: str, *, workspace_id: str | None = None, timeout: int | None = None, **body: Any
@@ -347,6 +377,10 @@ class BlinkHook(BaseHook):
             yield BlinkAsyncClient(config, session, self.log)
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 def _is_refused(exc: Exception) -> bool:
     """Whether requests failed while connecting (refused, DNS), i.e. before anything was sent."""
     import urllib3.exceptions
@@ -396,15 +430,25 @@ class BlinkAsyncClient:
             ) from None
         return api.parse_answer(call, status, text, retry_after)
 
-    async def call(self, call: api.ApiCall[Any]) -> Any:
-        """Make one API call with retries (same policy as the sync hook)."""
+    async def call(self, call: api.ApiCall[Any], recover: Callable[[], Awaitable[Any]] | None = None) -> Any:
+        """Make one API call with retries (same policy and ``recover`` as :meth:`BlinkHook.call`)."""
+        idempotent = call.idempotent or recover is not None
+        ambiguous = False
         try:
             async for attempt in tenacity.AsyncRetrying(
-                **self.config.retry.tenacity_kwargs(idempotent=call.idempotent, log=self._log)
+                **self.config.retry.tenacity_kwargs(idempotent=idempotent, log=self._log)
             ):
                 with attempt:
-                    return await self._send(call)
+                    if ambiguous and recover is not None and (found := await recover()) is not None:
+                        return found
+                    try:
+                        return await self._send(call)
+                    except BlinkError as exc:
+                        ambiguous = ambiguous or is_ambiguous(exc)
+                        raise
         except BlinkError as exc:
+            if ambiguous and recover is not None and (found := await recover()) is not None:
+                return found
             explain_not_retried(exc, idempotent=call.idempotent)
             raise
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
@@ -412,10 +456,21 @@ class BlinkAsyncClient:
     async def execute_playbook(
         self, playbook_id: str, *, workspace_id: str | None = None, **body: Any
     ) -> str:
-        """Async :meth:`BlinkHook.execute_playbook`."""
-        return await self.call(
-            api.execute(self.config.workspace(workspace_id), playbook_id, api.execute_body(**body))
-        )
+        """Async :meth:`BlinkHook.execute_playbook` (with the same protection against a second run)."""
+        workspace = self.config.workspace(workspace_id)
+        call = api.execute(workspace, playbook_id, api.execute_body(**body))
+        query = api.started_executions_query(playbook_id, _now_ms() - api.LOOKBACK_MS)
+
+        async def recover() -> str | None:
+            page = await self.call(api.list_executions(workspace, query))
+            found = api.started_by(call.body, page["results"])
+            if found:
+                self._log.warning(
+                    "Starting playbook %s failed ambiguously; it had started %s", playbook_id, found
+                )
+            return found
+
+        return await self.call(call, recover)
 
     async def run_playbook_sync(
         self, playbook_id: str, *, workspace_id: str | None = None, timeout: int | None = None, **body: Any

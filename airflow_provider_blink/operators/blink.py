@@ -23,12 +23,10 @@ if TYPE_CHECKING:
     from airflow_provider_blink.hooks.blink import BlinkHook
 
 
-def check_poll_interval(poll_interval: Any) -> float:
-    """Reject a poll interval that is not a positive number (shared with the sensor)."""
+def check_poll_interval(poll_interval: Any, name: str = "poll_interval") -> float:
+    """Reject a poll interval that is not a positive number (shared with the sensor: ``poke_interval``)."""
     if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float) or poll_interval <= 0:
-        raise BlinkConfigurationError(
-            f"poll_interval must be a positive number of seconds, got {poll_interval!r}."
-        )
+        raise BlinkConfigurationError(f"{name} must be a positive number of seconds, got {poll_interval!r}.")
     return float(poll_interval)
 
 
@@ -45,7 +43,7 @@ class BlinkExecutePlaybookOperator(BaseOperator):
 
     Pushes ``execution_id`` and ``execution_url`` to XCom as soon as the run starts, and returns
     a JSON-serialisable summary of the finished execution (id, state, timings, error details,
-    ``output`` in ``run_sync`` mode). A failed, cancelled or timed-out execution fails the task.
+    the playbook's ``output``). A failed, cancelled or timed-out execution fails the task.
 
     :param playbook_id: the playbook to run (its id, not its name). Templated.
     :param workspace_id: overrides the connection's Workspace ID. Templated.

@@ -10,7 +10,7 @@ from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSki
 
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkConfigurationError, BlinkError, BlinkExecutionTimeout
-from airflow_provider_blink.links.blink import BlinkExecutionLink
+from airflow_provider_blink.links.blink import BlinkExecutionLink, push_execution
 from airflow_provider_blink.operators.blink import check_poll_interval, resolve_deferrable
 
 if TYPE_CHECKING:
@@ -55,9 +55,10 @@ class BlinkExecutionSensor(BaseSensorOperator):
         self.workspace_id = workspace_id
         self.blink_conn_id = blink_conn_id
         self.deferrable = resolve_deferrable(deferrable)
-        self.poll_interval = check_poll_interval(self.poke_interval)
+        self.poll_interval = check_poll_interval(self.poke_interval, "poke_interval")
         self.success_states = success_states
         self.failure_states = failure_states
+        self._execution_published = False
 
     @functools.cached_property
     def hook(self) -> BlinkHook:
@@ -104,6 +105,9 @@ class BlinkExecutionSensor(BaseSensorOperator):
         from airflow_provider_blink.triggers.blink import finished_event
 
         execution = self.hook.get_execution(self._execution_id(), workspace_id=self.workspace_id)
+        if not self._execution_published:  # once per try: the "Blink" link works while the sensor waits
+            push_execution(context, execution["id"], self._url(execution) or "")
+            self._execution_published = True
         outcome = decide_outcome(execution, self.success_states, self.failure_states)
         if outcome is ExecutionOutcome.RUNNING:
             self.log.info("Blink execution %s is %s", execution["id"], execution.get("state_ui"))

@@ -1,0 +1,250 @@
+"""BlinkExecutionSensor: pokes, defers and finishes from the trigger's event, against the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
+import pytest
+from airflow.providers.common.compat.sdk import (
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    PokeReturnValue,
+    TaskDeferred,
+)
+
+from airflow_provider_blink.exceptions import BlinkConfigurationError, BlinkError, BlinkExecutionFailed
+from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
+from airflow_provider_blink.testing import DEMO_WORKSPACE, BlinkEmulator, ScriptedPlaybook
+from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
+
+
+class RecordingTI:
+    """Stands in for the task instance: records each XCom push."""
+
+    def __init__(self) -> None:
+        self.pushed: list[tuple[str, Any]] = []
+
+    def xcom_push(self, key: str, value: Any, **_: Any) -> None:
+        self.pushed.append((key, value))
+
+
+def context_for(ti: RecordingTI | None = None) -> Any:
+    ti = ti or RecordingTI()
+    return {"ti": ti, "task_instance": ti}
+
+
+def url_of(emulator: BlinkEmulator, playbook_id: str, execution_id: str) -> str:
+    return (
+        f"{emulator.url}/workspace/{DEMO_WORKSPACE}/workflow/{playbook_id}/edit?execution_id={execution_id}"
+    )
+
+
+def start(emulator: BlinkEmulator, playbook_id: str) -> str:
+    """Start a run in the emulator directly (as another task or a person would) and return its id."""
+    import requests
+
+    response = requests.post(
+        f"{emulator.url}/api/v1/workspace/{DEMO_WORKSPACE}/playbooks/{playbook_id}/execute",
+        headers={"BLINK-API-KEY": emulator.api_key},
+        json={},
+        timeout=5,
+    )
+    response.raise_for_status()
+    return str(response.json()["execution_id"])
+
+
+def sensor(execution_id: Any, **kwargs: Any) -> BlinkExecutionSensor:
+    kwargs = {"task_id": "wait_for_execution", "poke_interval": 0.1, "timeout": 30, **kwargs}
+    return BlinkExecutionSensor(execution_id=execution_id, **kwargs)
+
+
+def first_event(trigger: BlinkExecutionTrigger) -> dict[str, Any]:
+    """Run the trigger as the triggerer would, until its first event."""
+
+    async def run() -> dict[str, Any]:
+        async with contextlib.aclosing(trigger.run()) as events:
+            async for event in events:
+                return dict(event.payload)
+        raise AssertionError("the trigger yielded no event")
+
+    return asyncio.run(run())
+
+
+def deferred(task: BlinkExecutionSensor, context: Any = None) -> TaskDeferred:
+    with pytest.raises(TaskDeferred) as raised:
+        task.execute(context or context_for())
+    return raised.value
+
+
+class TestPoke:
+    def test_false_while_running_then_the_execution_record_when_completed(self, emulator):
+        execution_id = start(emulator, "slow")
+        task = sensor(execution_id)
+
+        assert task.poke(context_for()) is False
+
+        emulator.finish(execution_id, "Completed")
+        done = task.poke(context_for())
+
+        assert isinstance(done, PokeReturnValue)
+        assert done.is_done is True
+        assert done.xcom_value["id"] == execution_id
+        assert done.xcom_value["state_ui"] == "Completed"
+        json.dumps(done.xcom_value)
+
+    def test_publishes_the_execution_id_and_url_once_for_the_blink_link(self, emulator):
+        execution_id = start(emulator, "slow")
+        ti = RecordingTI()
+        task = sensor(execution_id)
+
+        task.poke(context_for(ti))
+        task.poke(context_for(ti))
+
+        url = url_of(emulator, "slow", execution_id)
+        assert ti.pushed == [
+            ("execution_id", execution_id),
+            ("execution_url", url),
+            ("_link_BlinkExecutionLink", url),
+        ]
+
+    def test_failed_execution_fails_with_blink_error_details(self, emulator):
+        execution_id = start(emulator, "quick-fail")
+        emulator.finish(execution_id, "Failed")
+
+        with pytest.raises(BlinkExecutionFailed) as raised:
+            sensor(execution_id).poke(context_for())
+
+        message = str(raised.value)
+        assert execution_id in message
+        assert "step 'lookup' failed: upstream returned 500" in message
+        assert url_of(emulator, "quick-fail", execution_id) in message
+
+    def test_soft_fail_skips_on_a_failed_execution(self, emulator):
+        execution_id = start(emulator, "slow")
+        emulator.finish(execution_id, "Cancelled")
+
+        with pytest.raises(AirflowSkipException, match=execution_id):
+            sensor(execution_id, soft_fail=True).poke(context_for())
+
+    def test_custom_success_states(self, emulator):
+        execution_id = start(emulator, "slow")
+        emulator.finish(execution_id, "Skipped")
+
+        done = sensor(execution_id, success_states=["skipped"]).poke(context_for())
+
+        assert isinstance(done, PokeReturnValue)
+        assert done.xcom_value["state_ui"] == "Skipped"
+
+    def test_workspace_id_overrides_the_connection(self, emulator):
+        execution_id = start(emulator, "slow")
+
+        with pytest.raises(BlinkError, match="404"):
+            sensor(execution_id, workspace_id="other-workspace").poke(context_for())
+
+        assert emulator.requests[-1].path == f"/api/v1/workspace/other-workspace/executions/{execution_id}"
+
+
+class TestDeferrable:
+    def test_defers_with_a_trigger_built_from_the_sensor(self, emulator):
+        execution_id = start(emulator, "slow")
+        task = sensor(
+            execution_id,
+            deferrable=True,
+            timeout=120,
+            poke_interval=0.5,
+            workspace_id=DEMO_WORKSPACE,
+            failure_states=["Failed"],
+        )
+
+        ti = RecordingTI()
+        defer = deferred(task, context_for(ti))
+
+        trigger = defer.trigger
+        assert isinstance(trigger, BlinkExecutionTrigger)
+        assert ("execution_url", url_of(emulator, "slow", execution_id)) in ti.pushed, (
+            "published before deferring"
+        )
+        assert defer.method_name == "execute_complete"
+        assert trigger.execution_id == execution_id
+        assert trigger.blink_conn_id == "blink_default"
+        assert trigger.workspace_id == DEMO_WORKSPACE
+        assert trigger.poll_interval == 0.5
+        assert trigger.end_time == pytest.approx(time.time() + 120, abs=5)
+        assert trigger.failure_states == ["Failed"]
+        assert trigger.success_states is None
+
+    def test_already_finished_execution_returns_without_deferring(self, emulator):
+        emulator.add_playbook(ScriptedPlaybook(id="instant", workspace_id=DEMO_WORKSPACE, duration=0))
+        execution_id = start(emulator, "instant")
+
+        record = sensor(execution_id, deferrable=True).execute(context_for())
+
+        assert record["id"] == execution_id
+        assert record["state_ui"] == "Completed"
+
+    def test_success_event_returns_the_execution_record(self, emulator):
+        execution_id = start(emulator, "quick-ok")
+        task = sensor(execution_id, deferrable=True)
+
+        record = task.execute_complete(context_for(), first_event(deferred(task).trigger))
+
+        assert record["id"] == execution_id
+        assert record["state_ui"] == "Completed"
+
+    def test_failed_event_fails_the_task(self, emulator):
+        execution_id = start(emulator, "quick-fail")
+        task = sensor(execution_id, deferrable=True)
+
+        with pytest.raises(BlinkExecutionFailed, match="upstream returned 500"):
+            task.execute_complete(context_for(), first_event(deferred(task).trigger))
+
+    @pytest.mark.parametrize(
+        ("soft_fail", "error"),
+        [(False, AirflowSensorTimeout), (True, AirflowSkipException)],
+        ids=["fails", "soft-fail-skips"],
+    )
+    def test_timeout_event(self, emulator, soft_fail, error):
+        execution_id = start(emulator, "slow")
+        task = sensor(execution_id, deferrable=True, timeout=0.3, soft_fail=soft_fail)
+
+        with pytest.raises(error, match=execution_id):
+            task.execute_complete(context_for(), first_event(deferred(task).trigger))
+
+        assert emulator.execution(execution_id)["state_ui"] == "In Progress", "a sensor never cancels"
+
+    def test_event_for_another_execution_is_refused(self, emulator):
+        event = {"status": "success", "execution_id": "exec-2", "execution": {"id": "exec-2"}}
+
+        with pytest.raises(BlinkError, match="expected 'exec-1'"):
+            sensor("exec-1").execute_complete(context_for(), event)
+
+
+class TestConfiguration:
+    @pytest.mark.parametrize("execution_id", ["", "   ", None], ids=["empty", "blank", "none"])
+    @pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
+    def test_missing_execution_id_is_a_configuration_error(self, emulator, execution_id, deferrable):
+        task = sensor(execution_id, deferrable=deferrable)
+
+        with pytest.raises(BlinkConfigurationError, match="execution_id"):
+            task.poke(context_for()) if not deferrable else task.execute(context_for())
+
+        assert emulator.requests == []
+
+    def test_zero_poke_interval_is_refused_by_its_name(self):
+        with pytest.raises(BlinkConfigurationError, match="poke_interval"):
+            sensor("exec-1", poke_interval=0)
+
+    @pytest.mark.parametrize(
+        ("setting", "expected"), [("true", True), ("false", False)], ids=["config-true", "config-false"]
+    )
+    def test_deferrable_follows_operators_default_deferrable(self, monkeypatch, setting, expected):
+        monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", setting)
+
+        assert sensor("exec-1").deferrable is expected
+
+    def test_execution_id_and_workspace_are_templated(self):
+        assert {"execution_id", "workspace_id"} <= set(BlinkExecutionSensor.template_fields)

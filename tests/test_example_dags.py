@@ -1,0 +1,271 @@
+"""The example DAGs import cleanly and run to success against the emulator, deferred and in-process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
+from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
+from airflow_provider_blink.testing import DEMO_WORKSPACE, BlinkEmulator
+
+EXAMPLE_DAGS = Path(__file__).resolve().parent.parent / "example_dags"
+BLINK_TASKS = (BlinkExecutePlaybookOperator, BlinkExecutionSensor)
+
+
+def dagbag() -> Any:
+    try:
+        from airflow.dag_processing.dagbag import DagBag  # Airflow 3
+    except ImportError:
+        from airflow.models.dagbag import DagBag  # Airflow 2
+    return DagBag(dag_folder=str(EXAMPLE_DAGS))  # example DAGs of Airflow itself: off in conftest
+
+
+def example_dag(dag_id: str) -> Any:
+    return dagbag().dags[dag_id]
+
+
+def url_of(emulator: BlinkEmulator, playbook_id: str, execution_id: str) -> str:
+    return (
+        f"{emulator.url}/workspace/{DEMO_WORKSPACE}/workflow/{playbook_id}/edit?execution_id={execution_id}"
+    )
+
+
+def blink_tasks(dag: Any) -> list[Any]:
+    tasks = [t for t in dag.tasks if issubclass(getattr(t, "operator_class", type(t)), BLINK_TASKS)]
+    assert tasks, f"{dag.dag_id} has no Blink task"
+    return tasks
+
+
+def wait_in_process(dag: Any) -> None:
+    """Make every Blink task of ``dag`` wait in the worker (poke mode) instead of deferring."""
+    for task in blink_tasks(dag):
+        if hasattr(task, "partial_kwargs"):  # a mapped task: its operators are built at run time
+            task.partial_kwargs["deferrable"] = False
+        else:
+            task.deferrable = False
+        if issubclass(getattr(task, "operator_class", type(task)), BlinkExecutionSensor):
+            task.mode = "poke"
+
+
+@pytest.fixture
+def deferrals(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record which Blink tasks deferred (the real ``defer`` still runs)."""
+    seen: list[str] = []
+    for cls in BLINK_TASKS:
+        original: Callable[..., Any] = cls.defer
+
+        def recording_defer(
+            self: Any, *args: Any, _original: Callable[..., Any] = original, **kwargs: Any
+        ) -> Any:
+            seen.append(self.task_id)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "defer", recording_defer)
+    return seen
+
+
+def run(dag: Any) -> Any:
+    dag_run = dag.test()
+    assert dag_run is not None
+    return dag_run
+
+
+def task_instance(dag_run: Any, task_id: str, map_index: int = -1) -> Any:
+    tis = [ti for ti in dag_run.get_task_instances() if ti.task_id == task_id and ti.map_index == map_index]
+    assert len(tis) == 1, [(ti.task_id, ti.map_index) for ti in dag_run.get_task_instances()]
+    return tis[0]
+
+
+def xcom(dag_run: Any, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
+    """Read an XCom the way the UI would: straight from the metadata database."""
+    try:
+        from airflow.models.xcom import XComModel  # Airflow 3
+    except ImportError:
+        from airflow.models.xcom import XCom
+
+        return XCom.get_one(
+            key=key, run_id=dag_run.run_id, dag_id=dag_run.dag_id, task_id=task_id, map_index=map_index
+        )
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        value = session.scalar(
+            XComModel.get_many(
+                key=key,
+                run_id=dag_run.run_id,
+                dag_ids=dag_run.dag_id,
+                task_ids=task_id,
+                map_indexes=map_index,
+            ).with_only_columns(XComModel.value)
+        )
+    return XComModel.deserialize_value(_Value(value)) if value is not None else None
+
+
+class _Value:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+def extra_link(dag: Any, dag_run: Any, task_id: str, name: str = "Blink") -> str | None:
+    """The extra link as the web UI resolves it: from the serialized DAG, for the run's task instance."""
+    from airflow.serialization import serialized_objects
+
+    serialization = getattr(serialized_objects, "DagSerialization", None)  # Airflow 3
+    serialization = serialization or serialized_objects.SerializedDAG  # Airflow 2
+    serialized = serialization.deserialize_dag(serialization.serialize_dag(dag))
+    return serialized.get_task(task_id).get_extra_links(task_instance(dag_run, task_id), name)
+
+
+def register(dag: Any) -> None:
+    """
+    Store a DAG built in this file as the DAG processor would, so ``dag.test()`` can run it.
+
+    Airflow 3's ``dag.test()`` only runs DAGs found in the metadata database (it syncs the DAG
+    bundles, which hold the example DAGs but not this file); Airflow 2 runs any DAG object.
+    """
+    try:
+        from airflow.dag_processing.bundles.manager import DagBundlesManager
+        from airflow.dag_processing.collection import update_dag_parsing_results_in_db
+        from airflow.serialization.serialized_objects import LazyDeserializedDAG
+    except ImportError:
+        return
+    from airflow.utils.session import create_session
+
+    manager = DagBundlesManager()
+    with create_session() as session:
+        manager.sync_bundles_to_db(session=session)
+    bundle = next(iter(manager.get_all_dag_bundles()))
+    with create_session() as session:
+        update_dag_parsing_results_in_db(
+            bundle.name, None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session
+        )
+
+
+def test_example_dags_import_without_errors():
+    bag = dagbag()
+
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == {
+        "example_blink_enrich_pipeline",
+        "example_blink_fire_and_forget",
+        "example_blink_mapped",
+    }
+
+
+MODES = pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "in-process"])
+
+
+def prepare(dag_id: str, deferrable: bool) -> Any:
+    dag = example_dag(dag_id)
+    if not deferrable:
+        wait_in_process(dag)
+    return dag
+
+
+@MODES
+def test_enrich_pipeline_runs_to_success(airflow_db, emulator, deferrals, deferrable):
+    dag = prepare("example_blink_enrich_pipeline", deferrable)
+
+    dag_run = run(dag)
+
+    assert dag_run.state == "success"
+    (execution,) = emulator.executions
+    assert emulator.execution(execution["id"])["state_ui"] == "Completed"
+    assert execution["inputs"] == {"ioc": "203.0.113.7", "seen_in": "firewall-logs", "hits": 42}
+    summary = xcom(dag_run, "enrich_ioc")
+    assert summary["state_ui"] == "Completed"
+    assert summary["execution_id"] == execution["id"]
+    url = url_of(emulator, "enrich-ioc", execution["id"])
+    assert summary["execution_url"] == url
+    assert xcom(dag_run, "enrich_ioc", key="execution_url") == url
+    assert extra_link(dag, dag_run, "enrich_ioc") == url
+    assert summary["output"] == {"verdict": "malicious", "score": 87, "sources": ["virustotal", "abuseipdb"]}
+    decision = xcom(dag_run, "decide_response")
+    assert decision["execution_id"] == execution["id"]
+    assert decision["block_ip"] is True
+    assert deferrals == (["enrich_ioc"] if deferrable else [])
+
+
+@MODES
+def test_fire_and_forget_runs_to_success(airflow_db, emulator, deferrals, deferrable):
+    dag = prepare("example_blink_fire_and_forget", deferrable)
+
+    dag_run = run(dag)
+
+    assert dag_run.state == "success"
+    (execution,) = emulator.executions
+    assert emulator.execution(execution["id"])["state_ui"] == "Completed"
+    assert execution["inputs"] == {"hostname": "laptop-0042"}
+    assert xcom(dag_run, "start_isolation", key="execution_id") == execution["id"]
+    record = xcom(dag_run, "wait_for_isolation")
+    assert record["id"] == execution["id"]
+    assert record["state_ui"] == "Completed"
+    url = url_of(emulator, "isolate-host", execution["id"])
+    assert extra_link(dag, dag_run, "start_isolation") == url
+    assert extra_link(dag, dag_run, "wait_for_isolation") == url, "the sensor's Blink link works too"
+    assert deferrals == (["wait_for_isolation"] if deferrable else [])
+
+
+@MODES
+def test_mapped_runs_one_execution_per_host(airflow_db, emulator, deferrals, deferrable):
+    dag = prepare("example_blink_mapped", deferrable)
+
+    dag_run = run(dag)
+
+    assert dag_run.state == "success"
+    assert len(emulator.executions) == 3
+    assert {e["id"]: emulator.execution(e["id"])["state_ui"] for e in emulator.executions} == {
+        e["id"]: "Completed" for e in emulator.executions
+    }
+    assert sorted(e["inputs"]["hostname"] for e in emulator.executions) == [
+        "build-agent-7",
+        "laptop-0042",
+        "laptop-0043",
+    ]
+    summaries = [xcom(dag_run, "isolate_host", map_index=i) for i in range(3)]
+    assert {s["execution_id"] for s in summaries} == {e["id"] for e in emulator.executions}
+    assert all(s["state_ui"] == "Completed" for s in summaries)
+    assert len(deferrals) == (3 if deferrable else 0)
+
+
+def failing_dag(deferrable: bool, failures: list[BaseException]) -> Any:
+    from airflow.providers.common.compat.sdk import DAG
+
+    with DAG(
+        f"blink_failing_playbook_{'deferrable' if deferrable else 'in_process'}",
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+    ) as dag:
+        BlinkExecutePlaybookOperator(
+            task_id="run_failing_playbook",
+            playbook_id="failing-playbook",
+            deferrable=deferrable,
+            poll_interval=0.2,
+            on_failure_callback=lambda context: failures.append(context["exception"]),
+        )
+    return dag
+
+
+@MODES
+def test_failing_playbook_fails_the_task_with_blinks_error(airflow_db, emulator, deferrable):
+    failures: list[BaseException] = []
+
+    dag = failing_dag(deferrable, failures)
+    register(dag)
+
+    dag_run = run(dag)
+
+    assert dag_run.state == "failed"
+    assert task_instance(dag_run, "run_failing_playbook").state == "failed"
+    (execution,) = emulator.executions
+    assert emulator.execution(execution["id"])["state_ui"] == "Failed"
+    (error,) = failures
+    assert execution["id"] in str(error)
+    assert "step 'query_siem' failed: SIEM returned 500" in str(error)
+    assert url_of(emulator, "failing-playbook", execution["id"]) in str(error)

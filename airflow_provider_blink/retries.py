@@ -48,10 +48,18 @@ MAY_HAVE_REACHED_BLINK = (
 )
 
 
-def explain_not_retried(exc: BaseException, *, idempotent: bool) -> None:
-    """Say in ``exc`` that a non-idempotent call may have reached Blink when that is why it was not retried."""
+#: Added to the last error of a start that kept failing ambiguously and whose run was not found.
+NOT_FOUND_AFTER_AMBIGUOUS = (
+    "The request may have reached Blink, but no execution it started was found when looked for: "
+    "check the playbook's runs in Blink before running it again."
+)
+
+
+def explain_not_retried(exc: BaseException, *, idempotent: bool, looked_up: bool = False) -> None:
+    """Say in ``exc`` that a non-idempotent call may have reached Blink, when its failure leaves that open."""
     if not idempotent and is_ambiguous(exc):
-        exc.args = (f"{exc.args[0] if exc.args else exc} {MAY_HAVE_REACHED_BLINK}", *exc.args[1:])
+        note = NOT_FOUND_AFTER_AMBIGUOUS if looked_up else MAY_HAVE_REACHED_BLINK
+        exc.args = (f"{exc.args[0] if exc.args else exc} {note}", *exc.args[1:])
 
 
 class _WaitHonouringRetryAfter(tenacity.wait.wait_base):

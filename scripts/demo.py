@@ -27,8 +27,10 @@ def start_emulator(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     ready = workdir / "emulator.url"
     log = (workdir / "emulator.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_provider_blink.testing", "--port", "0", "--api-key", API_KEY]
-        + ["--workspace", WORKSPACE, "--ready-file", str(ready)],
+        [
+            *(sys.executable, "-m", "airflow_provider_blink.testing", "--port", "0"),
+            *("--api-key", API_KEY, "--workspace", WORKSPACE, "--ready-file", str(ready)),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -43,7 +45,12 @@ def start_emulator(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
 def airflow_env(blink_url: str) -> dict[str, str]:
     home = REPO / ".airflow-home" / "demo"
     home.mkdir(parents=True, exist_ok=True)
-    connection = {"conn_type": "blink", "host": blink_url, "password": API_KEY, "extra": {"workspace_id": WORKSPACE}}
+    connection = {
+        "conn_type": "blink",
+        "host": blink_url,
+        "password": API_KEY,
+        "extra": {"workspace_id": WORKSPACE},
+    }
     return {
         **os.environ,
         "AIRFLOW_HOME": str(home),

@@ -27,6 +27,7 @@ from airflow_provider_blink.exceptions import (
     BlinkClientError,
     BlinkConfigurationError,
     BlinkNotFoundError,
+    BlinkPermanentError,
     BlinkPermissionError,
     BlinkRateLimitError,
     BlinkResponseError,
@@ -297,53 +298,85 @@ def test_get_execution_under_faults(fast_timeout, client, faults, error, attempt
 
 
 EXECUTE_FAULTS = [
-    ([Fault("execute", "status", times=2, status=503)], None, 3, 1),
-    ([Fault("execute", "status", status=429)], None, 2, 1),
-    ([Fault("execute", "status", status=429), Fault("execute", "status", status=503)], None, 3, 1),
-    ([Fault("execute", "status_after", status=502)], BlinkServerError, 1, 1),
-    ([Fault("execute", "status", status=500)], BlinkServerError, 1, 0),
-    ([Fault("execute", "html", status=504)], BlinkServerError, 1, 0),
-    ([Fault("execute", "close_after")], BlinkTransportError, 1, 1),
-    ([Fault("execute", "close_before")], BlinkTransportError, 1, 0),
-    ([Fault("execute", "slow", delay=1.0)], BlinkTransportError, 1, 1),
+    # faults, POSTs sent, whether the hook looked for a run the failed attempt may have started
+    ([Fault("execute", "status", times=2, status=503)], 3, False),
+    ([Fault("execute", "status", status=429)], 2, False),
+    ([Fault("execute", "status", status=429), Fault("execute", "status", status=503)], 3, False),
+    ([Fault("execute", "status_after", status=502)], 1, True),
+    ([Fault("execute", "status", status=500)], 2, True),
+    ([Fault("execute", "html", status=504)], 2, True),
+    ([Fault("execute", "close_after")], 1, True),
+    ([Fault("execute", "close_before")], 2, True),
+    ([Fault("execute", "slow_after", delay=1.0)], 1, True),
 ]
 EXECUTE_FAULT_IDS = [
     "503-twice-then-ok",
     "429-then-ok",
     "429-then-503-then-ok",
-    "502-after-processing",
-    "500",
-    "504-html",
-    "closed-after-processing",
-    "closed-before-answer",
-    "slower-than-timeout",
+    "502-after-starting-adopts-the-run",
+    "500-before-starting-sends-again",
+    "504-html-before-starting-sends-again",
+    "dropped-after-starting-adopts-the-run",
+    "dropped-before-starting-sends-again",
+    "answer-slower-than-timeout-adopts-the-run",
 ]
 
 
-@pytest.mark.parametrize(("faults", "error", "attempts", "executions"), EXECUTE_FAULTS, ids=EXECUTE_FAULT_IDS)
-def test_execute_is_repeated_only_when_blink_surely_did_not_act(
-    fast_timeout, client, faults, error, attempts, executions
-):
+@pytest.mark.parametrize(("faults", "posts", "looked_up"), EXECUTE_FAULTS, ids=EXECUTE_FAULT_IDS)
+def test_execute_starts_exactly_one_run_through_faults(fast_timeout, client, faults, posts, looked_up):
     emu = fast_timeout
     for fault in faults:
         emu.inject(fault)
 
-    if error is None:
-        execution_id = client()("execute_playbook", "quick-ok")
-        assert [e["id"] for e in emu.executions] == [execution_id]
-    else:
-        with pytest.raises(error) as info:
-            client()("execute_playbook", "quick-ok")
-        message = str(info.value)
-        assert "POST /api/v1/workspace/demo-workspace/playbooks/quick-ok/execute" in message
-        assert MAY_HAVE_REACHED in message
-        assert "before running it again" in message
+    execution_id = client()("execute_playbook", "quick-ok", input_values={"host": "h-1"})
 
-    posts = wait_for(lambda: len(r := requests_to(emu, "POST", "/execute")) >= attempts and r)
-    assert len(posts) == attempts
-    if executions:
-        wait_for(lambda: len(emu.executions) >= executions)
-    assert len(emu.executions) == executions
+    assert [e["id"] for e in emu.executions] == [execution_id]
+    wait_for(lambda: len(requests_to(emu, "POST", "/execute")) >= posts)  # a late answer is logged late
+    assert len(requests_to(emu, "POST", "/execute")) == posts
+    assert bool(requests_to(emu, "GET", "/executions")) == looked_up
+
+
+def test_execute_that_keeps_failing_ambiguously_says_so(fast_timeout, client):
+    fast_timeout.inject(Fault("execute", "close_before", times=None))
+
+    with pytest.raises(BlinkTransportError) as info:
+        client()("execute_playbook", "quick-ok")
+
+    assert "no execution it started was found" in str(info.value)
+    assert "before running it again" in str(info.value)
+    assert len(requests_to(fast_timeout, "POST", "/execute")) == 3  # retry_limit=2
+    assert fast_timeout.executions == []
+
+
+def test_execute_does_not_guess_between_identical_runs(fast_timeout, client):
+    other = client()("execute_playbook", "quick-ok", input_values={"host": "h-1"})
+    fast_timeout.inject(Fault("execute", "close_after"))
+
+    with pytest.raises(BlinkPermanentError) as info:
+        client()("execute_playbook", "quick-ok", input_values={"host": "h-1"})
+
+    assert other in str(info.value)
+    assert len(fast_timeout.executions) == 2  # nothing sent a third time
+
+
+def test_execute_tells_runs_apart_by_their_inputs(fast_timeout, client):
+    other = client()("execute_playbook", "quick-ok", input_values={"host": "h-0"})
+    fast_timeout.inject(Fault("execute", "close_after"))
+
+    execution_id = client()("execute_playbook", "quick-ok", input_values={"host": "h-1"})
+
+    assert execution_id != other
+    assert [e["id"] for e in fast_timeout.executions] == [other, execution_id]
+
+
+def test_run_sync_is_never_repeated_after_an_ambiguous_failure(fast_timeout, client):
+    fast_timeout.inject(Fault("execute", "close_after"))
+
+    with pytest.raises(BlinkTransportError) as info:
+        client()("run_playbook_sync", "quick-ok")
+
+    assert MAY_HAVE_REACHED in str(info.value)
+    assert len(requests_to(fast_timeout, "POST", "/execute")) == 1
 
 
 def test_retry_after_is_honoured(emulator, client):

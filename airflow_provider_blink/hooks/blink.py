@@ -274,7 +274,7 @@ class BlinkHook(BaseHook):
         except BlinkError as exc:
             if ambiguous and recover is not None and (found := recover()) is not None:
                 return found
-            explain_not_retried(exc, idempotent=call.idempotent)
+            explain_not_retried(exc, idempotent=call.idempotent, looked_up=ambiguous and recover is not None)
             raise
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
@@ -449,7 +449,7 @@ class BlinkAsyncClient:
         except BlinkError as exc:
             if ambiguous and recover is not None and (found := await recover()) is not None:
                 return found
-            explain_not_retried(exc, idempotent=call.idempotent)
+            explain_not_retried(exc, idempotent=call.idempotent, looked_up=ambiguous and recover is not None)
             raise
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 

@@ -22,6 +22,8 @@ T = TypeVar("T")
 API_PREFIX = "/api/v1"
 #: Largest page Blink's RQL accepts.
 MAX_PAGE_SIZE = 1000
+#: Answers larger than this are refused rather than read into memory.
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
 #: Bodies longer than this are cut in error messages.
 _ERROR_TEXT_LIMIT = 500
 
@@ -254,6 +256,22 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None  # An HTTP date: rare for APIs; fall back to our own backoff.
+
+
+def answer_too_large(call: ApiCall[Any], status: int) -> BlinkResponseError:
+    """The error for an answer over :data:`MAX_ANSWER_BYTES`."""
+    return BlinkResponseError(
+        f"Blink's answer to {call.what} (HTTP {status}) is larger than {MAX_ANSWER_BYTES // 2**20} MiB; "
+        "not reading it. Narrow the query (limit, select) or check the playbook's output size."
+    )
+
+
+def decode(body: bytes, charset: str | None) -> str:
+    """Decode an answer's bytes like requests does for JSON: UTF-8 unless told otherwise, never failing."""
+    try:
+        return body.decode(charset or "utf-8", errors="replace")
+    except LookupError:  # an unknown charset name
+        return body.decode("utf-8", errors="replace")
 
 
 def parse_answer(call: ApiCall[Any], status: int, text: str, retry_after: str | None) -> Any:

@@ -140,3 +140,20 @@ def api_error_class(status: int) -> type[BlinkApiError]:
     if 400 <= status < 500:
         return BlinkClientError
     return BlinkApiError
+
+
+def redact(exc: BaseException, secret: str) -> BaseException:
+    """
+    Replace ``secret`` wherever ``exc``'s text carries it (e.g. a proxy echoing headers); return ``exc``.
+
+    Like Airflow's secrets masker, values shorter than 5 characters are left alone: they would
+    mangle ordinary words and cannot be real API keys.
+    """
+    if len(secret) < 5:
+        return exc
+    exc.args = tuple(arg.replace(secret, "***") if isinstance(arg, str) else arg for arg in exc.args)
+    for name in ("message", "details"):
+        value = getattr(exc, name, None)
+        if isinstance(value, str):
+            setattr(exc, name, value.replace(secret, "***"))
+    return exc

@@ -23,7 +23,12 @@ from airflow_provider_blink.connection_form import (
     DEFAULT_CONN_ID,
     UI_FIELD_BEHAVIOUR,
 )
-from airflow_provider_blink.exceptions import BlinkConfigurationError, BlinkError, BlinkTransportError
+from airflow_provider_blink.exceptions import (
+    BlinkConfigurationError,
+    BlinkError,
+    BlinkTransportError,
+    redact,
+)
 from airflow_provider_blink.retries import RetryPolicy, explain_not_retried, is_ambiguous
 
 if TYPE_CHECKING:
@@ -233,22 +238,31 @@ class BlinkHook(BaseHook):
     def _send(self, call: api.ApiCall[Any]) -> Any:
         timeout = call.timeout or self.config.timeout
         try:
-            response = self.session.request(
+            with self.session.request(
                 call.method,
                 f"{self.config.api_url}{call.path}",
                 params=call.params,
                 json=call.body,
                 timeout=(min(timeout, self.config.timeout), timeout),
-            )
+                stream=True,
+            ) as response:
+                body = bytearray()
+                for chunk in response.iter_content(64 * 1024):
+                    body += chunk
+                    if len(body) > api.MAX_ANSWER_BYTES:
+                        raise api.answer_too_large(call, response.status_code)
         except (requests.ConnectionError, requests.Timeout) as exc:
             never_connected = isinstance(exc, requests.ConnectTimeout) or _is_refused(exc)
             raise BlinkTransportError(
                 f"Blink did not answer {call.what}: {type(exc).__name__}: {exc}",
                 request_sent=not never_connected,
             ) from None
-        return api.parse_answer(
-            call, response.status_code, response.text, response.headers.get("Retry-After")
-        )
+        except requests.RequestException as exc:  # e.g. the answer broke off mid-body
+            raise BlinkTransportError(
+                f"Blink's answer to {call.what} broke off: {type(exc).__name__}: {exc}"
+            ) from None
+        text = api.decode(bytes(body), response.encoding)
+        return api.parse_answer(call, response.status_code, text, response.headers.get("Retry-After"))
 
     def call(self, call: api.ApiCall[Any], recover: Callable[[], Any] | None = None) -> Any:
         """
@@ -272,6 +286,7 @@ class BlinkHook(BaseHook):
                         ambiguous = ambiguous or is_ambiguous(exc)
                         raise
         except BlinkError as exc:
+            redact(exc, self.config.api_key)
             if ambiguous and recover is not None and (found := recover()) is not None:
                 return found
             explain_not_retried(exc, idempotent=call.idempotent, looked_up=ambiguous and recover is not None)
@@ -418,8 +433,13 @@ class BlinkAsyncClient:
                     total=None, sock_connect=self.config.timeout, sock_read=timeout
                 ),
             ) as response:
-                text = await response.text(errors="replace")  # like requests: a proxy's page may not be UTF-8
                 status, retry_after = response.status, response.headers.get("Retry-After")
+                body = bytearray()
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    body += chunk
+                    if len(body) > api.MAX_ANSWER_BYTES:
+                        raise api.answer_too_large(call, status)
+                text = api.decode(bytes(body), response.charset)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise BlinkTransportError(
                 f"Blink did not answer {call.what}: {type(exc).__name__}: {exc}", request_sent=False
@@ -447,6 +467,7 @@ class BlinkAsyncClient:
                         ambiguous = ambiguous or is_ambiguous(exc)
                         raise
         except BlinkError as exc:
+            redact(exc, self.config.api_key)
             if ambiguous and recover is not None and (found := await recover()) is not None:
                 return found
             explain_not_retried(exc, idempotent=call.idempotent, looked_up=ambiguous and recover is not None)

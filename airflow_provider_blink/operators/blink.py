@@ -190,7 +190,7 @@ class BlinkExecutePlaybookOperator(BaseOperator):
         outcome = decide_outcome(execution, self.success_states, self.failure_states)
         if outcome is not ExecutionOutcome.RUNNING:
             return self.execute_complete(context, finished_event(execution, outcome), execution_id)
-        trigger = build_trigger(self, execution_id, self.timeout)
+        trigger = build_trigger(self, execution_id, self.timeout, cancel_on_kill=True)
         if self.deferrable:
             self.defer(trigger=trigger, method_name="execute_complete", kwargs={"execution_id": execution_id})
         return self.execute_complete(context, wait_for_event(trigger), execution_id)

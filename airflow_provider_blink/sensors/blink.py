@@ -123,7 +123,7 @@ class BlinkExecutionSensor(BaseSensorOperator):
         if not isinstance(done, bool):
             return done.xcom_value
         self.defer(
-            trigger=build_trigger(self, self._execution_id(), self.timeout),
+            trigger=build_trigger(self, self._execution_id(), self.timeout, cancel_on_kill=False),
             method_name="execute_complete",
         )
 

@@ -47,6 +47,9 @@ class BlinkExecutionTrigger(BaseTrigger):
     :param success_states: states that count as success (see :mod:`.states`).
     :param failure_states: states that count as failure.
     :param error_budget: seconds of consecutive transient errors tolerated before giving up.
+    :param cancel_on_kill: cancel the execution when a user kills the deferred task (mark
+        failed/success, clear; Airflow 3.3+). The operator, which started the run, sets it; the
+        sensor, which only watches, does not. Never on a triggerer restart.
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class BlinkExecutionTrigger(BaseTrigger):
         success_states: Collection[str] | None = None,
         failure_states: Collection[str] | None = None,
         error_budget: float = DEFAULT_ERROR_BUDGET,
+        cancel_on_kill: bool = False,
     ) -> None:
         super().__init__()
         self.execution_id = execution_id
@@ -70,6 +74,7 @@ class BlinkExecutionTrigger(BaseTrigger):
         self.success_states = list(success_states) if success_states is not None else None
         self.failure_states = list(failure_states) if failure_states is not None else None
         self.error_budget = error_budget
+        self.cancel_on_kill = cancel_on_kill
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -83,6 +88,7 @@ class BlinkExecutionTrigger(BaseTrigger):
                 "success_states": self.success_states,
                 "failure_states": self.failure_states,
                 "error_budget": self.error_budget,
+                "cancel_on_kill": self.cancel_on_kill,
             },
         )
 
@@ -104,9 +110,14 @@ class BlinkExecutionTrigger(BaseTrigger):
         failing_since: float | None = None
         while True:
             try:
-                execution = await client.get_execution(self.execution_id, workspace_id=self.workspace_id)
+                execution = await asyncio.wait_for(
+                    client.get_execution(self.execution_id, workspace_id=self.workspace_id),
+                    self._read_timeout(),
+                )
                 outcome = decide_outcome(execution, self.success_states, self.failure_states)
                 failing_since = None
+            except asyncio.TimeoutError:  # the deadline passed while Blink was slow to answer
+                return self._deadline_passed(execution)
             except BlinkError as exc:
                 if not is_retryable(exc, idempotent=True):
                     return self._event("error", execution, str(exc), permanent=True)
@@ -125,16 +136,39 @@ class BlinkExecutionTrigger(BaseTrigger):
             else:
                 if outcome is not ExecutionOutcome.RUNNING:
                     return finished_event(execution, outcome)
-            remaining = None if self.end_time is None else self.end_time - time.time()
+            remaining = self._remaining()
             if remaining is not None and remaining <= 0:
-                return self._event(
-                    "timeout",
-                    execution,
-                    f"Execution {self.execution_id!r} did not finish before the deadline",
-                )
+                return self._deadline_passed(execution)
             await asyncio.sleep(
                 self.poll_interval if remaining is None else min(self.poll_interval, remaining)
             )
+
+    def _remaining(self) -> float | None:
+        return None if self.end_time is None else self.end_time - time.time()
+
+    def _read_timeout(self) -> float | None:
+        """A read may run past the deadline by one poll interval, so a finish just in time still counts."""
+        remaining = self._remaining()
+        return None if remaining is None else max(remaining, 0.0) + self.poll_interval
+
+    def _deadline_passed(self, execution: dict[str, Any] | None) -> dict[str, Any]:
+        return self._event(
+            "timeout", execution, f"Execution {self.execution_id!r} did not finish before the deadline"
+        )
+
+    async def on_kill(self) -> None:
+        """Cancel the execution when a user kills the deferred task (Airflow 3.3+ calls this only then)."""
+        if not self.cancel_on_kill:
+            return
+        from airflow_provider_blink.hooks.blink import BlinkHook
+
+        async with BlinkHook(self.blink_conn_id).async_client() as client:
+            cancelled = await client.cancel_execution(self.execution_id, workspace_id=self.workspace_id)
+        self.log.info(
+            "Deferred task killed: Blink execution %s %s",
+            self.execution_id,
+            "cancelled" if cancelled else "had already finished",
+        )
 
     def _event(
         self, status: EventStatus, execution: dict[str, Any] | None, message: str, *, permanent: bool = False
@@ -200,7 +234,9 @@ class WatchesExecution(Protocol):
     failure_states: Collection[str] | None
 
 
-def build_trigger(task: WatchesExecution, execution_id: str, timeout: float | None) -> BlinkExecutionTrigger:
+def build_trigger(
+    task: WatchesExecution, execution_id: str, timeout: float | None, *, cancel_on_kill: bool
+) -> BlinkExecutionTrigger:
     """The one place a task's settings become a trigger, so operator and sensor cannot drift apart."""
     return BlinkExecutionTrigger(
         execution_id=execution_id,
@@ -210,6 +246,7 @@ def build_trigger(task: WatchesExecution, execution_id: str, timeout: float | No
         end_time=None if timeout is None else time.time() + timeout,
         success_states=task.success_states,
         failure_states=task.failure_states,
+        cancel_on_kill=cancel_on_kill,
     )
 
 

@@ -72,6 +72,7 @@ class TestSerialization:
         "success_states": ["Completed", "Done"],
         "failure_states": ["Failed"],
         "error_budget": 42.0,
+        "cancel_on_kill": True,
     }
 
     def test_round_trip_rebuilds_an_equal_trigger(self):

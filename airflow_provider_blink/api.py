@@ -98,13 +98,30 @@ def _cut(value: Any) -> str:
     return text if len(text) <= _ERROR_TEXT_LIMIT else f"{text[:_ERROR_TEXT_LIMIT]}... ({len(text)} chars)"
 
 
-def _check_json(name: str, value: Any, expected: type | tuple[type, ...], expected_name: str) -> Any:
-    if value is None:
+def filled_at_run_time(value: Any) -> bool:
+    """Whether Airflow supplies ``value`` only at run time: an XComArg, a mapped argument, a template."""
+    return hasattr(value, "resolve") or (isinstance(value, str) and "{{" in value)
+
+
+def _parse_time_default(value: Any) -> Any:
+    if filled_at_run_time(value):
         return None
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _check_json(
+    name: str, value: Any, expected: type | tuple[type, ...], expected_name: str, *, parse_time: bool = False
+) -> Any:
+    if value is None or (parse_time and filled_at_run_time(value)):
+        return value
     if not isinstance(value, expected):
         raise BlinkConfigurationError(f"{name} must be {expected_name}, got {type(value).__name__}.")
     try:
-        json.dumps(dict(value) if isinstance(value, Mapping) else value, allow_nan=False)
+        json.dumps(
+            dict(value) if isinstance(value, Mapping) else value,
+            allow_nan=False,
+            default=_parse_time_default if parse_time else None,
+        )
     except (TypeError, ValueError) as exc:
         raise BlinkConfigurationError(
             f"{name} must be JSON-serialisable (str, int, float, bool, None, lists and dicts of them): {exc}. "
@@ -121,15 +138,25 @@ def execute_body(
     trigger_type: str | None = None,
     callback: Mapping[str, Any] | None = None,
     past_exec_ref: str | None = None,
+    parse_time: bool = False,
 ) -> dict[str, Any]:
-    """Validate and build the execute body; fields left ``None`` are not sent."""
+    """
+    Validate and build the execute body; fields left ``None`` are not sent.
+
+    :param parse_time: check a DAG file's arguments: values Airflow fills in at run time
+        (XComArgs, templates) pass, everything already known must be valid.
+    """
+    checks = {
+        "input_values": (input_values, Mapping, "a dict"),
+        "event": (event, Mapping, "a dict"),
+        "runner": (runner, str, "a string (runner group)"),
+        "trigger_type": (trigger_type, str, "a string"),
+        "callback": (callback, Mapping, "a dict (url, method, headers, body ...)"),
+        "past_exec_ref": (past_exec_ref, str, "a string (execution id)"),
+    }
     fields = {
-        "input_values": _check_json("input_values", input_values, Mapping, "a dict"),
-        "event": _check_json("event", event, Mapping, "a dict"),
-        "runner": _check_json("runner", runner, str, "a string (runner group)"),
-        "trigger_type": _check_json("trigger_type", trigger_type, str, "a string"),
-        "callback": _check_json("callback", callback, Mapping, "a dict (url, method, headers, body ...)"),
-        "past_exec_ref": _check_json("past_exec_ref", past_exec_ref, str, "a string (execution id)"),
+        name: _check_json(name, value, expected, expected_name, parse_time=parse_time)
+        for name, (value, expected, expected_name) in checks.items()
     }
     return {
         name: dict(value) if isinstance(value, Mapping) else value

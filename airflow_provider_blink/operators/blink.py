@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
+from airflow_provider_blink import api
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import (
     BlinkApiError,
@@ -21,6 +22,16 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_blink.hooks.blink import BlinkHook
+
+
+def check_playbook_id(playbook_id: Any, *, parse_time: bool = False) -> None:
+    """Reject a playbook id that is not a non-empty string (at parse time, XComArgs and templates pass)."""
+    if parse_time and api.filled_at_run_time(playbook_id):
+        return
+    if not isinstance(playbook_id, str) or not playbook_id.strip():
+        raise BlinkConfigurationError(
+            f"playbook_id must be the playbook's id (a non-empty string), got {playbook_id!r}."
+        )
 
 
 def check_poll_interval(poll_interval: Any, name: str = "poll_interval") -> float:
@@ -106,8 +117,16 @@ class BlinkExecutePlaybookOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(playbook_id, str) and not playbook_id.strip():
-            raise BlinkConfigurationError("playbook_id must be a playbook's id, got an empty string.")
+        check_playbook_id(playbook_id, parse_time=True)
+        api.execute_body(
+            input_values=input_values,
+            event=event,
+            runner=runner,
+            trigger_type=trigger_type,
+            callback=callback,
+            past_exec_ref=past_exec_ref,
+            parse_time=True,
+        )
         if run_sync and deferrable:
             raise BlinkConfigurationError(
                 "run_sync=True makes one blocking request and cannot defer; drop deferrable=True, "
@@ -145,12 +164,7 @@ class BlinkExecutePlaybookOperator(BaseOperator):
         return BlinkHook(self.blink_conn_id)
 
     def _body(self) -> dict[str, Any]:
-        from airflow_provider_blink import api
-
-        if not isinstance(self.playbook_id, str) or not self.playbook_id.strip():
-            raise BlinkConfigurationError(
-                f"playbook_id must be a non-empty string, got {self.playbook_id!r}."
-            )
+        check_playbook_id(self.playbook_id)
         return api.execute_body(
             input_values=self.input_values,
             event=self.event,

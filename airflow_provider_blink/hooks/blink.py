@@ -73,6 +73,12 @@ class BlinkConnectionConfig:
     def headers(self) -> dict[str, str]:
         return {"BLINK-API-KEY": self.api_key, "Accept": "application/json", "User-Agent": USER_AGENT}
 
+    @property
+    def pool_key(self) -> tuple[Any, ...]:
+        """Settings that must match for two users to share one HTTP session."""
+        proxies = tuple(sorted((self.proxies or {}).items()))
+        return (self.conn_id, self.url, self.api_key, self.timeout, self.verify, proxies)
+
     def workspace(self, override: str | None = None) -> str:
         """The workspace a call goes to: the task's override, else the connection's default."""
         workspace_id = override or self.workspace_id
@@ -379,17 +385,22 @@ class BlinkHook(BaseHook):
         return True, f"Connected to Blink at {self.config.url}, workspace {workspace!r}."
 
     @contextlib.asynccontextmanager
-    async def async_client(self) -> AsyncIterator[BlinkAsyncClient]:
-        """Open one aiohttp session for a series of async calls; the connection is read once."""
-        import aiohttp
+    async def async_client(self, *, shared: bool = False) -> AsyncIterator[BlinkAsyncClient]:
+        """
+        Make a series of async calls over one aiohttp session; the connection is read once.
+
+        :param shared: use the event loop's shared session for this connection instead of a
+            private one, so many concurrent users (triggers) pool their TCP connections.
+        """
+        from airflow_provider_blink.hooks import sessions
 
         config = await self.aget_config()
-        async with aiohttp.ClientSession(
-            headers=config.headers,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=config.timeout, sock_read=config.timeout),
-            trust_env=True,
-        ) as session:
-            yield BlinkAsyncClient(config, session, self.log)
+        if shared:
+            async with sessions.shared_session(config) as session:
+                yield BlinkAsyncClient(config, session, self.log)
+        else:
+            async with sessions.new_session(config) as session:
+                yield BlinkAsyncClient(config, session, self.log)
 
 
 def _now_ms() -> int:

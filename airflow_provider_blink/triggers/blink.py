@@ -99,7 +99,7 @@ class BlinkExecutionTrigger(BaseTrigger):
         from airflow_provider_blink.hooks.blink import BlinkHook
 
         try:
-            async with BlinkHook(self.blink_conn_id).async_client() as client:
+            async with BlinkHook(self.blink_conn_id).async_client(shared=True) as client:
                 event = await self._watch(client)
         except BlinkError as exc:  # the connection itself is unusable (no key, bad URL ...)
             event = self._event("error", None, str(exc), permanent=True)

@@ -5,15 +5,13 @@ Failures, retries and the error classes are in ``tests/test_retries.py`` (one ta
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
 from collections.abc import Iterator
 
 import aiohttp
 import pytest
 from conftest import WORKSPACE, connection_json
+from tcp_forwarder import CountingProxy
 
 from airflow_provider_blink.exceptions import BlinkBadRequestError, BlinkNotFoundError
 from airflow_provider_blink.hooks.blink import USER_AGENT, BlinkAsyncClient, BlinkHook
@@ -140,43 +138,6 @@ async def test_client_reads_the_same_connection_as_the_hook(emulator, monkeypatc
 
 
 # -- one session, one connection ------------------------------------------------------------------
-
-
-class CountingProxy:
-    """A TCP forwarder in front of the emulator that counts the connections clients open to it."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.connections = 0
-        self._sockets: list[socket.socket] = []
-        self._server = socket.create_server(("127.0.0.1", 0))
-        self.port = self._server.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                downstream, _ = self._server.accept()
-            except OSError:
-                return
-            self.connections += 1
-            upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            self._sockets += [downstream, upstream]
-            for source, sink in ((downstream, upstream), (upstream, downstream)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        self._server.close()
-        for sock in self._sockets:
-            sock.close()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator, conf
+from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
 from airflow_provider_blink import api
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
@@ -17,6 +17,7 @@ from airflow_provider_blink.exceptions import (
     BlinkExecutionTimeout,
 )
 from airflow_provider_blink.links.blink import BlinkExecutionLink, push_execution
+from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -48,7 +49,7 @@ def resolve_deferrable(deferrable: bool | None) -> bool:
     return deferrable
 
 
-class BlinkExecutePlaybookOperator(BaseOperator):
+class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
     """
     Start a Blink playbook and wait for its execution to finish.
 
@@ -156,6 +157,8 @@ class BlinkExecutePlaybookOperator(BaseOperator):
         self.failure_states = failure_states
         self.include_output = include_output
         self.execution_id: str | None = None
+        self._pending_body: dict[str, Any] = {}
+        self._result: dict[str, Any] | None = None
 
     @functools.cached_property
     def hook(self) -> BlinkHook:
@@ -184,20 +187,56 @@ class BlinkExecutePlaybookOperator(BaseOperator):
         body = self._body()
         if self.run_sync:
             return self._run_sync(body)
-        self.execution_id = self.hook.execute_playbook(
-            self.playbook_id, workspace_id=self.workspace_id, **body
-        )
-        url = self._url(self.execution_id)
-        push_execution(context, self.execution_id, url)
-        self.log.info(
-            "Started Blink execution %s of playbook %s: %s", self.execution_id, self.playbook_id, url
-        )
         if not self.wait_for_completion:
-            return {"execution_id": self.execution_id, "execution_url": url}
-        return self._wait(context, self.execution_id)
+            execution_id = self._start(context, body)
+            return {"execution_id": execution_id, "execution_url": self._url(execution_id)}
+        self._pending_body = body
+        return self.execute_resumable(context)
+
+    def _start(self, context: Context, body: dict[str, Any]) -> str:
+        execution_id = self.hook.execute_playbook(self.playbook_id, workspace_id=self.workspace_id, **body)
+        self._follow(context, execution_id)
+        self.log.info("Started Blink execution %s of playbook %s", execution_id, self.playbook_id)
+        return execution_id
+
+    def _follow(self, context: Context, execution_id: str) -> None:
+        """Remember the execution (for on_kill) and publish it (for the "Blink" link), once per try."""
+        if self.execution_id != execution_id:
+            self.execution_id = execution_id
+            push_execution(context, execution_id, self._url(execution_id))
+
+    # ResumableJobMixin: on Airflow 3.3+ a retry after a worker crash follows the execution the
+    # crashed try started (kept in task_state_store) instead of starting a second one.
+
+    def submit_job(self, context: Context) -> str:
+        return self._start(context, self._pending_body)
+
+    def get_job_status(self, external_id: Any, context: Context) -> str:
+        from airflow_provider_blink.states import execution_state
+
+        return execution_state(self.hook.get_execution(str(external_id), workspace_id=self.workspace_id))
+
+    def is_job_active(self, status: str) -> bool:
+        return self._outcome_of(status) is ExecutionOutcome.RUNNING
+
+    def is_job_succeeded(self, status: str) -> bool:
+        return self._outcome_of(status) is ExecutionOutcome.SUCCESS
+
+    # Returns the summary: on a reconnect, execute_resumable() returns what this returns.
+    def poll_until_complete(self, external_id: Any, context: Context) -> dict[str, Any]:  # type: ignore[override]
+        self._follow(context, str(external_id))
+        self._result = self._wait(context, str(external_id))
+        return self._result
+
+    def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
+        if self._result is None:  # the execution had already succeeded before this try
+            self._result = self.poll_until_complete(external_id, context)
+        return self._result
+
+    def _outcome_of(self, state: str) -> ExecutionOutcome:
+        return decide_outcome({"state_ui": state}, self.success_states, self.failure_states)
 
     def _wait(self, context: Context, execution_id: str) -> dict[str, Any]:
-        from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
         from airflow_provider_blink.triggers.blink import build_trigger, finished_event, wait_for_event
 
         execution = self.hook.get_execution(execution_id, workspace_id=self.workspace_id)

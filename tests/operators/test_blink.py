@@ -31,6 +31,8 @@ SUMMARY_TIMINGS = ("created_at", "started_at", "finished_at", "duration")
 class RecordingTI:
     """Stands in for the task instance: records each XCom push and what Blink showed at that moment."""
 
+    stats_tags: dict[str, str] = {}  # read by ResumableJobMixin on Airflow 3.3+
+
     def __init__(self, emulator: BlinkEmulator | None = None) -> None:
         self.emulator = emulator
         self.pushed: dict[str, Any] = {}

@@ -1,0 +1,118 @@
+"""
+A retry follows the execution an earlier try started (Airflow 3.3+ ``task_state_store``).
+
+On older Airflow there is no store: common-compat's stand-in starts a new execution on every try,
+and these tests show that too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
+
+from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
+
+KEY = BlinkExecutePlaybookOperator.external_id_key
+
+
+class RecordingTI:
+    stats_tags: dict[str, str] = {}
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any, **_: Any) -> None:
+        self.pushed[key] = value
+
+
+class TaskStateStore:
+    """The task-state store Airflow 3.3 puts in the context: a key/value store kept across tries."""
+
+    def __init__(self, **values: Any) -> None:
+        self.values = dict(values)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any, **_: Any) -> None:
+        self.values[key] = value
+
+
+def a_try(store: TaskStateStore, **kwargs: Any) -> tuple[dict[str, Any], RecordingTI]:
+    """One try of the task: a fresh operator and task instance, the same store."""
+    ti = RecordingTI()
+    op = BlinkExecutePlaybookOperator(
+        task_id="t", poll_interval=0.05, **{"playbook_id": "quick-ok", **kwargs}
+    )
+    return op.execute({"ti": ti, "task_instance": ti, "task_state_store": store}), ti
+
+
+def posts(emulator) -> int:
+    return sum(1 for r in emulator.requests if r.method == "POST" and r.path.endswith("/execute"))
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="task_state_store arrived in Airflow 3.3")
+class TestOnAirflow33:
+    def test_the_first_try_keeps_the_execution_id_before_waiting(self, emulator):
+        store = TaskStateStore()
+
+        result, _ = a_try(store)
+
+        assert store.values[KEY] == result["execution_id"]
+        assert posts(emulator) == 1
+
+    def test_a_retry_follows_the_running_execution(self, emulator):
+        running = BlinkExecutePlaybookOperator(task_id="x", playbook_id="quick-ok").hook.execute_playbook(
+            "quick-ok"
+        )
+        store = TaskStateStore(**{KEY: running})
+
+        result, ti = a_try(store)
+
+        assert result["execution_id"] == running
+        assert result["state_ui"] == "Completed"
+        assert posts(emulator) == 1, "no second execution"
+        assert ti.pushed["execution_id"] == running, "the link points at the followed run"
+
+    def test_a_retry_after_success_returns_the_result_without_a_new_run(self, emulator):
+        store = TaskStateStore()
+        first, _ = a_try(store)
+
+        second, _ = a_try(store)
+
+        assert second["execution_id"] == first["execution_id"]
+        assert second["output"] == {"answer": 42}
+        assert posts(emulator) == 1
+
+    def test_a_retry_after_a_failed_execution_starts_a_new_one(self, emulator):
+        store = TaskStateStore()
+        with pytest.raises(Exception, match="ended in state 'Failed'"):
+            a_try(store, playbook_id="quick-fail")
+        failed = store.values[KEY]
+
+        with pytest.raises(Exception, match="ended in state 'Failed'"):
+            a_try(store, playbook_id="quick-fail")
+
+        assert posts(emulator) == 2
+        assert store.values[KEY] != failed
+
+    def test_durable_false_always_starts_a_new_run(self, emulator):
+        store = TaskStateStore()
+        a_try(store, durable=False)
+        a_try(store, durable=False)
+
+        assert posts(emulator) == 2
+        assert KEY not in store.values
+
+
+@pytest.mark.skipif(AIRFLOW_V_3_3_PLUS, reason="shows the behaviour before Airflow 3.3")
+def test_before_airflow_33_every_try_starts_a_new_run(emulator):
+    store = TaskStateStore()
+
+    first, _ = a_try(store)
+    second, _ = a_try(store)
+
+    assert first["execution_id"] != second["execution_id"]
+    assert posts(emulator) == 2

@@ -37,6 +37,7 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_blink.triggers.blink"]}
         ],
+        "notifications": ["airflow_provider_blink.notifications.blink.BlinkNotifier"],
         "extra-links": ["airflow_provider_blink.links.blink.BlinkExecutionLink"],
         "connection-types": [provider_connection_type("airflow_provider_blink.hooks.blink.BlinkHook")],
     }

@@ -1,0 +1,155 @@
+"""BlinkNotifier: an Airflow callback (failure, success, retry) that starts a Blink playbook."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.notifier import BaseNotifier
+
+from airflow_provider_blink import api
+from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
+from airflow_provider_blink.exceptions import BlinkError
+from airflow_provider_blink.operators.blink import check_playbook_id, check_poll_interval
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_blink.hooks.blink import BlinkHook
+
+
+def airflow_inputs(context: Mapping[str, Any]) -> dict[str, Any]:
+    """What happened in Airflow, as playbook inputs: dag, task, run, try, date, error and log URL."""
+    ti = context.get("ti") or context.get("task_instance")
+    dag_run = context.get("dag_run")
+    exception = context.get("exception")
+    logical_date = context.get("logical_date")
+    return {
+        "dag_id": getattr(ti, "dag_id", None) or getattr(dag_run, "dag_id", None),
+        "task_id": getattr(ti, "task_id", None),
+        "map_index": getattr(ti, "map_index", None),
+        "run_id": context.get("run_id") or getattr(dag_run, "run_id", None),
+        "try_number": getattr(ti, "try_number", None),
+        "state": str(getattr(ti, "state", None) or getattr(dag_run, "state", "")) or None,
+        "logical_date": logical_date.isoformat() if isinstance(logical_date, datetime) else None,
+        "exception": f"{type(exception).__name__}: {exception}" if exception else None,
+        "log_url": getattr(ti, "log_url", None),
+    }
+
+
+class BlinkNotifier(BaseNotifier):
+    """
+    Start a Blink playbook from an Airflow callback, e.g. ``on_failure_callback=BlinkNotifier(...)``.
+
+    The playbook gets ``input_values`` built from the Airflow context (``dag_id``, ``task_id``,
+    ``map_index``, ``run_id``, ``try_number``, ``state``, ``logical_date``, ``exception``,
+    ``log_url``), updated with your own ``input_values`` (templated). Fire-and-forget by default. A
+    notifier that cannot reach Blink logs the error and returns: it never hides the task's own
+    failure or fails a successful task.
+
+    :param playbook_id: the playbook to start. Templated.
+    :param input_values: inputs added to (and overriding) the Airflow ones. Templated.
+    :param include_airflow_context: send the Airflow inputs above; ``False`` sends only yours.
+    :param workspace_id: overrides the connection's Workspace ID. Templated.
+    :param blink_conn_id: the Airflow connection to Blink.
+    :param event: event data for event-based playbooks. Templated.
+    :param runner: runner group. Templated.
+    :param trigger_type: trigger type to report to Blink.
+    :param callback: Blink callback. Templated.
+    :param past_exec_ref: id of a previous execution to re-run.
+    :param wait_for_completion: wait for the playbook (in the callback's process) and log its outcome.
+    :param poll_interval: seconds between status checks when waiting.
+    :param timeout: seconds to wait at most when waiting.
+    """
+
+    template_fields: Sequence[str] = (
+        "playbook_id",
+        "workspace_id",
+        "input_values",
+        "event",
+        "runner",
+        "callback",
+    )
+    success_states: Collection[str] | None = None
+    failure_states: Collection[str] | None = None
+
+    def __init__(
+        self,
+        *,
+        playbook_id: str,
+        input_values: Mapping[str, Any] | None = None,
+        include_airflow_context: bool = True,
+        workspace_id: str | None = None,
+        blink_conn_id: str = DEFAULT_CONN_ID,
+        event: Mapping[str, Any] | None = None,
+        runner: str | None = None,
+        trigger_type: str | None = None,
+        callback: Mapping[str, Any] | None = None,
+        past_exec_ref: str | None = None,
+        wait_for_completion: bool = False,
+        poll_interval: float = 10.0,
+        timeout: float | None = 600.0,
+    ) -> None:
+        super().__init__()
+        check_playbook_id(playbook_id, parse_time=True)
+        api.execute_body(
+            input_values=input_values,
+            event=event,
+            runner=runner,
+            trigger_type=trigger_type,
+            callback=callback,
+            past_exec_ref=past_exec_ref,
+            parse_time=True,
+        )
+        self.playbook_id = playbook_id
+        self.input_values = input_values
+        self.include_airflow_context = include_airflow_context
+        self.workspace_id = workspace_id
+        self.blink_conn_id = blink_conn_id
+        self.event = event
+        self.runner = runner
+        self.trigger_type = trigger_type
+        self.callback = callback
+        self.past_exec_ref = past_exec_ref
+        self.wait_for_completion = wait_for_completion
+        self.poll_interval = check_poll_interval(poll_interval)
+        self.timeout = timeout
+
+    @functools.cached_property
+    def hook(self) -> BlinkHook:
+        from airflow_provider_blink.hooks.blink import BlinkHook
+
+        return BlinkHook(self.blink_conn_id)
+
+    def notify(self, context: Context) -> None:
+        inputs = dict(airflow_inputs(context)) if self.include_airflow_context else {}
+        inputs.update(self.input_values or {})
+        try:
+            execution_id = self.hook.execute_playbook(
+                self.playbook_id,
+                workspace_id=self.workspace_id,
+                input_values=inputs,
+                event=self.event,
+                runner=self.runner,
+                trigger_type=self.trigger_type,
+                callback=self.callback,
+                past_exec_ref=self.past_exec_ref,
+            )
+            self.log.info(
+                "Started Blink playbook %s from an Airflow callback: execution %s",
+                self.playbook_id,
+                execution_id,
+            )
+            if self.wait_for_completion:
+                self._wait(execution_id)
+        except BlinkError as exc:
+            self.log.error("BlinkNotifier could not run playbook %s: %s", self.playbook_id, exc)
+
+    def _wait(self, execution_id: str) -> None:
+        from airflow_provider_blink.triggers.blink import build_trigger, execution_from_event, wait_for_event
+
+        trigger = build_trigger(self, execution_id, self.timeout, cancel_on_kill=False)
+        execution = execution_from_event(wait_for_event(trigger), execution_id, None)
+        self.log.info("Blink execution %s finished: %s", execution_id, execution.get("state_ui"))

@@ -184,6 +184,13 @@ def started_executions_query(playbook_id: str, since_ms: int) -> dict[str, Any]:
     )
 
 
+def same_request(body: Mapping[str, Any], execution: Mapping[str, Any]) -> bool:
+    """Whether ``execution`` is what an execute ``body`` starts: same inputs, same event."""
+    return (execution.get("inputs") or {}) == body.get("input_values", {}) and (
+        execution.get("event") or {}
+    ) == body.get("event", {})
+
+
 def started_by(body: Mapping[str, Any], executions: list[dict[str, Any]]) -> str | None:
     """
     The id of the one execution that ``body`` (an execute body) can have started, if any.
@@ -192,12 +199,7 @@ def started_by(body: Mapping[str, Any], executions: list[dict[str, Any]]) -> str
 
     :raises BlinkPermanentError: if several executions match: this request's cannot be told apart.
     """
-    matches = [
-        execution["id"]
-        for execution in executions
-        if (execution.get("inputs") or {}) == body.get("input_values", {})
-        and (execution.get("event") or {}) == body.get("event", {})
-    ]
+    matches = [execution["id"] for execution in executions if same_request(body, execution)]
     if len(matches) > 1:
         raise BlinkPermanentError(
             f"Starting the playbook failed ambiguously and {len(matches)} executions with the same inputs "

@@ -152,7 +152,7 @@ def redact(exc: BaseException, secret: str) -> BaseException:
     if len(secret) < 5:
         return exc
     exc.args = tuple(arg.replace(secret, "***") if isinstance(arg, str) else arg for arg in exc.args)
-    for name in ("message", "details"):
+    for name in ("message", "details", "identifier"):
         value = getattr(exc, name, None)
         if isinstance(value, str):
             setattr(exc, name, value.replace(secret, "***"))

@@ -290,6 +290,7 @@ class BlinkHook(BaseHook):
                         return self._send(call)
                     except BlinkError as exc:
                         ambiguous = ambiguous or is_ambiguous(exc)
+                        redact(exc, self.config.api_key)  # before the retry warning logs it
                         raise
         except BlinkError as exc:
             redact(exc, self.config.api_key)
@@ -476,6 +477,7 @@ class BlinkAsyncClient:
                         return await self._send(call)
                     except BlinkError as exc:
                         ambiguous = ambiguous or is_ambiguous(exc)
+                        redact(exc, self.config.api_key)  # before the retry warning logs it
                         raise
         except BlinkError as exc:
             redact(exc, self.config.api_key)

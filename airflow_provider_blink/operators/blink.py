@@ -79,6 +79,10 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
         Cancelled, Timeout, Timed out, Stopped, Skipped).
     :param include_output: add the playbook's ``output`` (read from the execution's steps)
         to the returned summary; one more API call per run.
+    :param rerun_from_failure: when a try follows a try whose execution failed, ask Blink to
+        re-run that execution (``past_exec_ref``) instead of starting from scratch.
+    :param durable: (Airflow 3.3+) keep the execution id in ``task_state_store`` so a retry after
+        a worker crash follows the running execution instead of starting another; default ``True``.
     """
 
     template_fields: Sequence[str] = (
@@ -115,6 +119,7 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
         success_states: Collection[str] | None = None,
         failure_states: Collection[str] | None = None,
         include_output: bool = True,
+        rerun_from_failure: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -156,6 +161,7 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
         self.success_states = success_states
         self.failure_states = failure_states
         self.include_output = include_output
+        self.rerun_from_failure = rerun_from_failure
         self.execution_id: str | None = None
         self._pending_body: dict[str, Any] = {}
         self._result: dict[str, Any] | None = None
@@ -194,6 +200,22 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
         return self.execute_resumable(context)
 
     def _start(self, context: Context, body: dict[str, Any]) -> str:
+        if self.rerun_from_failure and "past_exec_ref" not in body:
+            from airflow_provider_blink.reruns import previous_failed_execution
+
+            failed = previous_failed_execution(
+                self.hook,
+                context,
+                playbook_id=self.playbook_id,
+                workspace_id=self.workspace_id,
+                body=body,
+                store_key=self.external_id_key,
+                success_states=self.success_states,
+                failure_states=self.failure_states,
+            )
+            if failed:
+                self.log.info("Re-running failed Blink execution %s (rerun_from_failure)", failed)
+                body = {**body, "past_exec_ref": failed}
         execution_id = self.hook.execute_playbook(self.playbook_id, workspace_id=self.workspace_id, **body)
         self._follow(context, execution_id)
         self.log.info("Started Blink execution %s of playbook %s", execution_id, self.playbook_id)

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import signal
+import ssl
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
@@ -49,7 +50,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", type=Path, help="JSON file with api_key, workspaces and playbooks")
     parser.add_argument("--ready-file", type=Path, help="write the URL to this file once listening")
+    parser.add_argument(
+        "--tls-cert",
+        type=Path,
+        metavar="PEM",
+        help="serve HTTPS with this certificate (chain), with --tls-key",
+    )
+    parser.add_argument("--tls-key", type=Path, metavar="PEM", help="the private key of --tls-cert")
     return parser
+
+
+def server_ssl_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """The HTTPS context for ``--tls-cert``/``--tls-key``; ``None`` (plain HTTP) when neither is given.
+
+    :raises ValueError: only one of them is given.
+    :raises OSError: a file cannot be read or is not a matching PEM certificate and key.
+    """
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ValueError("--tls-cert and --tls-key go together: give both or neither")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
 
 
 def parse_playbook(spec: str, workspace_id: str) -> ScriptedPlaybook:
@@ -92,6 +115,7 @@ def emulator_from_args(args: argparse.Namespace) -> BlinkEmulator:
         viewer_keys=config.get("viewer_keys"),
         host=args.host,
         port=args.port,
+        ssl_context=server_ssl_context(args.tls_cert, args.tls_key),
     )
 
 

@@ -7,6 +7,7 @@ import ipaddress
 import json
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Iterable, Mapping
 from types import TracebackType
@@ -45,6 +46,9 @@ class BlinkEmulator:
     :param viewer_keys: extra keys that may read, but not execute or cancel, in the listed workspaces.
     :param host: a loopback address to bind.
     :param port: the port to bind; 0 picks a free one at each start.
+    :param ssl_context: serve HTTPS with this server context (its certificate and key loaded);
+        ``None`` serves plain HTTP. Clients must trust the certificate, e.g. through ``SSL_CERT_FILE``
+        (aiohttp) and ``REQUESTS_CA_BUNDLE`` (requests), or the connection's ``verify`` extra.
     """
 
     def __init__(
@@ -56,11 +60,13 @@ class BlinkEmulator:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if not api_key:
             raise ValueError("api_key must not be empty")
         self._host = _loopback(host)
         self._port = port
+        self._ssl_context = ssl_context
         chosen = list(DEMO_PLAYBOOKS if playbooks is None else playbooks)
         known = set(workspaces or ()) | {pb.workspace_id for pb in chosen}
         self._default_workspace = next(iter(workspaces or ()), None) or (
@@ -142,11 +148,12 @@ class BlinkEmulator:
 
     @property
     def url(self) -> str:
-        """The base URL, e.g. ``http://127.0.0.1:8765`` (the client adds ``/api/v1``)."""
+        """The base URL, e.g. ``http://127.0.0.1:8765`` or, with TLS, ``https://...`` (no ``/api/v1``)."""
         if self._bound_port is None:
             raise RuntimeError("the Blink emulator is not running; call start() first")
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self._bound_port}"
+        scheme = "http" if self._ssl_context is None else "https"
+        return f"{scheme}://{host}:{self._bound_port}"
 
     @property
     def port(self) -> int:
@@ -254,7 +261,7 @@ class BlinkEmulator:
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT)
         try:
             loop.run_until_complete(runner.setup())
-            site = web.SockSite(runner, sock, backlog=_BACKLOG)
+            site = web.SockSite(runner, sock, ssl_context=self._ssl_context, backlog=_BACKLOG)
             loop.run_until_complete(site.start())
         except BaseException as exc:
             failure.append(exc)

@@ -1,0 +1,123 @@
+"""``rerun_from_failure``: a retry asks Blink to re-run the execution the failed try started."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
+
+from airflow_provider_blink.exceptions import BlinkExecutionFailed
+from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
+from airflow_provider_blink.testing import DEMO_WORKSPACE, Outcome, ScriptedPlaybook
+
+KEY = BlinkExecutePlaybookOperator.external_id_key
+FLAKY = ScriptedPlaybook(
+    id="flaky",
+    name="Fails once",
+    workspace_id=DEMO_WORKSPACE,
+    outcomes=[
+        Outcome(0.2, "Failed", error_details={"message": "step 'isolate' timed out"}),
+        Outcome(0.2, "Completed", output={"isolated": True}),
+    ],
+)
+
+
+class RecordingTI:
+    stats_tags: dict[str, str] = {}
+
+    def __init__(self, try_number: int) -> None:
+        self.try_number = try_number
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any, **_: Any) -> None:
+        self.pushed[key] = value
+
+
+class DagRun:
+    start_date = datetime.now(timezone.utc) - timedelta(minutes=1)
+
+
+class TaskStateStore:
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any, **_: Any) -> None:
+        self.values[key] = value
+
+
+def a_try(try_number: int, store: TaskStateStore | None = None, **kwargs: Any) -> dict[str, Any]:
+    ti = RecordingTI(try_number)
+    context: dict[str, Any] = {"ti": ti, "task_instance": ti, "dag_run": DagRun()}
+    if store is not None:
+        context["task_state_store"] = store
+    kwargs = {"playbook_id": "flaky", "input_values": {"host": "h-1"}, "rerun_from_failure": True, **kwargs}
+    return BlinkExecutePlaybookOperator(task_id="isolate", poll_interval=0.05, **kwargs).execute(context)
+
+
+@pytest.fixture
+def flaky(emulator):
+    emulator.add_playbook(FLAKY)
+    return emulator
+
+
+def test_a_retry_reruns_the_failed_execution_found_in_blink(flaky):
+    with pytest.raises(BlinkExecutionFailed):
+        a_try(1)
+    failed = flaky.executions[0]["id"]
+
+    result = a_try(2)
+
+    assert result["state_ui"] == "Completed"
+    assert [e["past_exec_ref"] for e in flaky.executions] == ["", failed]
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="task_state_store arrived in Airflow 3.3")
+def test_a_retry_reruns_the_failed_execution_kept_in_the_task_state_store(flaky):
+    store = TaskStateStore()
+    with pytest.raises(BlinkExecutionFailed):
+        a_try(1, store)
+    failed = store.values[KEY]
+
+    a_try(2, store)
+
+    assert flaky.executions[1]["past_exec_ref"] == failed
+    assert len([r for r in flaky.requests if r.path.endswith("/executions")]) == 0, "no RQL look-up needed"
+
+
+def test_the_first_try_starts_from_scratch(flaky):
+    with pytest.raises(BlinkExecutionFailed):
+        a_try(1)
+
+    assert flaky.executions[0]["past_exec_ref"] == ""
+
+
+def test_a_failed_run_with_other_inputs_is_not_rerun(flaky):
+    with pytest.raises(BlinkExecutionFailed):
+        a_try(1, input_values={"host": "other"})
+
+    a_try(2)
+
+    assert flaky.executions[1]["past_exec_ref"] == ""
+
+
+def test_without_the_option_a_retry_starts_from_scratch(flaky):
+    with pytest.raises(BlinkExecutionFailed):
+        a_try(1, rerun_from_failure=False)
+
+    a_try(2, rerun_from_failure=False)
+
+    assert flaky.executions[1]["past_exec_ref"] == ""
+
+
+def test_an_explicit_past_exec_ref_wins(flaky):
+    with pytest.raises(BlinkExecutionFailed):
+        a_try(1)
+
+    a_try(2, past_exec_ref="chosen-by-user")
+
+    assert flaky.executions[1]["past_exec_ref"] == "chosen-by-user"

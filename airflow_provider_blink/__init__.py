@@ -35,7 +35,13 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_blink.sensors.blink"]}
         ],
         "triggers": [
-            {"integration-name": _INTEGRATION, "python-modules": ["airflow_provider_blink.triggers.blink"]}
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": [
+                    "airflow_provider_blink.triggers.blink",
+                    "airflow_provider_blink.triggers.blink_events",
+                ],
+            }
         ],
         "notifications": ["airflow_provider_blink.notifications.blink.BlinkNotifier"],
         "extra-links": ["airflow_provider_blink.links.blink.BlinkExecutionLink"],

@@ -122,7 +122,7 @@ def _check_json(
             allow_nan=False,
             default=_parse_time_default if parse_time else None,
         )
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise BlinkConfigurationError(
             f"{name} must be JSON-serialisable (str, int, float, bool, None, lists and dicts of them): {exc}. "
             "Convert dates, sets and objects to strings or lists first."

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
@@ -150,11 +151,31 @@ def test_example_dags_import_without_errors():
     bag = dagbag()
 
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {
+    expected = {
         "example_blink_enrich_pipeline",
         "example_blink_fire_and_forget",
         "example_blink_mapped",
+        "example_blink_notifier",
+        "example_blink_rerun",
     }
+    if AIRFLOW_V_3_0_PLUS:  # event-driven scheduling (AssetWatcher) exists from Airflow 3.0
+        expected.add("example_blink_event_driven")
+    assert set(bag.dag_ids) == expected
+
+
+def test_notifier_example_runs_and_starts_nothing_when_all_is_well(airflow_db, emulator):
+    dag_run = run(example_dag("example_blink_notifier"))
+
+    assert dag_run.state == "success"
+    assert emulator.executions == [], "the notifier only fires on failure"
+
+
+def test_rerun_example_succeeds_on_the_first_try_from_scratch(airflow_db, emulator):
+    dag_run = run(example_dag("example_blink_rerun"))
+
+    assert dag_run.state == "success"
+    (execution,) = emulator.executions
+    assert execution["past_exec_ref"] == ""
 
 
 MODES = pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "in-process"])

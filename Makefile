@@ -1,5 +1,5 @@
 # The README's commands. Each sets up what it needs (virtualenvs, Airflow homes) by itself.
-.PHONY: demo test lint clean
+.PHONY: demo test e2e bench lint clean
 
 demo:  ## Run example DAG 1 through real Airflow against the bundled Blink emulator.
 	scripts/demo.sh
@@ -7,8 +7,11 @@ demo:  ## Run example DAG 1 through real Airflow against the bundled Blink emula
 test:  ## ruff, mypy and pytest on the newest Airflow 3 and on Airflow 2.11.
 	scripts/test.sh
 
+e2e:  ## A real Airflow 3 deployment (PostgreSQL, scheduler, triggerer ...) and a browser, vs the emulator.
+	scripts/e2e.sh
+
 lint:  ## ruff and mypy only (needs .venv from `make test`).
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
 
 clean:
-	rm -rf .venv .venv-af2 .airflow-home .mypy_cache .ruff_cache
+	rm -rf .venv .venv-af2 .venv-e2e .airflow-home .mypy_cache .ruff_cache

@@ -29,6 +29,7 @@ from airflow_provider_blink.exceptions import (
     BlinkTransportError,
     redact,
 )
+from airflow_provider_blink.hooks import sessions
 from airflow_provider_blink.retries import RetryPolicy, explain_not_retried, is_ambiguous
 
 if TYPE_CHECKING:
@@ -393,8 +394,6 @@ class BlinkHook(BaseHook):
         :param shared: use the event loop's shared session for this connection instead of a
             private one, so many concurrent users (triggers) pool their TCP connections.
         """
-        from airflow_provider_blink.hooks import sessions
-
         config = await self.aget_config()
         if shared:
             async with sessions.shared_session(config) as session:

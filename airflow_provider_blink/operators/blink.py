@@ -285,7 +285,11 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
             cancelled = self.hook.cancel_execution(event["execution_id"], workspace_id=self.workspace_id)
             raise BlinkExecutionTimeout(
                 f"{exc} (timeout={self.timeout}s); "
-                + ("cancelled it." if cancelled else "it had already finished when we tried to cancel it.")
+                + (
+                    "cancelled it."
+                    if cancelled
+                    else "it had already finished when we tried to cancel it (Blink: not running)."
+                )
                 + f" See {url}"
             ) from None
         self.log.info("Blink execution %s finished: %s", execution["id"], execution.get("state_ui"))

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Collection
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -18,11 +18,9 @@ from airflow_provider_blink.exceptions import (
     BlinkPermanentError,
 )
 from airflow_provider_blink.executions import failure_message
+from airflow_provider_blink.hooks.blink import BlinkAsyncClient, BlinkHook
 from airflow_provider_blink.retries import is_retryable
 from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
-
-if TYPE_CHECKING:
-    from airflow_provider_blink.hooks.blink import BlinkAsyncClient
 
 EventStatus = Literal["success", "failed", "timeout", "error"]
 EVENT_STATUSES: frozenset[str] = frozenset({"success", "failed", "timeout", "error"})
@@ -96,8 +94,6 @@ class BlinkExecutionTrigger(BaseTrigger):
         return f"<BlinkExecutionTrigger execution_id={self.execution_id!r} conn={self.blink_conn_id!r}>"
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_provider_blink.hooks.blink import BlinkHook
-
         try:
             async with BlinkHook(self.blink_conn_id).async_client(shared=True) as client:
                 event = await self._watch(client)
@@ -106,9 +102,19 @@ class BlinkExecutionTrigger(BaseTrigger):
         yield TriggerEvent(event)
 
     async def _watch(self, client: BlinkAsyncClient) -> dict[str, Any]:
+        # The task checked the execution just before deferring, so the first poll waits an interval:
+        # no wasted request, and no event in the instant after deferral (apache/airflow#72716).
         execution: dict[str, Any] | None = None
         failing_since: float | None = None
+        polled = False
         while True:
+            remaining = self._remaining()
+            if polled and remaining is not None and remaining <= 0:
+                return self._deadline_passed(execution)
+            await asyncio.sleep(
+                self.poll_interval if remaining is None else max(0.0, min(self.poll_interval, remaining))
+            )
+            polled = True
             try:
                 execution = await asyncio.wait_for(
                     client.get_execution(self.execution_id, workspace_id=self.workspace_id),
@@ -136,12 +142,6 @@ class BlinkExecutionTrigger(BaseTrigger):
             else:
                 if outcome is not ExecutionOutcome.RUNNING:
                     return finished_event(execution, outcome)
-            remaining = self._remaining()
-            if remaining is not None and remaining <= 0:
-                return self._deadline_passed(execution)
-            await asyncio.sleep(
-                self.poll_interval if remaining is None else min(self.poll_interval, remaining)
-            )
 
     def _remaining(self) -> float | None:
         return None if self.end_time is None else self.end_time - time.time()
@@ -160,8 +160,6 @@ class BlinkExecutionTrigger(BaseTrigger):
         """Cancel the execution when a user kills the deferred task (Airflow 3.3+ calls this only then)."""
         if not self.cancel_on_kill:
             return
-        from airflow_provider_blink.hooks.blink import BlinkHook
-
         async with BlinkHook(self.blink_conn_id).async_client() as client:
             cancelled = await client.cancel_execution(self.execution_id, workspace_id=self.workspace_id)
         self.log.info(

@@ -23,6 +23,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Collection, Hashable, Mapping
 from typing import Any
@@ -33,6 +34,7 @@ from airflow.triggers.base import TriggerEvent
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkError
 from airflow_provider_blink.executions import summarize
+from airflow_provider_blink.hooks.blink import BlinkHook
 from airflow_provider_blink.retries import is_retryable
 from airflow_provider_blink.states import (
     FAILURE_STATES,
@@ -91,10 +93,6 @@ async def finished_executions(
 
     Transient Blink errors are logged and the next poll tries again; permanent ones are raised.
     """
-    import logging
-
-    from airflow_provider_blink.hooks.blink import BlinkHook
-
     log = logging.getLogger(__name__)
     cursor = Watermark(since_ms)
     async with BlinkHook(blink_conn_id).async_client(shared=True) as client:

@@ -1,0 +1,153 @@
+"""End-to-end fixtures: one real Airflow 3 deployment per session, with the Blink emulator as Blink.
+
+The deployment (``tests/e2e/harness.py``) runs PostgreSQL, the emulator, ``airflow api-server``,
+``scheduler`` (LocalExecutor), ``dag-processor`` and ``triggerer`` as separate processes on loopback,
+with ``example_dags/`` and ``tests/e2e/dags/`` deployed. Tests talk to it only the way an operator
+would: Airflow's REST API, the web UI in a real browser, signals to its processes, and Blink's API.
+
+Run with ``scripts/e2e.sh`` (or ``pytest tests/e2e -p no:cacheprovider`` once the dependencies are in
+place). ``BLINK_E2E_KEEP=1`` keeps the temp dir (logs, config) even when every test passes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from e2e.harness import E2E_DAGS, REPO, BlinkApi, Deployment, utcnow
+from e2e.runs import EXAMPLE_DEFERRABLE, RunObservation, watch_run
+
+from airflow_provider_blink.testing import DEMO_PLAYBOOKS
+
+ARTIFACTS = REPO / "artifacts" / "e2e"
+EXAMPLE_DAGS = ("example_blink_enrich_pipeline", "example_blink_fire_and_forget", "example_blink_mapped")
+E2E_DAG_IDS = ("blink_e2e_deferred_wait", "blink_e2e_worker_wait", "blink_e2e_sensor_wait")
+
+
+def _playbook(playbook_id: str, duration: float, **fields: Any) -> dict[str, Any]:
+    return {
+        "id": playbook_id,
+        "name": playbook_id.replace("-", " ").capitalize(),
+        "workspace_id": Deployment.workspace_id,
+        "duration": duration,
+        "final_state": "Completed",
+        "output": {"ok": True},
+        **fields,
+    }
+
+
+#: The emulator's playbooks (its ``--config`` format). The demo ones last 8 s here (1-2 s in the
+#: demo), long enough that
+#: - a test polling every 0.1 s sees their tasks deferred after the deferring worker has gone, and
+#: - the trigger fires only after the scheduler has drained the deferring worker's "success" event,
+#:   which reaches it up to ``[workers] min_heartbeat_interval`` (5 s) late; Airflow 3.3 fails a
+#:   task that has already resumed when that event arrives (apache/airflow#72716).
+#: The others outlast a component restart or a user's action.
+PLAYBOOKS = [
+    *(
+        {
+            "id": pb.id,
+            "name": pb.name,
+            "workspace_id": Deployment.workspace_id,
+            "duration": 8.0,
+            "final_state": pb.final_state,
+            "output": pb.output,
+            "error_details": pb.error_details,
+        }
+        for pb in DEMO_PLAYBOOKS
+    ),
+    _playbook("long-wait", 5),
+    _playbook("restart-sigterm", 40),
+    _playbook("restart-sigkill", 40),
+    _playbook("crash-wait", 20),
+    _playbook("cancel-me", 120),
+    _playbook("watched-only", 20),
+]
+
+#: What the suite reports at the end (screenshots, logs, timings).
+REPORT: dict[str, Any] = {"screenshots": [], "timings": {}}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: end-to-end test against a real Airflow deployment")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not REPORT.get("base"):
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("Blink end-to-end")
+    for name, seconds in REPORT["timings"].items():
+        write(f"{name:>32}: {seconds:6.1f} s")
+    if REPORT.get("kept"):
+        write(f"logs kept in {REPORT['base']}/logs (Airflow task logs: {REPORT['base']}/airflow-home/logs)")
+    else:
+        write(f"temp dir {REPORT['base']} removed (set BLINK_E2E_KEEP=1 to keep it)")
+    for path in REPORT["screenshots"]:
+        write(f"screenshot: {path}")
+
+
+@pytest.fixture(scope="session")
+def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
+    """The running deployment, shared by the whole session and torn down at its end."""
+    dag_files = sorted((REPO / "example_dags").glob("*.py")) + sorted(E2E_DAGS.glob("*.py"))
+    dep = Deployment(playbooks=PLAYBOOKS, dag_files=dag_files)
+    REPORT["base"] = dep.base
+    print(f"\nBlink e2e deployment under {dep.base} (logs in {dep.logs})", flush=True)
+    up = False
+    try:
+        dep.start()
+        began = time.monotonic()
+        dep.wait_for_dags([*EXAMPLE_DAGS, *E2E_DAG_IDS], timeout=180)
+        dep.timings["DAGs parsed"] = time.monotonic() - began
+        up = True
+        yield dep
+    finally:
+        began = time.monotonic()
+        try:
+            dep.stop()
+        finally:
+            REPORT["timings"].update(dep.timings)
+            REPORT["timings"]["teardown"] = time.monotonic() - began
+            failed = not up or request.session.testsfailed > 0
+            keep = failed or os.environ.get("BLINK_E2E_KEEP") == "1"
+            REPORT["kept"] = keep
+            dep.cleanup(keep=keep)
+
+
+@pytest.fixture(scope="session")
+def blink(deployment: Deployment) -> BlinkApi:
+    """Blink's API on the emulator, to read back what Airflow really asked Blink to do."""
+    assert deployment.emulator.api is not None
+    return deployment.emulator.api
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Callable[[str], Path]:
+    """``artifacts("name.png")``: a path under ``artifacts/e2e/`` that the summary will print."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    def path(name: str) -> Path:
+        target = ARTIFACTS / name
+        REPORT["screenshots"].append(target)
+        return target
+
+    return path
+
+
+@pytest.fixture(scope="session")
+def example_run(deployment: Deployment) -> Callable[[str], RunObservation]:
+    """``example_run(dag_id)``: trigger one run of an example DAG and watch it (once per session)."""
+    runs: dict[str, RunObservation] = {}
+
+    def run(dag_id: str) -> RunObservation:
+        if dag_id not in runs:
+            run_id = deployment.api.trigger(dag_id, run_id=f"e2e__{dag_id}__{utcnow():%H%M%S%f}")
+            runs[dag_id] = watch_run(deployment, dag_id, run_id, EXAMPLE_DEFERRABLE[dag_id])
+        return runs[dag_id]
+
+    return run

@@ -1,0 +1,62 @@
+"""Test-only DAGs the end-to-end suite deploys next to the example DAGs.
+
+Each passes ``{"run_id": "{{ run_id }}"}`` as playbook input so the suite can count, through Blink's
+API, exactly the executions one DAG run started. The playbook comes from the run's ``conf`` so one
+DAG serves several tests, each with its own scripted playbook.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+
+from airflow.providers.common.compat.sdk import DAG
+
+from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
+from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
+
+POLL_INTERVAL = float(os.environ.get("BLINK_EXAMPLE_POLL_INTERVAL", "2"))
+PLAYBOOK = "{{ dag_run.conf.get('playbook_id', 'long-wait') }}"
+RUN_INPUT = {"run_id": "{{ run_id }}"}
+COMMON = {"schedule": None, "start_date": datetime(2026, 1, 1), "catchup": False, "tags": ["blink", "e2e"]}
+
+# Waits in the triggerer; the suite restarts the triggerer meanwhile.
+with DAG("blink_e2e_deferred_wait", **COMMON):
+    BlinkExecutePlaybookOperator(
+        task_id="wait_in_triggerer",
+        playbook_id=PLAYBOOK,
+        input_values=RUN_INPUT,
+        deferrable=True,
+        poll_interval=POLL_INTERVAL,
+        timeout=600,
+    )
+
+# Waits in the worker (not deferrable), one retry; the suite kills the worker meanwhile.
+with DAG("blink_e2e_worker_wait", **COMMON):
+    BlinkExecutePlaybookOperator(
+        task_id="wait_in_worker",
+        playbook_id=PLAYBOOK,
+        input_values=RUN_INPUT,
+        deferrable=False,
+        poll_interval=POLL_INTERVAL,
+        timeout=600,
+        retries=1,
+        retry_delay=timedelta(seconds=1),
+    )
+
+# Starts a playbook fire-and-forget and watches it with a deferrable sensor.
+with DAG("blink_e2e_sensor_wait", **COMMON):
+    start = BlinkExecutePlaybookOperator(
+        task_id="start",
+        playbook_id=PLAYBOOK,
+        input_values=RUN_INPUT,
+        wait_for_completion=False,
+    )
+    watch = BlinkExecutionSensor(
+        task_id="watch",
+        execution_id="{{ ti.xcom_pull(task_ids='start', key='execution_id') }}",
+        deferrable=True,
+        poke_interval=POLL_INTERVAL,
+        timeout=600,
+    )
+    start >> watch

@@ -1,0 +1,134 @@
+"""Following DAG runs through the REST API, and what the tests learn from watching them."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from e2e.harness import Deployment, wait_until, worker_processes
+
+TRIGGER_CLASSPATH = "airflow_provider_blink.triggers.blink.BlinkExecutionTrigger"
+#: How long one DAG run may take before a test gives up (task start-up is slow on 2 cores).
+RUN_TIMEOUT = 180.0
+#: The tasks of each example DAG that wait in the triggerer, and the task whose XCom names the execution.
+EXAMPLE_DEFERRABLE = {
+    "example_blink_enrich_pipeline": {"enrich_ioc": "enrich_ioc"},
+    "example_blink_fire_and_forget": {"wait_for_isolation": "start_isolation"},
+    "example_blink_mapped": {"isolate_host": "isolate_host"},
+}
+
+TiKey = tuple[str, int]
+
+
+@dataclasses.dataclass
+class Deferral:
+    """One reading taken while a task instance was ``deferred`` (it was deferred before and after)."""
+
+    execution_id: str
+    blink_state: str
+    worker_pids: list[int]
+    trigger: dict[str, Any]
+    triggerer_job: dict[str, Any]
+
+    @property
+    def proves_no_worker_waited(self) -> bool:
+        """Blink was still running the playbook, and no process was running the task."""
+        return self.blink_state == "In Progress" and not self.worker_pids
+
+
+@dataclasses.dataclass
+class RunObservation:
+    dag_id: str
+    run_id: str
+    state: str
+    states: dict[TiKey, list[str]]
+    #: per deferrable task instance: the reading that proves it waited without a worker, else the last one
+    deferrals: dict[TiKey, Deferral]
+    task_instances: list[dict[str, Any]]
+
+
+def watch_run(
+    deployment: Deployment,
+    dag_id: str,
+    run_id: str,
+    execution_source: dict[str, str],
+    *,
+    timeout: float = RUN_TIMEOUT,
+) -> RunObservation:
+    """Follow a DAG run to its end, recording every task state seen (polling every 0.1 s).
+
+    While a task named in ``execution_source`` is ``deferred`` and assigned to a triggerer, read the
+    Blink execution it waits for (its id from the XCom ``execution_id`` of ``execution_source[task_id]``,
+    same map index when that is the task itself) and look for processes running the task (the worker
+    that deferred it takes a moment to exit). A reading counts only if the task instance is still
+    ``deferred`` afterwards; readings stop once one shows the execution running and no such process.
+    """
+    api, blink = deployment.api, deployment.emulator.api
+    assert blink is not None
+    states: dict[TiKey, list[str]] = {}
+    deferrals: dict[TiKey, Deferral] = {}
+
+    def probe(ti: dict[str, Any]) -> Deferral | None:
+        source = execution_source[ti["task_id"]]
+        map_index = ti["map_index"] if source == ti["task_id"] else -1
+        execution_id = api.xcom(dag_id, run_id, source, "execution_id", map_index)
+        execution = blink.execution(execution_id)
+        pids = [p.pid for p in worker_processes(ti["id"])]
+        after = api.task_instance(dag_id, run_id, ti["task_id"], ti["map_index"])
+        if after["state"] != "deferred" or not after.get("triggerer_job"):
+            return None  # not a clean reading, or no triggerer has it yet
+        return Deferral(execution_id, execution["state_ui"], pids, after["trigger"], after["triggerer_job"])
+
+    def step() -> str | None:
+        for ti in api.task_instances(dag_id, run_id):
+            key = (ti["task_id"], ti["map_index"])
+            seen = states.setdefault(key, [])
+            if not seen or seen[-1] != ti["state"]:
+                seen.append(ti["state"])
+            done = key in deferrals and deferrals[key].proves_no_worker_waited
+            if ti["state"] == "deferred" and ti["task_id"] in execution_source and not done:
+                reading = probe(ti)
+                if reading is not None:
+                    deferrals[key] = reading
+        state = api.dag_run(dag_id, run_id)["state"]
+        return state if state in ("success", "failed") else None
+
+    final = wait_until(
+        f"DAG run {dag_id}/{run_id} to finish",
+        step,
+        timeout=timeout,
+        interval=0.1,
+        diagnose=lambda: api.describe_run(dag_id, run_id),
+    )
+    return RunObservation(dag_id, run_id, final, states, deferrals, api.task_instances(dag_id, run_id))
+
+
+def wait_deferred(deployment: Deployment, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
+    """Wait until ``task_id`` is deferred and a triggerer runs its trigger; return the task instance."""
+    api = deployment.api
+
+    def deferred() -> dict[str, Any] | None:
+        ti = api.task_instance(dag_id, run_id, task_id)
+        if ti["state"] in ("failed", "success", "upstream_failed", "up_for_retry"):
+            raise AssertionError(
+                f"{task_id} ended {ti['state']} before deferring\n{api.describe_run(dag_id, run_id)}"
+            )
+        return ti if ti["state"] == "deferred" and ti.get("triggerer_job") else None
+
+    return wait_until(
+        f"{dag_id}.{task_id} to be deferred and picked up by a triggerer",
+        deferred,
+        timeout=RUN_TIMEOUT,
+        interval=0.2,
+        diagnose=lambda: api.describe_run(dag_id, run_id),
+    )
+
+
+def fired_events(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The triggerer's "Trigger fired event" lines among log records."""
+    return [r for r in records if r.get("event") == "Trigger fired event"]
+
+
+def started(records: list[dict[str, Any]]) -> bool:
+    """Whether a trigger log shows the trigger starting."""
+    return any(str(r.get("event", "")).endswith(" starting") for r in records)

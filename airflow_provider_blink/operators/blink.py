@@ -165,6 +165,7 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
         self.execution_id: str | None = None
         self._pending_body: dict[str, Any] = {}
         self._result: dict[str, Any] | None = None
+        self._published = False
 
     @functools.cached_property
     def hook(self) -> BlinkHook:
@@ -199,7 +200,7 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
         self._pending_body = body
         return self.execute_resumable(context)
 
-    def _start(self, context: Context, body: dict[str, Any]) -> str:
+    def _start(self, context: Context, body: dict[str, Any], *, publish: bool = True) -> str:
         if self.rerun_from_failure and "past_exec_ref" not in body:
             from airflow_provider_blink.reruns import previous_failed_execution
 
@@ -217,21 +218,25 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
                 self.log.info("Re-running failed Blink execution %s (rerun_from_failure)", failed)
                 body = {**body, "past_exec_ref": failed}
         execution_id = self.hook.execute_playbook(self.playbook_id, workspace_id=self.workspace_id, **body)
-        self._follow(context, execution_id)
+        self.execution_id = execution_id  # for on_kill
+        if publish:
+            self._follow(context, execution_id)
         self.log.info("Started Blink execution %s of playbook %s", execution_id, self.playbook_id)
         return execution_id
 
     def _follow(self, context: Context, execution_id: str) -> None:
-        """Remember the execution (for on_kill) and publish it (for the "Blink" link), once per try."""
-        if self.execution_id != execution_id:
-            self.execution_id = execution_id
+        """Publish the execution (for the "Blink" link) once per try."""
+        if not self._published:
+            self._published = True
             push_execution(context, execution_id, self._url(execution_id))
 
     # ResumableJobMixin: on Airflow 3.3+ a retry after a worker crash follows the execution the
     # crashed try started (kept in task_state_store) instead of starting a second one.
 
     def submit_job(self, context: Context) -> str:
-        return self._start(context, self._pending_body)
+        # Publishing waits for poll_until_complete: the mixin stores the id right after this
+        # returns, and a crash before that would lose it.
+        return self._start(context, self._pending_body, publish=False)
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
         from airflow_provider_blink.states import execution_state
@@ -246,6 +251,7 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
 
     # Returns the summary: on a reconnect, execute_resumable() returns what this returns.
     def poll_until_complete(self, external_id: Any, context: Context) -> dict[str, Any]:  # type: ignore[override]
+        self.execution_id = str(external_id)
         self._follow(context, str(external_id))
         self._result = self._wait(context, str(external_id))
         return self._result

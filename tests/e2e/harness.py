@@ -505,6 +505,11 @@ class AirflowApi:
         suffix = "" if map_index < 0 else f"/{map_index}"
         return dict(self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}{suffix}"))
 
+    def task_state(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
+        """The task's ``task_state_store`` entries (Airflow 3.3+), key -> value."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/state-store"
+        return {e["key"]: e["value"] for e in self.get(path)["task_state_store"]}
+
     def set_task_state(self, dag_id: str, run_id: str, task_id: str, state: str) -> Any:
         return self.request(
             "PATCH", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}", json={"new_state": state}

@@ -121,6 +121,10 @@ def test_worker_crash_retry_reattaches(deployment: Deployment, blink: BlinkApi) 
         ti = api.task_instance(dag_id, run_id, task_id)
         if ti["state"] != "running" or not blink.executions_for_run(playbook_id, run_id):
             return None
+        # ResumableJobMixin stores the id right after Blink answers; a crash in that instant
+        # (before the store write) cannot be recovered by any provider, so crash after it.
+        if not api.task_state(dag_id, run_id, task_id):
+            return None
         runners = task_runners(ti["id"])
         return (ti, runners) if runners else None
 

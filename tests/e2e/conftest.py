@@ -25,7 +25,12 @@ from airflow_provider_blink.testing import DEMO_PLAYBOOKS
 
 ARTIFACTS = REPO / "artifacts" / "e2e"
 EXAMPLE_DAGS = ("example_blink_enrich_pipeline", "example_blink_fire_and_forget", "example_blink_mapped")
-E2E_DAG_IDS = ("blink_e2e_deferred_wait", "blink_e2e_worker_wait", "blink_e2e_sensor_wait")
+E2E_DAG_IDS = (
+    "blink_e2e_deferred_wait",
+    "blink_e2e_worker_wait",
+    "blink_e2e_sensor_wait",
+    "blink_e2e_event_driven",
+)
 
 
 def _playbook(playbook_id: str, duration: float, **fields: Any) -> dict[str, Any]:
@@ -66,6 +71,7 @@ PLAYBOOKS = [
     _playbook("crash-wait", 20),
     _playbook("cancel-me", 120),
     _playbook("watched-only", 20),
+    _playbook("event-source", 1),
 ]
 
 #: What the suite reports at the end (screenshots, logs, timings).

@@ -60,3 +60,30 @@ with DAG("blink_e2e_sensor_wait", **COMMON):
         timeout=600,
     )
     start >> watch
+
+# Scheduled by Blink itself: one asset event per finished execution of "event-source".
+from airflow.sdk import Asset, AssetWatcher, task  # noqa: E402
+
+from airflow_provider_blink.triggers.blink_events import BlinkExecutionEventTrigger  # noqa: E402
+
+EVENT_SOURCE_DONE = Asset(
+    "blink_e2e_event_source_finished",
+    watchers=[
+        AssetWatcher(
+            name="blink_e2e_event_source_watcher",
+            trigger=BlinkExecutionEventTrigger(playbook_id="event-source", poll_interval=1.0, lookback=600),
+        )
+    ],
+)
+
+with DAG("blink_e2e_event_driven", **{**COMMON, "schedule": [EVENT_SOURCE_DONE]}):
+
+    @task
+    def record_executions(**context) -> list[str]:
+        return [
+            event.extra["payload"]["execution_id"]
+            for events in context["triggering_asset_events"].values()
+            for event in events
+        ]
+
+    record_executions()

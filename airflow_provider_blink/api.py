@@ -165,6 +165,22 @@ def execute_body(
     }
 
 
+def check_playbook_id(playbook_id: Any, *, parse_time: bool = False) -> None:
+    """Reject a playbook id that is not a non-empty string (at parse time, XComArgs and templates pass)."""
+    if parse_time and filled_at_run_time(playbook_id):
+        return
+    if not isinstance(playbook_id, str) or not playbook_id.strip():
+        raise BlinkConfigurationError(
+            f"playbook_id must be the playbook's id (a non-empty string), got {playbook_id!r}."
+        )
+
+
+def start_request(playbook_id: Any, *, parse_time: bool = False, **fields: Any) -> dict[str, Any]:
+    """Check what starting ``playbook_id`` needs (see :func:`execute_body`); return the execute body."""
+    check_playbook_id(playbook_id, parse_time=parse_time)
+    return execute_body(parse_time=parse_time, **fields)
+
+
 def execute(workspace_id: str, playbook_id: str, body: dict[str, Any]) -> ApiCall[str]:
     """Start an execution; answers its id. Not idempotent: a repeat starts a second run."""
     path = f"{_workspace_path(workspace_id)}/playbooks/{_segment(playbook_id, 'playbook_id')}/execute"

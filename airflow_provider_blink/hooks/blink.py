@@ -293,8 +293,7 @@ class BlinkHook(BaseHook):
                         ambiguous = ambiguous or is_ambiguous(exc)
                         redact(exc, self.config.api_key)  # before the retry warning logs it
                         raise
-        except BlinkError as exc:
-            redact(exc, self.config.api_key)
+        except BlinkError as exc:  # already redacted: by the attempt, or by recover()'s own call()
             if ambiguous and recover is not None and (found := recover()) is not None:
                 return found
             explain_not_retried(exc, idempotent=call.idempotent, looked_up=ambiguous and recover is not None)
@@ -478,8 +477,7 @@ class BlinkAsyncClient:
                         ambiguous = ambiguous or is_ambiguous(exc)
                         redact(exc, self.config.api_key)  # before the retry warning logs it
                         raise
-        except BlinkError as exc:
-            redact(exc, self.config.api_key)
+        except BlinkError as exc:  # already redacted: by the attempt, or by recover()'s own call()
             if ambiguous and recover is not None and (found := await recover()) is not None:
                 return found
             explain_not_retried(exc, idempotent=call.idempotent, looked_up=ambiguous and recover is not None)

@@ -12,7 +12,7 @@ from airflow.providers.common.compat.notifier import BaseNotifier
 from airflow_provider_blink import api
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkError
-from airflow_provider_blink.operators.blink import check_playbook_id, check_poll_interval
+from airflow_provider_blink.operators.blink import check_poll_interval
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -93,8 +93,8 @@ class BlinkNotifier(BaseNotifier):
         timeout: float | None = 600.0,
     ) -> None:
         super().__init__()
-        check_playbook_id(playbook_id, parse_time=True)
-        api.execute_body(
+        api.start_request(
+            playbook_id,
             input_values=input_values,
             event=event,
             runner=runner,

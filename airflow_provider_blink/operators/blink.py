@@ -25,16 +25,6 @@ if TYPE_CHECKING:
     from airflow_provider_blink.hooks.blink import BlinkHook
 
 
-def check_playbook_id(playbook_id: Any, *, parse_time: bool = False) -> None:
-    """Reject a playbook id that is not a non-empty string (at parse time, XComArgs and templates pass)."""
-    if parse_time and api.filled_at_run_time(playbook_id):
-        return
-    if not isinstance(playbook_id, str) or not playbook_id.strip():
-        raise BlinkConfigurationError(
-            f"playbook_id must be the playbook's id (a non-empty string), got {playbook_id!r}."
-        )
-
-
 def check_poll_interval(poll_interval: Any, name: str = "poll_interval") -> float:
     """Reject a poll interval that is not a positive number (shared with the sensor: ``poke_interval``)."""
     if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float) or poll_interval <= 0:
@@ -123,8 +113,8 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_playbook_id(playbook_id, parse_time=True)
-        api.execute_body(
+        api.start_request(
+            playbook_id,
             input_values=input_values,
             event=event,
             runner=runner,
@@ -174,8 +164,8 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
         return BlinkHook(self.blink_conn_id)
 
     def _body(self) -> dict[str, Any]:
-        check_playbook_id(self.playbook_id)
-        return api.execute_body(
+        return api.start_request(
+            self.playbook_id,
             input_values=self.input_values,
             event=self.event,
             runner=self.runner,

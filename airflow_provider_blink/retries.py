@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,14 +90,27 @@ class RetryPolicy:
     initial_delay: float = 1.0
     max_delay: float = 30.0
 
+    def retries_after(self, exc: BaseException, *, idempotent: bool, log: logging.Logger | Any) -> bool:
+        """Whether a first attempt that failed with ``exc`` is retried (and say so in the log)."""
+        if self.max_retries < 1 or not is_retryable(exc, idempotent=idempotent):
+            return False
+        log.warning("Blink call failed (attempt 1 of %d), retrying: %s", self.max_retries + 1, exc)
+        return True
+
+    def first_wait(self, exc: BaseException) -> float:
+        """Seconds before the first retry: Blink's ``Retry-After``, else a jittered ``initial_delay``."""
+        if isinstance(exc, BlinkApiError) and exc.retry_after is not None:
+            return exc.retry_after
+        return random.uniform(0, self.initial_delay)
+
     def tenacity_kwargs(self, *, idempotent: bool, log: logging.Logger | Any) -> dict[str, Any]:
-        """Arguments for ``tenacity.Retrying``/``AsyncRetrying`` implementing this policy."""
+        """Arguments for ``tenacity.Retrying``/``AsyncRetrying`` running the retries after the first attempt."""
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             log.warning(
                 "Blink call failed (attempt %d of %d), retrying in %.1fs: %s",
-                state.attempt_number,
+                state.attempt_number + 1,
                 self.max_retries + 1,
                 state.upcoming_sleep,
                 exc,
@@ -105,7 +119,7 @@ class RetryPolicy:
         return {
             "retry": tenacity.retry_if_exception(lambda exc: is_retryable(exc, idempotent=idempotent)),
             "wait": _WaitHonouringRetryAfter(self.initial_delay, self.max_delay),
-            "stop": tenacity.stop_after_attempt(self.max_retries + 1),
+            "stop": tenacity.stop_after_attempt(self.max_retries),
             "before_sleep": before_sleep,
             "reraise": True,
         }

@@ -301,17 +301,24 @@ def test_connection_form_widgets():
     assert "workspace_id=" in field.kwargs["description"]
 
 
+MODULE_KINDS = ("hooks", "operators", "sensors", "triggers")
+
+
 def test_provider_info_declares_every_module_and_the_connection_type():
     info = airflow_provider_blink.get_provider_info()
 
     assert info["package-name"] == "airflow-provider-blink"
     assert info["versions"] == [airflow_provider_blink.__version__]
-    for kind in ("hooks", "operators", "sensors", "triggers"):
-        [entry] = info[kind]
-        [module] = entry["python-modules"]
-        assert module == f"airflow_provider_blink.{kind}.blink"
-        assert importlib.util.find_spec(module) is not None
+    modules = {kind: [m for entry in info[kind] for m in entry["python-modules"]] for kind in MODULE_KINDS}
+    assert modules == {
+        "hooks": ["airflow_provider_blink.hooks.blink"],
+        "operators": ["airflow_provider_blink.operators.blink"],
+        "sensors": ["airflow_provider_blink.sensors.blink"],
+        "triggers": ["airflow_provider_blink.triggers.blink", "airflow_provider_blink.triggers.blink_events"],
+    }
+    assert all(importlib.util.find_spec(m) is not None for kind in modules.values() for m in kind)
     assert info["extra-links"] == ["airflow_provider_blink.links.blink.BlinkExecutionLink"]
+    assert info["notifications"] == ["airflow_provider_blink.notifications.blink.BlinkNotifier"]
     [conn_type] = info["connection-types"]
     assert conn_type["connection-type"] == "blink"
     assert conn_type["hook-class-name"] == HOOK_CLASS

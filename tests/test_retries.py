@@ -146,8 +146,9 @@ def test_wait_without_retry_after_is_capped_exponential_backoff(error):
     assert len(set(waits)) > 1  # jittered
 
 
-@pytest.mark.parametrize(("max_retries", "attempts"), [(0, 1), (1, 2), (3, 4)], ids=["0", "1", "3"])
-def test_policy_stops_after_max_retries_and_reraises(max_retries, attempts):
+@pytest.mark.parametrize("max_retries", [1, 3], ids=["1", "3"])
+def test_tenacity_runs_the_retries_after_the_first_attempt(max_retries):
+    """The hook makes the first attempt itself; tenacity then runs ``max_retries`` more."""
     calls = []
     policy = RetryPolicy(max_retries=max_retries, initial_delay=0, max_delay=0)
 
@@ -158,7 +159,26 @@ def test_policy_stops_after_max_retries_and_reraises(max_retries, attempts):
     with pytest.raises(BlinkServerError):
         tenacity.Retrying(**policy.tenacity_kwargs(idempotent=True, log=_NullLog()))(fail)
 
-    assert len(calls) == attempts
+    assert len(calls) == max_retries
+
+
+@pytest.mark.parametrize(
+    ("max_retries", "error", "retried"),
+    [(0, api_error(503), False), (2, api_error(503), True), (2, api_error(404), False)],
+    ids=["no-retries", "transient", "permanent"],
+)
+def test_retries_after_the_first_attempt_only_for_transient_errors(max_retries, error, retried):
+    log = _NullLog()
+
+    assert RetryPolicy(max_retries=max_retries).retries_after(error, idempotent=True, log=log) is retried
+    assert bool(log.warnings) is retried
+
+
+def test_first_wait_honours_retry_after_else_jitters_within_the_initial_delay():
+    policy = RetryPolicy(initial_delay=2.0)
+
+    assert policy.first_wait(api_error(429, retry_after=7)) == 7
+    assert all(0 <= policy.first_wait(api_error(503)) <= 2.0 for _ in range(50))
 
 
 class _NullLog:
@@ -173,11 +193,13 @@ def test_policy_logs_each_retry_with_attempt_and_error():
     log = _NullLog()
     policy = RetryPolicy(max_retries=2, initial_delay=0, max_delay=0)
 
+    assert policy.retries_after(api_error(502), idempotent=True, log=log)  # the hook's own first attempt
     with pytest.raises(BlinkServerError):
         tenacity.Retrying(**policy.tenacity_kwargs(idempotent=True, log=log))(_raise(api_error(502)))
 
-    assert len(log.warnings) == 2
-    assert log.warnings[0].startswith("Blink call failed (attempt 1 of 3), retrying in 0.0s: ")
+    assert len(log.warnings) == 2, "one warning per retry: after attempt 1 and after attempt 2"
+    assert log.warnings[0].startswith("Blink call failed (attempt 1 of 3), retrying: ")
+    assert log.warnings[1].startswith("Blink call failed (attempt 2 of 3), retrying in 0.0s: ")
     assert "HTTP 502" in log.warnings[1]
 
 

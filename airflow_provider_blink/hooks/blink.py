@@ -252,6 +252,9 @@ class BlinkHook(BaseHook):
                 json=call.body,
                 timeout=(min(timeout, self.config.timeout), timeout),
                 stream=True,
+                # Per request: a session's own settings lose to REQUESTS_CA_BUNDLE and proxy env vars.
+                verify=self.config.verify,
+                proxies=self.config.proxies,
             ) as response:
                 body = bytearray()
                 for chunk in response.iter_content(64 * 1024):
@@ -279,7 +282,15 @@ class BlinkHook(BaseHook):
             the failed attempt did (or ``None``) before the call is sent again.
         """
         idempotent = call.idempotent or recover is not None
-        ambiguous = False
+        try:  # the first attempt outside tenacity: the usual case pays for no retry machinery
+            return self._send(call)
+        except BlinkError as exc:
+            redact(exc, self.config.api_key)
+            if not self.config.retry.retries_after(exc, idempotent=idempotent, log=self.log):
+                explain_not_retried(exc, idempotent=call.idempotent)
+                raise
+            ambiguous = is_ambiguous(exc)
+            time.sleep(self.config.retry.first_wait(exc))
         try:
             for attempt in tenacity.Retrying(
                 **self.config.retry.tenacity_kwargs(idempotent=idempotent, log=self.log)
@@ -423,33 +434,46 @@ class BlinkAsyncClient:
     """
 
     def __init__(self, config: BlinkConnectionConfig, session: aiohttp.ClientSession, log: Any) -> None:
+        import aiohttp
+
         self.config = config
         self._session = session
         self._log = log
+        # Worked out once per client, not per request: a trigger polls through the same client.
+        self._ssl = _aiohttp_ssl(config.verify)
+        self._proxy = _proxy_for(config)
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=config.timeout, sock_read=config.timeout
+        )
 
     async def _send(self, call: api.ApiCall[Any]) -> Any:
         import aiohttp
 
-        timeout = call.timeout or self.config.timeout
+        timeout = self._timeout
+        if call.timeout:
+            timeout = aiohttp.ClientTimeout(
+                total=None, sock_connect=self.config.timeout, sock_read=call.timeout
+            )
         try:
             async with self._session.request(
                 call.method,
                 f"{self.config.api_url}{call.path}",
                 params=call.params,
                 json=call.body,
-                ssl=_aiohttp_ssl(self.config.verify),
-                proxy=_proxy_for(self.config),
-                timeout=aiohttp.ClientTimeout(
-                    total=None, sock_connect=self.config.timeout, sock_read=timeout
-                ),
+                ssl=self._ssl,
+                proxy=self._proxy,
+                timeout=timeout,
             ) as response:
                 status, retry_after = response.status, response.headers.get("Retry-After")
-                body = bytearray()
-                async for chunk in response.content.iter_chunked(64 * 1024):
-                    body += chunk
+                if response.content_length is not None and response.content_length <= api.MAX_ANSWER_BYTES:
+                    body = await response.read()
+                else:  # unknown or too large a length: read no more than the cap
+                    body = await response.content.read(api.MAX_ANSWER_BYTES + 1)
+                    while len(body) <= api.MAX_ANSWER_BYTES and (more := await response.content.read(65536)):
+                        body += more
                     if len(body) > api.MAX_ANSWER_BYTES:
                         raise api.answer_too_large(call, status)
-                text = api.decode(bytes(body), response.charset)
+                text = api.decode(body, response.charset)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise BlinkTransportError(
                 f"Blink did not answer {call.what}: {type(exc).__name__}: {exc}", request_sent=False
@@ -463,7 +487,15 @@ class BlinkAsyncClient:
     async def call(self, call: api.ApiCall[Any], recover: Callable[[], Awaitable[Any]] | None = None) -> Any:
         """Make one API call with retries (same policy and ``recover`` as :meth:`BlinkHook.call`)."""
         idempotent = call.idempotent or recover is not None
-        ambiguous = False
+        try:  # the first attempt outside tenacity (see BlinkHook.call)
+            return await self._send(call)
+        except BlinkError as exc:
+            redact(exc, self.config.api_key)
+            if not self.config.retry.retries_after(exc, idempotent=idempotent, log=self._log):
+                explain_not_retried(exc, idempotent=call.idempotent)
+                raise
+            ambiguous = is_ambiguous(exc)
+            await asyncio.sleep(self.config.retry.first_wait(exc))
         try:
             async for attempt in tenacity.AsyncRetrying(
                 **self.config.retry.tenacity_kwargs(idempotent=idempotent, log=self._log)

@@ -1,0 +1,102 @@
+"""The benchmark's side of the emulator process (:mod:`bench.emulator_host`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+
+from bench.emulator_host import PAGES_WORKSPACE, POLL_PLAYBOOK, WORKSPACE
+from bench.procs import ChildProcess, cpu_seconds
+from bench.tls import TlsFiles
+
+API_KEY = "bench-api-key-5d1e7c"
+
+
+class EmulatorProcess:
+    """The Blink emulator in its own process, over TLS, with the calls the benchmark needs."""
+
+    def __init__(
+        self,
+        tls: TlsFiles,
+        *,
+        page_playbooks: Sequence[str],
+        env: Mapping[str, str],
+        log: Path,
+    ) -> None:
+        args = [
+            "--api-key",
+            API_KEY,
+            "--tls-cert",
+            str(tls.server_cert),
+            "--tls-key",
+            str(tls.server_key),
+        ]
+        for playbook in page_playbooks:
+            args += ["--page-playbook", playbook]
+        self._child = ChildProcess("bench.emulator_host", args, env, log)
+        self.url: str = self._child.receive()["url"]
+        self.port = urlsplit(self.url).port or 443
+        self._http = requests.Session()
+        self._http.trust_env = False  # else REQUESTS_CA_BUNDLE from the environment beats ``verify``
+        self._http.headers["BLINK-API-KEY"] = API_KEY
+        self._http.verify = str(tls.ca_cert)
+
+    @property
+    def pid(self) -> int:
+        return self._child.pid
+
+    def cpu_seconds(self) -> float:
+        """CPU the emulator process has used so far."""
+        return cpu_seconds(self.pid)
+
+    def connection_json(self) -> str:
+        """The ``blink_default`` connection: host, key, workspace; TLS trusted via the CA settings."""
+        return json.dumps(
+            {
+                "conn_type": "blink",
+                "host": self.url,
+                "password": API_KEY,
+                "extra": {"workspace_id": WORKSPACE},
+            }
+        )
+
+    def start_runs(self, count: int) -> list[str]:
+        """Start ``count`` runs of the poll playbook (they last until :meth:`finish`); returns their ids."""
+        url = f"{self.url}/api/v1/workspace/{WORKSPACE}/playbooks/{POLL_PLAYBOOK}/execute"
+        ids = []
+        for _ in range(count):
+            response = self._http.post(url, json={}, timeout=30)
+            response.raise_for_status()
+            ids.append(response.json()["execution_id"])
+        return ids
+
+    def finish(self, ids: Sequence[str]) -> dict[str, float]:
+        """Complete these runs now; returns when each completed (Unix seconds)."""
+        finished = self._child.ask({"op": "finish", "ids": list(ids)})["finished_at"]
+        return {i: ms / 1000 for i, ms in finished.items()}
+
+    def polls(self) -> int:
+        """GET /executions/{id} requests received so far."""
+        return int(self._child.ask({"op": "count_gets"})["count"])
+
+    def poll_times(self, ids: Sequence[str]) -> dict[str, list[float]]:
+        """When each execution was polled (Unix seconds, to within ``STAMP_EVERY``)."""
+        times: dict[str, list[float]] = self._child.ask({"op": "poll_times", "ids": list(ids)})["poll_times"]
+        return times
+
+    def seed(self, playbook: str, count: int) -> None:
+        """Insert ``count`` finished executions of a page playbook (workspace ``PAGES_WORKSPACE``)."""
+        self._child.ask({"op": "seed", "playbook": playbook, "count": count})
+
+    def stop(self) -> None:
+        self._http.close()
+        if self._child.process.poll() is None:
+            self._child.send({"op": "stop"})
+        self._child.wait(timeout=15)
+
+
+__all__ = ["API_KEY", "PAGES_WORKSPACE", "EmulatorProcess"]

@@ -1,0 +1,128 @@
+"""Run the Blink emulator over TLS in its own process, steered by JSON lines on stdin.
+
+Started by :class:`bench.emulator_client.EmulatorProcess`. It prints one line ``{"url": ...}``
+once listening, then answers each command line with one JSON line:
+
+- ``{"op": "count_gets"}``: GET /executions/{id} requests received so far (the polls).
+- ``{"op": "poll_times", "ids": [...]}``: when each of those executions was polled (Unix seconds,
+  to within :data:`STAMP_EVERY`: a thread here reads the emulator's request log that often).
+- ``{"op": "finish", "ids": [...]}``: complete those executions now; answers each ``finished_at`` (Unix ms).
+- ``{"op": "seed", "playbook": P, "count": N}``: insert N finished executions of P.
+- ``{"op": "stop"}``: stop serving and exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_blink.testing import BlinkEmulator, ScriptedPlaybook
+from airflow_provider_blink.testing.cli import server_ssl_context
+
+WORKSPACE = "bench"
+PAGES_WORKSPACE = "bench-pages"
+POLL_PLAYBOOK = "bench-poll"
+#: Seconds between two reads of the request log: the resolution of the poll times.
+STAMP_EVERY = 0.05
+_GET_EXECUTION = re.compile(r"/api/v1/workspace/[^/]+/executions/([^/]+)")
+
+
+class _PollLog:
+    """Polls (GET /executions/{id}) read from the emulator's request log, each with when it was seen."""
+
+    def __init__(self, emulator: BlinkEmulator) -> None:
+        self._emulator = emulator
+        self._lock = threading.Lock()
+        self._seen = 0
+        self.count = 0
+        self.times: dict[str, list[float]] = defaultdict(list)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="poll-log", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(STAMP_EVERY):
+            self.update()
+
+    def update(self) -> None:
+        with self._lock:
+            records = self._emulator.requests
+            now = time.time()
+            for record in records[self._seen :]:
+                match = _GET_EXECUTION.fullmatch(record.path)
+                if record.method == "GET" and match:
+                    self.count += 1
+                    self.times[match[1]].append(now)
+            self._seen = len(records)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _playbooks(duration: float, page_playbooks: Sequence[str]) -> list[ScriptedPlaybook]:
+    poll = ScriptedPlaybook(
+        id=POLL_PLAYBOOK, name="Bench poll", workspace_id=WORKSPACE, duration=duration, output={"ok": True}
+    )
+    pages = [
+        ScriptedPlaybook(id=pb, name=pb, workspace_id=PAGES_WORKSPACE, duration=1.0, output={"ok": True})
+        for pb in page_playbooks
+    ]
+    return [poll, *pages]
+
+
+def _answer(emulator: BlinkEmulator, polls: _PollLog, command: dict[str, Any]) -> dict[str, Any]:
+    op = command.get("op")
+    if op == "count_gets":
+        polls.update()
+        return {"count": polls.count}
+    if op == "poll_times":
+        polls.update()
+        return {"poll_times": {i: polls.times.get(i, []) for i in command["ids"]}}
+    if op == "finish":
+        return {"finished_at": {i: emulator.finish(i)["finished_at"] for i in command["ids"]}}
+    if op == "seed":
+        ids = emulator.seed_executions(command["playbook"], int(command["count"]))
+        return {"seeded": len(ids)}
+    return {"error": f"unknown op {op!r}"}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve until ``{"op": "stop"}`` or the end of stdin."""
+    parser = argparse.ArgumentParser(prog="python -m bench.emulator_host")
+    parser.add_argument("--api-key", required=True)
+    parser.add_argument("--tls-cert", type=Path, required=True)
+    parser.add_argument("--tls-key", type=Path, required=True)
+    parser.add_argument(
+        "--duration", type=float, default=3600.0, help="seconds a poll-playbook run lasts unless finished"
+    )
+    parser.add_argument("--page-playbook", action="append", default=[], help="a playbook to seed pages of")
+    args = parser.parse_args(argv)
+    emulator = BlinkEmulator(
+        api_key=args.api_key,
+        workspaces=[WORKSPACE, PAGES_WORKSPACE],
+        playbooks=_playbooks(args.duration, args.page_playbook),
+        ssl_context=server_ssl_context(args.tls_cert, args.tls_key),
+    )
+    with emulator:
+        polls = _PollLog(emulator)
+        print(json.dumps({"url": emulator.url}), flush=True)
+        for line in sys.stdin:
+            command = json.loads(line)
+            if command.get("op") == "stop":
+                break
+            print(json.dumps(_answer(emulator, polls, command)), flush=True)
+        polls.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

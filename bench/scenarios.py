@@ -1,0 +1,279 @@
+"""The four measurements, each run from the benchmark's process against the one emulator process.
+
+Each poller scenario (ours, floor), each import and each pagination count runs in a fresh process of
+its own, so its CPU time and peak memory are its own; the sync hook and bare session alternate in
+one process. The emulator's CPU over the same span is reported beside each.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.child import start_delay
+from bench.emulator_client import PAGES_WORKSPACE, EmulatorProcess
+from bench.procs import ChildProcess, ConnectionSampler, cpu_seconds, run_once
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the command line chose; the defaults are the issue's."""
+
+    triggers: int = 1000
+    interval: float = 2.0
+    window: float = 20.0
+    sync_calls: int = 1000
+    sync_reps: int = 3
+    parse_runs: int = 5
+    page_counts: tuple[int, ...] = (5000, 20000)
+    page_size: int = 1000
+    stagger: bool = False
+    profile: Path | None = None
+
+
+@dataclass
+class Bench:
+    """What every scenario needs: settings, the emulator, the children's environment, a log folder."""
+
+    settings: Settings
+    emulator: EmulatorProcess
+    env: Mapping[str, str]
+    logs: Path
+
+    def child(self, module: str, args: Sequence[str], name: str) -> ChildProcess:
+        return ChildProcess(module, args, self.env, self.logs / f"{name}.log")
+
+
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def _emulator_cpu(bench: Bench) -> Callable[[], float]:
+    """Start counting the emulator's CPU seconds; the returned function reads the count."""
+    start = bench.emulator.cpu_seconds()
+    return lambda: bench.emulator.cpu_seconds() - start
+
+
+# -- 1. triggers ---------------------------------------------------------------------------------
+
+
+def _wait_until(moment: float) -> None:
+    time.sleep(max(0.0, moment - time.time()))
+
+
+def _pace(
+    poll_times: Mapping[str, list[float]], ids: Sequence[str], go: float, s: Settings
+) -> dict[str, Any]:
+    """Reads made vs reads the interval asks for between each poller's first and last read; first-read delays."""
+    first_reads = [  # after when each was due: one interval after its poller started
+        poll_times[i][0] - (go + start_delay(n, len(ids), s.interval, stagger=s.stagger) + s.interval)
+        for n, i in enumerate(ids)
+        if poll_times[i]
+    ]
+    made = sum(len(t) - 1 for t in poll_times.values() if t)
+    asked = sum(t[-1] - t[0] for t in poll_times.values() if t) / s.interval
+    return {
+        "achieved_polls": made,
+        "requested_polls": asked,
+        "achieved_ratio": made / asked,
+        "first_read_late_max_s": max(first_reads),
+        "first_read_late_median_s": _median(first_reads),
+    }
+
+
+def triggers(bench: Bench, mode: str) -> dict[str, Any]:
+    """N pollers in one event loop for the window, then every run completes at once.
+
+    Polls are what the emulator received (GET /executions/{id}), each with when it came. Each
+    poller should read every interval, from one interval after go (its first read waits an
+    interval): achieved / requested polls is, over all pollers, the reads made between each one's
+    first and last read against the reads the interval asks for in that span, so it measures the
+    pace alone; how late the first reads came is reported beside it. The poller process's CPU is
+    read from outside every interval; at the window's end the bench completes every run, and each
+    poller's event time gives its lag.
+    """
+    s = bench.settings
+    args = ["--mode", mode, "--interval", str(s.interval), *(["--stagger"] if s.stagger else [])]
+    if s.profile is not None and mode == "ours":
+        args += ["--profile", str(s.profile)]
+    child = bench.child("bench.trigger_load", args, f"triggers-{mode}")
+    ready = child.receive()
+    ids = bench.emulator.start_runs(s.triggers)
+    polls_before = bench.emulator.polls()
+    emulator_cpu = _emulator_cpu(bench)
+    with ConnectionSampler(child.pid, bench.emulator.port, interval=0.25) as sampler:
+        child.send({"ids": ids})
+        go = child.receive()["go"]
+        start = go + s.interval / 2
+        timeline = []  # (seconds into the window, polls so far, poller CPU seconds so far)
+        for step in range(round(s.window / s.interval) + 1):
+            _wait_until(start + step * s.interval)
+            timeline.append((step * s.interval, bench.emulator.polls(), cpu_seconds(child.pid)))
+        finished = bench.emulator.finish(ids)
+        result = child.receive()["result"]
+    polls = bench.emulator.polls() - polls_before
+    emulator_seconds = emulator_cpu()
+    child.wait()
+    events = result["events"]
+    lags = [events[i][0] - finished[i] for i in ids]
+    (_, polls_at_start, _), (_, polls_after_first, cpu_after_first), (_, polls_at_end, cpu_at_end) = (
+        timeline[0],
+        timeline[1],
+        timeline[-1],
+    )
+    return {
+        "mode": mode,
+        "triggers": s.triggers,
+        "staggered_starts": s.stagger,
+        "poll_interval_s": s.interval,
+        "window_s": s.window,
+        **_pace(bench.emulator.poll_times(ids), ids, go, s),
+        "polls_before_window": polls_at_start - polls_before,
+        "polls_per_interval": [b[1] - a[1] for a, b in itertools.pairwise(timeline)],
+        "polls_total": polls,
+        "cpu_s": result["cpu_s"],
+        "wall_s": result["wall_s"],
+        "cpu_ms_per_poll": result["cpu_s"] / polls * 1000,
+        "cpu_ms_per_poll_after_first_interval": (cpu_at_end - cpu_after_first)
+        / (polls_at_end - polls_after_first)
+        * 1000,
+        "gc_s": result["gc_s"],
+        "gc_full_collections": result["gc_full_collections"],
+        "rss_with_airflow_mb": ready["rss_airflow_mb"],
+        "rss_ready_mb": ready["rss_ready_mb"],
+        "peak_rss_mb": result["peak_rss_mb"],
+        "tcp_peak_open": sampler.peak_open,
+        "tcp_distinct_seen": len(sampler.local_ports),
+        "tcp_samples": sampler.samples,
+        "lag_max_s": max(lags),
+        "lag_median_s": _median(lags),
+        "last_event_after_completion_s": max(e[0] for e in events.values()) - max(finished.values()),
+        "statuses": dict(collections.Counter(status for _, status in events.values())),
+        "emulator_cpu_s": emulator_seconds,
+        "emulator_cpu_ms_per_poll": emulator_seconds / polls * 1000,
+    }
+
+
+# -- 2. DAG parse cost ---------------------------------------------------------------------------
+
+SDK_ONLY = "import airflow.sdk"
+#: The same, then the provider's DAG-facing modules, printing what they added: ms and module names.
+WITH_PROVIDER = """
+import sys, time, json, airflow.sdk
+before, started = set(sys.modules), time.perf_counter()
+import airflow_provider_blink.operators.blink, airflow_provider_blink.sensors.blink
+print(json.dumps([(time.perf_counter() - started) * 1000, sorted(set(sys.modules) - before)]))
+"""
+
+
+def parse_cost(bench: Bench) -> dict[str, Any]:
+    """Whole-process ``python -c`` import times, interleaved, median of N.
+
+    Airflow's import takes seconds and varies by hundreds of ms from run to run, more than the
+    provider adds; so the provider's runs also time their own imports after ``airflow.sdk`` from
+    inside the process, which is what the target is checked on. One warm-up run first (bytecode);
+    :func:`bench.run.run` has warmed up ``airflow.sdk`` (and the Airflow home) already.
+    """
+    commands = {"sdk": SDK_ONLY, "provider": WITH_PROVIDER}
+    run_once([sys.executable, "-c", WITH_PROVIDER], bench.env)
+    wall: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
+    inside: list[float] = []
+    modules: list[str] = []
+    for _ in range(bench.settings.parse_runs):
+        for name, code in commands.items():
+            seconds, cpu_time, output = run_once([sys.executable, "-c", code], bench.env)
+            wall[name].append(seconds * 1000)
+            cpu[name].append(cpu_time * 1000)
+            if name == "provider":
+                added_ms, modules = json.loads(output)
+                inside.append(added_ms)
+    sdk, ours = _median(wall["sdk"]), _median(wall["provider"])
+    return {
+        "runs": bench.settings.parse_runs,
+        "sdk_ms": sdk,
+        "provider_ms": ours,
+        "added_ms": ours - sdk,
+        "ratio": ours / sdk,
+        "sdk_cpu_ms": _median(cpu["sdk"]),
+        "provider_cpu_ms": _median(cpu["provider"]),
+        "added_in_process_ms": _median(inside),
+        "all_wall_ms": {name: [round(v, 1) for v in values] for name, values in wall.items()},
+        "all_added_in_process_ms": [round(v, 1) for v in inside],
+        "modules_added": modules,
+    }
+
+
+# -- 3. sync hook --------------------------------------------------------------------------------
+
+
+def run_steps(bench: Bench, child: ChildProcess) -> dict[str, dict[str, Any]]:
+    """Drive a child's measured steps, adding the emulator's CPU during each; wait for its exit."""
+    results: dict[str, dict[str, Any]] = {}
+    while "begin" in (message := child.receive()):
+        emulator_cpu = _emulator_cpu(bench)
+        child.send({"go": True})
+        result = child.receive()["result"]
+        result["emulator_cpu_s"] = emulator_cpu()
+        results[message["begin"]] = result
+    child.wait()
+    return results
+
+
+def sync_hook(bench: Bench) -> dict[str, Any]:
+    """N sequential GETs through the hook and through a bare session, alternating, in one process."""
+    s = bench.settings
+    [execution_id] = bench.emulator.start_runs(1)
+    args = ["--execution-id", execution_id, "--calls", str(s.sync_calls), "--reps", str(s.sync_reps)]
+    steps = run_steps(bench, bench.child("bench.sync_calls", args, "sync"))
+    summary: dict[str, Any] = {"calls": s.sync_calls, "repetitions": s.sync_reps}
+    for mode in ("hook", "bare"):
+        results = [steps[f"{mode}-{rep}"] for rep in range(s.sync_reps)]
+        summary[mode] = {
+            "per_call_ms": _median([r["per_call_ms"] for r in results]),
+            "cpu_per_call_ms": _median([r["cpu_per_call_ms"] for r in results]),
+            "connections_opened": max(r["connections_opened"] for r in results),
+            "emulator_cpu_ms_per_call": _median([r["emulator_cpu_s"] for r in results]) / s.sync_calls * 1000,
+            "all_per_call_ms": [round(r["per_call_ms"], 4) for r in results],
+        }
+    summary["ratio"] = summary["hook"]["per_call_ms"] / summary["bare"]["per_call_ms"]
+    return summary
+
+
+# -- 4. pagination -------------------------------------------------------------------------------
+
+
+def page_playbook(count: int) -> str:
+    return f"pages-{count}"
+
+
+def pagination(bench: Bench) -> dict[str, Any]:
+    """Iterate every seeded execution for each count: time, tracemalloc peak, and a list's peak."""
+    s = bench.settings
+    for count in s.page_counts:
+        bench.emulator.seed(page_playbook(count), count)
+    results: dict[str, Any] = {"page_size": s.page_size, "counts": {}}
+    for count in s.page_counts:
+        args = ["--workspace", PAGES_WORKSPACE, "--playbook", page_playbook(count)]
+        args += ["--expect", str(count), "--page-size", str(s.page_size)]
+        steps = run_steps(bench, bench.child("bench.pagination", args, f"pages-{count}"))
+        results["counts"][str(count)] = {
+            "seconds": steps["time"]["seconds"],
+            "us_per_execution": steps["time"]["seconds"] / count * 1e6,
+            "emulator_cpu_s": steps["time"]["emulator_cpu_s"],
+            "peak_rss_mb": steps["time"]["peak_rss_mb"],
+            "streamed_peak_mb": steps["streamed"]["tracemalloc_peak_mb"],
+            "accumulated_peak_mb": steps["accumulated"]["tracemalloc_peak_mb"],
+        }
+    low, high = (results["counts"][str(c)] for c in (min(s.page_counts), max(s.page_counts)))
+    results["streamed_growth"] = high["streamed_peak_mb"] / low["streamed_peak_mb"]
+    results["accumulated_growth"] = high["accumulated_peak_mb"] / low["accumulated_peak_mb"]
+    return results

@@ -1,0 +1,139 @@
+"""Scenario process: many pollers of Blink executions in one event loop, as a triggerer runs them.
+
+``--mode ours``: one :class:`BlinkExecutionTrigger` per execution, each ``run()`` to its event,
+all gathered in one loop (what the triggerer does). ``--mode floor``: the least any poller can do
+over the same TLS endpoint, i.e. one shared ``aiohttp.ClientSession`` and per execution a loop of
+sleep, bare GET, ``json()``, state check: the trigger's schedule (its first read comes one interval
+after it starts, as the task checked the execution just before deferring).
+
+All pollers start at once (a triggerer that starts or takes over 1,000 triggers), or with
+``--stagger`` spread evenly over the first interval (triggers that arrived over time).
+
+Protocol: prints ``{"ready"}`` after its imports, reads ``{"ids": [...]}``, prints ``{"go": t}``
+and, once every poller has its event, ``{"result": ...}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import importlib
+import json
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from bench.child import current_rss_mb, emit, peak_rss_mb, receive, start_delay
+
+#: Final ``state_ui`` values, as the floor poller checks them.
+FINAL_STATES = frozenset({"Completed", "Failed", "Cancelled", "Timeout", "Timed out", "Stopped", "Skipped"})
+TRIGGER_CLASSPATH = "airflow_provider_blink.triggers.blink.BlinkExecutionTrigger"
+
+Event = tuple[float, str]
+
+
+class GcWatch:
+    """Time spent in the garbage collector, and full (generation 2) collections, while installed."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.full_collections = 0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        self.seconds += time.perf_counter() - self._started
+        self.full_collections += info["generation"] == 2
+
+
+async def run_triggers(ids: Sequence[str], interval: float, delays: Sequence[float]) -> list[Event]:
+    """Build each trigger from its class path and kwargs, as the triggerer does, and run them all."""
+    module, _, name = TRIGGER_CLASSPATH.rpartition(".")
+    trigger_class = getattr(importlib.import_module(module), name)
+
+    async def run_one(execution_id: str, delay: float) -> Event:
+        await asyncio.sleep(delay)
+        trigger = trigger_class(execution_id=execution_id, poll_interval=interval)
+        status = "no event"
+        try:
+            async for event in trigger.run():
+                status = event.payload["status"]
+        finally:
+            await trigger.cleanup()
+        return time.time(), status
+
+    return await asyncio.gather(*(run_one(i, d) for i, d in zip(ids, delays, strict=True)))
+
+
+async def run_floor(ids: Sequence[str], interval: float, delays: Sequence[float]) -> list[Event]:
+    """Poll with bare GET + JSON over one shared session (aiohttp's default 100-connection pool)."""
+    import aiohttp
+
+    conn = json.loads(os.environ["AIRFLOW_CONN_BLINK_DEFAULT"])
+    base = f"{conn['host']}/api/v1/workspace/{conn['extra']['workspace_id']}/executions/"
+    headers = {"BLINK-API-KEY": conn["password"], "Accept": "application/json"}
+
+    async def poll(session: aiohttp.ClientSession, execution_id: str, delay: float) -> Event:
+        await asyncio.sleep(delay)
+        while True:
+            await asyncio.sleep(interval)
+            async with session.get(base + execution_id) as response:
+                response.raise_for_status()
+                record = await response.json()
+            if record["state_ui"] in FINAL_STATES:
+                return time.time(), record["state_ui"]
+
+    async with aiohttp.ClientSession(headers=headers) as session:
+        return await asyncio.gather(*(poll(session, i, d) for i, d in zip(ids, delays, strict=True)))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.trigger_load")
+    parser.add_argument("--mode", choices=["ours", "floor"], required=True)
+    parser.add_argument("--interval", type=float, required=True)
+    parser.add_argument("--stagger", action="store_true", help="spread the starts over one interval")
+    parser.add_argument("--profile", help="write a cProfile of the polling to this file")
+    args = parser.parse_args(argv)
+
+    import airflow.triggers.base  # noqa: F401  # loaded in every triggerer, so in both modes
+
+    rss_airflow = current_rss_mb()
+    if args.mode == "ours":
+        import airflow_provider_blink.hooks.blink  # imported by the first run()
+        import airflow_provider_blink.triggers.blink  # noqa: F401
+    else:
+        import aiohttp  # noqa: F401
+    emit({"ready": True, "rss_airflow_mb": rss_airflow, "rss_ready_mb": current_rss_mb()})
+
+    ids = receive()["ids"]
+    delays = [start_delay(i, len(ids), args.interval, stagger=args.stagger) for i in range(len(ids))]
+    runner = run_triggers if args.mode == "ours" else run_floor
+    profiler = cProfile.Profile() if args.profile else None
+    gc_watch = GcWatch()
+    gc.callbacks.append(gc_watch)
+    go, cpu_start, wall_start = time.time(), time.process_time(), time.perf_counter()
+    emit({"go": go})
+    if profiler:
+        profiler.enable()
+    events = asyncio.run(runner(ids, args.interval, delays))
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+    result: dict[str, Any] = {
+        "cpu_s": time.process_time() - cpu_start,
+        "wall_s": time.perf_counter() - wall_start,
+        "events": {i: list(event) for i, event in zip(ids, events, strict=True)},
+        "peak_rss_mb": peak_rss_mb(),
+        "gc_s": gc_watch.seconds,
+        "gc_full_collections": gc_watch.full_collections,
+    }
+    emit({"result": result})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The performance benchmark: sets up .venv (newest Airflow 3) and runs `python -m bench` (a few minutes).
+# Arguments go to the benchmark, e.g. `scripts/bench.sh --only triggers --stagger`; see --help.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup-venv.sh .venv "apache-airflow>=3,<4"
+exec .venv/bin/python -m bench "$@"

@@ -1,0 +1,54 @@
+"""The sensor in ``reschedule`` mode, through real Airflow: it gives its worker slot back between pokes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from test_example_dags import register, run, task_instance, xcom
+
+from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
+from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
+
+
+def test_reschedule_mode_waits_for_the_execution_and_returns_its_record(airflow_db, emulator):
+    from airflow.providers.common.compat.sdk import DAG
+
+    with DAG("blink_sensor_reschedule", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
+        start = BlinkExecutePlaybookOperator(
+            task_id="start", playbook_id="enrich-ioc", wait_for_completion=False
+        )
+        wait = BlinkExecutionSensor(
+            task_id="wait",
+            execution_id="{{ ti.xcom_pull(task_ids='start', key='execution_id') }}",
+            mode="reschedule",
+            poke_interval=0.5,
+            timeout=60,
+            deferrable=False,
+        )
+        start >> wait
+    register(dag)
+
+    dag_run = run(dag)
+
+    assert dag_run.state == "success"
+    (execution,) = emulator.executions
+    record = xcom(dag_run, "wait")
+    assert record["id"] == execution["id"]
+    assert record["state_ui"] == "Completed"
+    gets = [r for r in emulator.requests if r.method == "GET" and r.path.endswith(execution["id"])]
+    assert len(gets) >= 2, "poked more than once: it was rescheduled while the playbook ran"
+    assert task_instance(dag_run, "wait").state == "success"
+    assert reschedules(dag_run, "wait") >= 1, "the sensor went up_for_reschedule between pokes"
+
+
+def reschedules(dag_run, task_id: str) -> int:
+    """TaskReschedule rows Airflow wrote for the task (one per time the sensor gave its slot back)."""
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.utils.session import create_session
+
+    ti = task_instance(dag_run, task_id)
+    with create_session() as session:
+        rows = session.query(TaskReschedule).all()
+    if hasattr(TaskReschedule, "ti_id"):  # Airflow 3
+        return sum(1 for row in rows if row.ti_id == ti.id)
+    return sum(1 for row in rows if (row.dag_id, row.run_id, row.task_id) == (ti.dag_id, ti.run_id, task_id))

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -222,10 +223,21 @@ class BlinkHook(BaseHook):
         return read_connection(self.get_connection(self.blink_conn_id))
 
     async def aget_config(self) -> BlinkConnectionConfig:
-        """The connection, read without blocking the event loop."""
+        """
+        The connection, read without blocking the event loop.
+
+        Concurrent readers of one connection in one loop (a triggerer starting many triggers) share
+        the read in flight instead of queueing one look-up each; nothing is kept once it returns.
+        """
         from airflow.providers.common.compat.connection import get_async_connection
 
-        return read_connection(await get_async_connection(self.blink_conn_id, hook=self))
+        in_flight = _READS_IN_FLIGHT.setdefault(asyncio.get_running_loop(), {})
+        read = in_flight.get(self.blink_conn_id)
+        if read is None:
+            read = asyncio.ensure_future(get_async_connection(self.blink_conn_id, hook=self))
+            in_flight[self.blink_conn_id] = read
+            read.add_done_callback(lambda _: in_flight.pop(self.blink_conn_id, None))
+        return read_connection(await asyncio.shield(read))
 
     @functools.cached_property
     def session(self) -> requests.Session:
@@ -411,6 +423,11 @@ class BlinkHook(BaseHook):
         else:
             async with sessions.new_session(config) as session:
                 yield BlinkAsyncClient(config, session, self.log)
+
+
+_READS_IN_FLIGHT: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Future[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _now_ms() -> int:

@@ -1,0 +1,39 @@
+"""Concurrent starts share one connection read in flight; nothing is cached after it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import airflow.providers.common.compat.connection as compat_connection
+
+from airflow_provider_blink.hooks.blink import BlinkHook
+
+
+async def test_concurrent_readers_share_the_read_in_flight_and_nothing_is_kept(emulator, monkeypatch):
+    reads = []
+    real = compat_connection.get_async_connection
+
+    async def counting(conn_id, hook=None):
+        reads.append(conn_id)
+        await asyncio.sleep(0.05)  # a look-up that takes a while, as through sync_to_async
+        return await real(conn_id, hook=hook)
+
+    monkeypatch.setattr(compat_connection, "get_async_connection", counting)
+
+    configs = await asyncio.gather(*(BlinkHook().aget_config() for _ in range(50)))
+    again = await BlinkHook().aget_config()
+
+    assert reads == ["blink_default", "blink_default"], "one read for the 50 at once, a fresh one after"
+    assert {c.url for c in configs} == {emulator.url}
+    assert again.url == emulator.url
+
+
+async def test_a_cancelled_reader_does_not_cancel_the_others(emulator):
+    first = asyncio.ensure_future(BlinkHook().aget_config())
+    second = asyncio.ensure_future(BlinkHook().aget_config())
+    await asyncio.sleep(0)
+    first.cancel()
+
+    config = await second
+
+    assert config.url == emulator.url

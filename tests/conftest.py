@@ -62,6 +62,20 @@ def connection_json(emulator: BlinkEmulator, **extra: object) -> str:
     return json.dumps(conn)
 
 
+def start_directly(emulator: BlinkEmulator, playbook_id: str) -> str:
+    """Start a run in the emulator over HTTP, not through the provider (as another tool or a person would)."""
+    import requests
+
+    response = requests.post(
+        f"{emulator.url}/api/v1/workspace/{WORKSPACE}/playbooks/{playbook_id}/execute",
+        headers={"BLINK-API-KEY": emulator.api_key},
+        json={},
+        timeout=5,
+    )
+    response.raise_for_status()
+    return str(response.json()["execution_id"])
+
+
 @pytest.fixture
 def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[BlinkEmulator]:
     """A running emulator with the demo and test playbooks, configured as ``blink_default``."""

@@ -15,6 +15,7 @@ from airflow.providers.common.compat.sdk import (
     PokeReturnValue,
     TaskDeferred,
 )
+from conftest import start_directly as start
 
 from airflow_provider_blink.exceptions import BlinkConfigurationError, BlinkError, BlinkExecutionFailed
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
@@ -41,20 +42,6 @@ def url_of(emulator: BlinkEmulator, playbook_id: str, execution_id: str) -> str:
     return (
         f"{emulator.url}/workspace/{DEMO_WORKSPACE}/workflow/{playbook_id}/edit?execution_id={execution_id}"
     )
-
-
-def start(emulator: BlinkEmulator, playbook_id: str) -> str:
-    """Start a run in the emulator directly (as another task or a person would) and return its id."""
-    import requests
-
-    response = requests.post(
-        f"{emulator.url}/api/v1/workspace/{DEMO_WORKSPACE}/playbooks/{playbook_id}/execute",
-        headers={"BLINK-API-KEY": emulator.api_key},
-        json={},
-        timeout=5,
-    )
-    response.raise_for_status()
-    return str(response.json()["execution_id"])
 
 
 def sensor(execution_id: Any, **kwargs: Any) -> BlinkExecutionSensor:

@@ -13,28 +13,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from conftest import start_directly as start
 
 # Imported here, not inside the trigger's first run: an import would count as a slow callback.
 import airflow_provider_blink.hooks.blink  # noqa: F401
-from airflow_provider_blink.testing import DEMO_WORKSPACE, BlinkEmulator, Fault
+from airflow_provider_blink.testing import BlinkEmulator, Fault
 from airflow_provider_blink.triggers.blink import EVENT_STATUSES, BlinkExecutionTrigger
 
 CLASSPATH = "airflow_provider_blink.triggers.blink.BlinkExecutionTrigger"
 EVENT_KEYS = {"status", "execution_id", "execution", "message", "permanent"}
-
-
-def start(emulator: BlinkEmulator, playbook_id: str) -> str:
-    """Start a run in the emulator directly (not through the provider) and return its id."""
-    import requests
-
-    response = requests.post(
-        f"{emulator.url}/api/v1/workspace/{DEMO_WORKSPACE}/playbooks/{playbook_id}/execute",
-        headers={"BLINK-API-KEY": emulator.api_key},
-        json={},
-        timeout=5,
-    )
-    response.raise_for_status()
-    return str(response.json()["execution_id"])
 
 
 def trigger_for(execution_id: str, **settings: Any) -> BlinkExecutionTrigger:

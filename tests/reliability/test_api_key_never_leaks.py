@@ -269,8 +269,9 @@ def leak_dag(failures: dict[str, list[str]], broken_conn_id: str) -> Any:
         default_args={"on_failure_callback": record_failure, "retries": 0},
     ) as dag:
         for deferrable, mode in ((True, "deferred"), (False, "in_process")):
-            op(f"op_success_{mode}", "quick-ok", deferrable=deferrable)
-            op(f"op_failure_{mode}", "quick-fail", deferrable=deferrable)
+            # held-*: finished only once watched, so the deferrable ones surely defer on a busy machine.
+            op(f"op_success_{mode}", "held-ok", deferrable=deferrable)
+            op(f"op_failure_{mode}", "held-fail", deferrable=deferrable)
             op(f"op_timeout_{mode}", "slow", deferrable=deferrable, timeout=0.5)
             op(f"op_playbook_not_found_{mode}", "no-such-playbook", deferrable=deferrable)
             op(

@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from airflow_provider_blink.testing.emulator import BlinkEmulator
 from airflow_provider_blink.testing.faults import Fault
-from airflow_provider_blink.testing.playbooks import DEMO_PLAYBOOKS, DEMO_WORKSPACE, Outcome, ScriptedPlaybook
+from airflow_provider_blink.testing.playbooks import (
+    DEMO_PLAYBOOKS,
+    DEMO_WORKSPACE,
+    Outcome,
+    Phase,
+    ScriptedPlaybook,
+)
 from airflow_provider_blink.testing.server import RequestRecord
 
 __all__ = [
@@ -22,6 +28,7 @@ __all__ = [
     "BlinkEmulator",
     "Fault",
     "Outcome",
+    "Phase",
     "RequestRecord",
     "ScriptedPlaybook",
 ]

@@ -22,7 +22,7 @@ from airflow_provider_blink.testing.playbooks import (
     DEMO_WORKSPACE,
     ScriptedPlaybook,
 )
-from airflow_provider_blink.testing.server import RequestLog, RequestRecord, build_app
+from airflow_provider_blink.testing.server import AnswerStyle, RequestLog, RequestRecord, build_app
 from airflow_provider_blink.testing.state import EmulatorState, LookupFailed
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,13 @@ class BlinkEmulator:
     :param ssl_context: serve HTTPS with this server context (its certificate and key loaded);
         ``None`` serves plain HTTP. Clients must trust the certificate, e.g. through ``SSL_CERT_FILE``
         (aiohttp) and ``REQUESTS_CA_BUNDLE`` (requests), or the connection's ``verify`` extra.
+    :param cancel_answer: a successful cancel's body, where Blink leaves it open: ``"json"`` (the
+        JSON string ``"OK"``), ``"text"`` or ``"empty"``; also settable while running.
+    :param null_results: answer ``"results": null`` for empty pages (as a Go server may); also
+        settable while running.
+
+    Answers follow Blink's documentation field for field (seeds 003/004; NOTES.md where the seeds
+    are silent): list items carry no ``inputs``/``event``; read a run's inputs with the single GET.
     """
 
     def __init__(
@@ -61,6 +68,8 @@ class BlinkEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         ssl_context: ssl.SSLContext | None = None,
+        cancel_answer: str = "json",
+        null_results: bool = False,
     ) -> None:
         if not api_key:
             raise ValueError("api_key must not be empty")
@@ -79,6 +88,7 @@ class BlinkEmulator:
         )
         for playbook in chosen:
             self._state.add_playbook(playbook)
+        self._style = AnswerStyle(cancel=cancel_answer, null_results=null_results)
         self._faults = FaultQueue()
         self._requests = RequestLog()
         self._thread: threading.Thread | None = None
@@ -169,6 +179,24 @@ class BlinkEmulator:
 
     # -- configuration and inspection -----------------------------------------------------------
 
+    @property
+    def cancel_answer(self) -> str:
+        """A successful cancel's body: ``"json"``, ``"text"`` or ``"empty"``."""
+        return self._style.cancel
+
+    @cancel_answer.setter
+    def cancel_answer(self, value: str) -> None:
+        self._style.cancel = AnswerStyle(cancel=value).cancel
+
+    @property
+    def null_results(self) -> bool:
+        """Whether empty pages say ``"results": null``."""
+        return self._style.null_results
+
+    @null_results.setter
+    def null_results(self, value: bool) -> None:
+        self._style.null_results = bool(value)
+
     def add_playbook(self, playbook: ScriptedPlaybook) -> None:
         """Register or replace a playbook (also while running)."""
         self._state.add_playbook(playbook)
@@ -180,7 +208,12 @@ class BlinkEmulator:
 
     @property
     def executions(self) -> list[dict[str, Any]]:
-        """Copies of every execution record, in creation order."""
+        """
+        Copies of every execution record, in creation order.
+
+        A record holds the single GET's fields plus the emulator's bookkeeping (``past_exec_ref``:
+        what the execute body asked to re-run), which Blink does not serve.
+        """
         return _copy(self._state.records())
 
     def execution(self, execution_id: str) -> dict[str, Any]:
@@ -212,14 +245,22 @@ class BlinkEmulator:
             raise KeyError(execution_id) from None
 
     def seed_executions(
-        self, playbook_id: str, count: int, state: str = COMPLETED, *, workspace_id: str | None = None
+        self,
+        playbook_id: str,
+        count: int,
+        state: str = COMPLETED,
+        *,
+        workspace_id: str | None = None,
+        finished_at: int | None = None,
     ) -> list[str]:
         """Insert ``count`` already-finished executions of a playbook, quickly; returns their ids.
 
         :param workspace_id: needed only when several workspaces hold a playbook with this id.
+        :param finished_at: every one finishes at this epoch ms (default: one after another).
         :raises KeyError: unknown (or ambiguous) playbook.
         """
-        return self._state.seed(self._state.find_playbook(playbook_id, workspace_id), count, state)
+        playbook = self._state.find_playbook(playbook_id, workspace_id)
+        return self._state.seed(playbook, count, state, finished_at)
 
     def inject(self, fault: Fault) -> None:
         """Queue a fault; see :class:`Fault`."""
@@ -257,7 +298,7 @@ class BlinkEmulator:
         failure: list[BaseException],
     ) -> None:
         asyncio.set_event_loop(loop)
-        app = build_app(self._state, self._faults, self._requests)
+        app = build_app(self._state, self._faults, self._requests, self._style)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=_SHUTDOWN_TIMEOUT)
         try:
             loop.run_until_complete(runner.setup())

@@ -6,28 +6,88 @@ from dataclasses import dataclass, field
 from typing import Any
 
 COMPLETED = "Completed"
+#: The running state a run shows until a :class:`Phase` says otherwise. Blink does not document its
+#: running states' spelling; older UI docs name "In progress" (NOTES.md, "Execution states").
+RUNNING_STATE_UI = "In Progress"
+RUNNING_STATE = "running"
+
+
+def raw_state(state_ui: str) -> str:
+    """Map a ``state_ui`` such as ``"Timed out"`` to the raw ``state`` (``"timed_out"``)."""
+    return state_ui.lower().replace(" ", "_")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A running state a run passes through, from ``at`` seconds after its start.
+
+    Blink's runs may wait in ``Pending``/``Paused`` (a step waits for a person) and other running
+    states (NOTES.md, "Execution states"); ``state_ui`` and ``state`` need not agree.
+
+    :param at: seconds after the start at which the run enters this state.
+    :param state_ui: the state shown (``state_ui``).
+    :param state: the raw ``state``; default derived from ``state_ui``.
+    """
+
+    at: float
+    state_ui: str
+    state: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.at < 0:
+            raise ValueError(f"phase 'at' must be >= 0, got {self.at!r}")
+
+    @property
+    def raw(self) -> str:
+        return raw_state(self.state_ui) if self.state is None else self.state
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """The script of one run: how long it takes and how it ends.
+    """The script of one run: how long it takes, which states it shows, and how it ends.
 
     :param duration: seconds of real time from start to the final state.
     :param final_state: ``state_ui`` of the final state (``Completed``, ``Failed``, ``Cancelled`` …).
-    :param output: the playbook output returned by ``run_sync`` and the steps endpoint, or ``None``.
+    :param output: the playbook output returned by ``run_sync`` and the last step, or ``None``.
     :param error_details: Blink's ``error_details`` map for unsuccessful runs.
+    :param phases: running states before the final one, in order of ``at``; before the first
+        (and without any) the run shows ``In Progress``/``running``.
+    :param final_raw_state: the raw ``state`` of the final record; default derived from
+        ``final_state`` (set it to make ``state`` and ``state_ui`` disagree).
+    :param steps: how many steps the run reports; they finish one after another, the last one
+        carries ``output`` and every other one ``{"step": <its number>}``.
     """
 
     duration: float = 0.0
     final_state: str = COMPLETED
     output: dict[str, Any] | None = None
     error_details: dict[str, str] | None = None
+    phases: tuple[Phase, ...] = ()
+    final_raw_state: str | None = None
+    steps: int = 1
 
     def __post_init__(self) -> None:
         if self.duration < 0:
             raise ValueError(f"duration must be >= 0, got {self.duration!r}")
         if not self.final_state.strip():
             raise ValueError("final_state must not be empty")
+        if self.steps < 1:
+            raise ValueError(f"steps must be >= 1, got {self.steps!r}")
+        if list(self.phases) != sorted(self.phases, key=lambda phase: phase.at):
+            raise ValueError("phases must be in order of 'at'")
+
+    @property
+    def final_raw(self) -> str:
+        """The raw ``state`` of the final record."""
+        return raw_state(self.final_state) if self.final_raw_state is None else self.final_raw_state
+
+    def running_state(self, elapsed: float) -> tuple[str, str]:
+        """``(state_ui, state)`` of the run ``elapsed`` seconds after its start, before it ends."""
+        current = (RUNNING_STATE_UI, RUNNING_STATE)
+        for phase in self.phases:
+            if phase.at <= elapsed:
+                current = (phase.state_ui, phase.raw)
+        return current
 
 
 @dataclass(frozen=True)
@@ -41,6 +101,9 @@ class ScriptedPlaybook:
     :param final_state: default final ``state_ui``.
     :param output: default playbook output.
     :param error_details: default ``error_details`` for unsuccessful runs.
+    :param phases: default running states (see :class:`Outcome`).
+    :param final_raw_state: default raw ``state`` of the final record (see :class:`Outcome`).
+    :param steps: default number of steps per run (see :class:`Outcome`).
     :param outcomes: per-run scripts consumed in order (run 1 uses ``outcomes[0]`` …); the last repeats.
         When given, they replace the defaults above.
     """
@@ -52,6 +115,9 @@ class ScriptedPlaybook:
     final_state: str = COMPLETED
     output: dict[str, Any] | None = None
     error_details: dict[str, str] | None = None
+    phases: tuple[Phase, ...] = ()
+    final_raw_state: str | None = None
+    steps: int = 1
     outcomes: list[Outcome] | None = field(default=None)
 
     def __post_init__(self) -> None:
@@ -59,7 +125,7 @@ class ScriptedPlaybook:
             raise ValueError("playbook id must not be empty")
         if self.outcomes is not None and not self.outcomes:
             raise ValueError("outcomes must be None or a non-empty list")
-        Outcome(self.duration, self.final_state)  # validates the defaults
+        self.outcome(1)  # validates the defaults
 
     @property
     def display_name(self) -> str:
@@ -69,7 +135,15 @@ class ScriptedPlaybook:
     def outcome(self, run_number: int) -> Outcome:
         """Return the script of the ``run_number``-th run (1-based)."""
         if not self.outcomes:
-            return Outcome(self.duration, self.final_state, self.output, self.error_details)
+            return Outcome(
+                self.duration,
+                self.final_state,
+                self.output,
+                self.error_details,
+                tuple(self.phases),
+                self.final_raw_state,
+                self.steps,
+            )
         return self.outcomes[min(run_number, len(self.outcomes)) - 1]
 
 

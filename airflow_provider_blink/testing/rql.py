@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,21 +30,38 @@ class Query:
     offset: int = 0
     select: tuple[str, ...] | None = None
 
-    def run(self, records: Sequence[Record]) -> tuple[int, list[Record]]:
-        """Return the number of matches and the requested page of them (projected if asked)."""
+    def run(
+        self, records: Sequence[Record], shape: Callable[[Record], Record] | None = None
+    ) -> tuple[int, list[Record]]:
+        """
+        Return the number of matches and the requested page of them (projected if asked).
+
+        :param shape: turns a record into the answer's item (applied to the page only).
+
+        Blink promises no order among records whose sort keys are equal (nor does SQL). The emulator
+        makes that visible: pages after the first list such ties in reverse order, so a client that
+        pages over ties without a tiebreaker (e.g. ``id``) sees repeats and gaps, as it could in Blink.
+        """
         matches = [r for r in records if self.predicate(r)] if self.predicate else list(records)
         for field, descending in reversed(self.sort):
             matches.sort(key=lambda r, f=field: _sort_key(r.get(f)), reverse=descending)  # type: ignore[misc]
-        page = matches[self.offset : self.offset + self.limit]
+        if self.sort and self.offset > 0:
+            page = _page_with_ties_reversed(matches, self.offset, self.limit, [f for f, _ in self.sort])
+        else:
+            page = matches[self.offset : self.offset + self.limit]
+        if shape is not None:
+            page = [shape(r) for r in page]
         if self.select is not None:
             page = [{f: r[f] for f in self.select if f in r} for r in page]
         return len(matches), page
 
 
-def parse_query(raw: str | None) -> Query:
+def parse_query(raw: str | None, fields: Collection[str] | None = None) -> Query:
     """Parse the ``q`` parameter (a JSON object); ``None`` or empty means the default query.
 
     :param raw: the raw parameter value.
+    :param fields: the fields the answer's records have (e.g. a list item's); the filter and the
+        sort see any other field as absent, as they would in Blink. ``None``: every field.
     :raises RqlError: if it is not valid RQL.
     """
     if raw is None or not raw.strip():
@@ -60,8 +77,10 @@ def parse_query(raw: str | None) -> Query:
         raise RqlError(f"unknown q keys: {sorted(unknown)}; expected some of {sorted(_QUERY_KEYS)}")
     limit = _int_in_range(obj.get("limit", DEFAULT_LIMIT), "limit", 1, MAX_LIMIT)
     offset = _int_in_range(obj.get("offset", 0), "offset", 0, None)
-    predicate = _compile_filter(obj["filter"]) if obj.get("filter") is not None else None
-    return Query(predicate, _parse_sort(obj.get("sort")), limit, offset, _parse_select(obj.get("select")))
+    visible = None if fields is None else frozenset(fields)
+    predicate = _compile_filter(obj["filter"], visible) if obj.get("filter") is not None else None
+    sort = tuple((f, d) for f, d in _parse_sort(obj.get("sort")) if visible is None or f in visible)
+    return Query(predicate, sort, limit, offset, _parse_select(obj.get("select")))
 
 
 def _int_in_range(value: Any, name: str, low: int, high: int | None) -> int:
@@ -98,7 +117,7 @@ def _parse_select(value: Any) -> tuple[str, ...] | None:
     return None if value is None else tuple(_string_list(value, "select"))
 
 
-def _compile_filter(node: Any) -> Predicate:
+def _compile_filter(node: Any, visible: frozenset[str] | None) -> Predicate:
     if not isinstance(node, dict):
         raise RqlError(f"filter must be a JSON object, got {node!r}")
     predicates: list[Predicate] = []
@@ -106,20 +125,21 @@ def _compile_filter(node: Any) -> Predicate:
         if key == "$or":
             if not isinstance(value, list) or not value:
                 raise RqlError("$or must be a non-empty list of filter objects")
-            alternatives = [_compile_filter(v) for v in value]
+            alternatives = [_compile_filter(v, visible) for v in value]
             predicates.append(lambda r, alts=alternatives: any(p(r) for p in alts))  # type: ignore[misc]
         elif key.startswith("$"):
             raise RqlError(f"unknown filter operator {key!r}")
         else:
-            predicates.append(_compile_field(key, value))
+            predicates.append(_compile_field(key if visible is None or key in visible else None, value))
     if len(predicates) == 1:
         return predicates[0]
     return lambda r: all(p(r) for p in predicates)
 
 
-def _compile_field(field: str, condition: Any) -> Predicate:
+def _compile_field(field: str | None, condition: Any) -> Predicate:
+    """A predicate on one field; ``None``: a field the records do not have (always absent)."""
     if not (isinstance(condition, dict) and any(k.startswith("$") for k in condition)):
-        return lambda r: _equal(r.get(field), condition)
+        return lambda r: _equal(r.get(field) if field else None, condition)
     tests: list[Callable[[Any], bool]] = []
     for op, operand in condition.items():
         if op == "$like":
@@ -132,7 +152,7 @@ def _compile_field(field: str, condition: Any) -> Predicate:
             tests.append(lambda v, c=compare, o=operand: c(v, o))  # type: ignore[misc]
         else:
             raise RqlError(f"unknown predicate {op!r} on field {field!r}")
-    return lambda r: all(t(r.get(field)) for t in tests)
+    return lambda r: all(t(r.get(field) if field else None) for t in tests)
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -163,6 +183,30 @@ _COMPARATORS: dict[str, Callable[[Any, Any], bool]] = {
 def _like_regex(pattern: str) -> re.Pattern[str]:
     parts = [".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in pattern]
     return re.compile("".join(parts), re.DOTALL)
+
+
+def _page_with_ties_reversed(
+    records: list[Record], offset: int, limit: int, fields: list[str]
+) -> list[Record]:
+    """The page ``[offset, offset + limit)`` of ``records`` with every run of equal sort keys reversed."""
+
+    def key(index: int) -> list[tuple[int, Any]]:
+        return [_sort_key(records[index].get(f)) for f in fields]
+
+    end = min(offset + limit, len(records))
+    page: list[Record] = []
+    position = offset
+    while position < end:
+        tie = key(position)
+        first, after = position, position + 1
+        while first > 0 and key(first - 1) == tie:
+            first -= 1
+        while after < len(records) and key(after) == tie:
+            after += 1
+        stop = min(after, end)
+        page.extend(records[first + after - 1 - i] for i in range(position, stop))
+        position = stop
+    return page
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:

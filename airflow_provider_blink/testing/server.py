@@ -15,7 +15,8 @@ from typing import Any
 from aiohttp import web
 
 from airflow_provider_blink.testing.faults import Fault, FaultQueue
-from airflow_provider_blink.testing.rql import RqlError, parse_query
+from airflow_provider_blink.testing.records import LIST_FIELDS, STEP_FIELDS, execution_answer, list_item
+from airflow_provider_blink.testing.rql import Query, RqlError, parse_query
 from airflow_provider_blink.testing.state import (
     CANCEL_REASON,
     CANCELLED_STATE_UI,
@@ -50,6 +51,37 @@ _BODY_TYPES: dict[str, type] = {
     "callback": dict,
 }
 _TYPE_NAMES = {dict: "an object", str: "a string", bool: "a boolean"}
+#: How a successful cancel may answer. The 2022 spec types the 200 as a string (NOTES.md, "Cancel":
+#: "expect a JSON string, plain text or an empty body").
+CANCEL_ANSWERS = frozenset({"json", "text", "empty"})
+
+
+@dataclass
+class AnswerStyle:
+    """
+    Where Blink leaves the shape of an answer open, which one the emulator gives.
+
+    :param cancel: a successful cancel's body: ``"json"`` (the JSON string ``"OK"``), ``"text"``
+        (``OK`` as text/plain) or ``"empty"`` (no body).
+    :param null_results: an empty list or steps page says ``"results": null`` (what a Go server
+        sends for a nil slice) instead of ``[]``.
+    """
+
+    cancel: str = "json"
+    null_results: bool = False
+
+    def __post_init__(self) -> None:
+        if self.cancel not in CANCEL_ANSWERS:
+            raise ValueError(f"cancel answer must be one of {sorted(CANCEL_ANSWERS)}, got {self.cancel!r}")
+
+    def page(self, limit: int, offset: int, total: int, results: list[dict[str, Any]]) -> dict[str, Any]:
+        """A paginated answer ``{limit, offset, total, results}`` (seed 004; NOTES.md for steps)."""
+        return {
+            "limit": limit,
+            "offset": offset,
+            "total": total,
+            "results": None if self.null_results and not results else results,
+        }
 
 
 @dataclass(frozen=True)
@@ -113,9 +145,11 @@ def error_response(
     return web.json_response(body, status=status)
 
 
-def build_app(state: EmulatorState, faults: FaultQueue, requests_log: RequestLog) -> web.Application:
+def build_app(
+    state: EmulatorState, faults: FaultQueue, requests_log: RequestLog, style: AnswerStyle | None = None
+) -> web.Application:
     """Create the application serving the Blink API under ``/api/v1``."""
-    api = _BlinkApi(state, faults, requests_log)
+    api = _BlinkApi(state, faults, requests_log, style or AnswerStyle())
     app = web.Application(middlewares=[api.middleware])
     ws = API_PREFIX + "/workspace/{ws_id}"
     app.router.add_post(ws + "/playbooks/{id}/execute", api.execute, name="execute")
@@ -130,10 +164,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class _BlinkApi:
-    def __init__(self, state: EmulatorState, faults: FaultQueue, requests_log: RequestLog) -> None:
+    def __init__(
+        self, state: EmulatorState, faults: FaultQueue, requests_log: RequestLog, style: AnswerStyle
+    ) -> None:
         self.state = state
         self.faults = faults
         self.requests_log = requests_log
+        self.style = style
 
     # -- cross-cutting: auth, faults, errors, the request log ------------------------------------
 
@@ -273,20 +310,20 @@ class _BlinkApi:
         )
 
     async def get(self, request: web.Request) -> web.Response:
+        """Seed 003: exactly the documented fields."""
         workspace_id = self._workspace(request)
-        return web.json_response(self._lookup(self.state.get, request.match_info["id"], workspace_id))
+        record = self._lookup(self.state.get, request.match_info["id"], workspace_id)
+        return web.json_response(execution_answer(record))
 
     async def list(self, request: web.Request) -> web.Response:
+        """Seed 004: list items carry exactly its fields (no inputs, no event); the filter sees those."""
         workspace_id = self._workspace(request)
-        try:
-            query = parse_query(request.query.get("q"))
-        except RqlError as exc:
-            raise ApiError(400, "invalid query", str(exc)) from None
-        total, page = query.run(self.state.records(workspace_id))
-        body = {"limit": query.limit, "offset": query.offset, "total": total, "results": page}
-        return web.json_response(body)
+        query = _query(request, LIST_FIELDS)
+        total, page = query.run(self.state.records(workspace_id), list_item)
+        return web.json_response(self.style.page(query.limit, query.offset, total, page))
 
     async def cancel(self, request: web.Request) -> web.Response:
+        """Not in the seeds: NOTES.md ("Cancel", the 2022 spec) gives its statuses and messages."""
         self._workspace(request, write=True)
         execution_id = request.match_info["id"]
         self._lookup(self.state.get, execution_id, request.match_info["ws_id"])
@@ -302,12 +339,17 @@ class _BlinkApi:
             raise ApiError(
                 400, "Cannot cancel execution, it is not in a running state", f"execution {execution_id}"
             ) from None
-        return web.json_response("OK")
+        return _cancelled(self.style.cancel)
 
     async def steps(self, request: web.Request) -> web.Response:
+        """
+        Not in the seeds: NOTES.md ("Steps") gives ``{limit, offset, total, results}``. How a client
+        pages is undocumented; the emulator's assumption: the list's RQL ``q`` (``limit``/``offset``).
+        """
         workspace_id = self._workspace(request)
-        results = self._lookup(self.state.steps, request.match_info["id"], workspace_id)
-        return web.json_response({"limit": 50, "offset": 0, "total": len(results), "results": results})
+        query = _query(request, STEP_FIELDS)
+        total, page = query.run(self._lookup(self.state.steps, request.match_info["id"], workspace_id))
+        return web.json_response(self.style.page(query.limit, query.offset, total, page))
 
     @staticmethod
     def _lookup(getter: Callable[[str, str], Any], execution_id: str, workspace_id: str) -> Any:
@@ -315,6 +357,21 @@ class _BlinkApi:
             return getter(execution_id, workspace_id)
         except LookupFailed:
             raise ApiError(404, "execution not found", f"no execution {execution_id!r}") from None
+
+
+def _query(request: web.Request, fields: tuple[str, ...]) -> Query:
+    try:
+        return parse_query(request.query.get("q"), fields)
+    except RqlError as exc:
+        raise ApiError(400, "invalid query", str(exc)) from None
+
+
+def _cancelled(style: str) -> web.Response:
+    if style == "empty":
+        return web.Response(status=200)
+    if style == "text":
+        return web.Response(status=200, text="OK", content_type="text/plain")
+    return web.json_response("OK")
 
 
 def _fault_response(fault: Fault) -> web.Response:

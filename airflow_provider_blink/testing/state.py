@@ -16,10 +16,16 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from airflow_provider_blink.testing.playbooks import COMPLETED, Outcome, ScriptedPlaybook
+from airflow_provider_blink.testing.playbooks import (
+    COMPLETED,
+    RUNNING_STATE,
+    RUNNING_STATE_UI,
+    Outcome,
+    ScriptedPlaybook,
+    raw_state,
+)
+from airflow_provider_blink.testing.records import GET_FIELDS
 
-RUNNING_STATE = "running"
-RUNNING_STATE_UI = "In Progress"
 CANCELLED_STATE_UI = "Cancelled"
 CANCEL_REASON = "cancelled via API"
 EXECUTION_TIMEOUT_MS = 3_600_000
@@ -34,11 +40,6 @@ class Role(Enum):
     VIEWER = "viewer"
 
 
-def raw_state(state_ui: str) -> str:
-    """Map a ``state_ui`` such as ``"Timed out"`` to the raw ``state`` (``"timed_out"``)."""
-    return state_ui.lower().replace(" ", "_")
-
-
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -47,7 +48,9 @@ def _now_ms() -> int:
 class Execution:
     """One execution: a published record plus the script that moves it to its final state.
 
-    ``record`` is replaced, never mutated, once published, so readers may serialize it unlocked.
+    ``record`` holds every field of Blink's single GET (seed 003) plus the emulator's own
+    bookkeeping (``past_exec_ref``); the server answers projections of it (:mod:`.records`).
+    It is replaced, never mutated, once published, so readers may serialize it unlocked.
     """
 
     record: dict[str, Any]
@@ -71,10 +74,16 @@ class Execution:
         elapsed = now - self.started_mono
         if elapsed >= self.outcome.duration:
             ms = round(self.outcome.duration * 1000)
-            self.end(self.outcome.final_state, self.record["started_at"] + ms, self.outcome.error_details)
+            self.end(
+                self.outcome.final_state,
+                self.record["started_at"] + ms,
+                self.outcome.error_details,
+                raw=self.outcome.final_raw,
+            )
             return self.record
         ms = int(elapsed * 1000)
-        return {**self.record, "duration": ms, "net_runtime_ms": ms}
+        state_ui, state = self.outcome.running_state(elapsed)
+        return {**self.record, "state": state, "state_ui": state_ui, "duration": ms, "net_runtime_ms": ms}
 
     def remaining(self, now: float) -> float:
         """Seconds until the script finishes the run (0 once finished)."""
@@ -86,13 +95,15 @@ class Execution:
         finished_at: int,
         error_details: dict[str, str] | None = None,
         cancel_reason: str = "",
+        *,
+        raw: str | None = None,
     ) -> None:
-        """Move the run to a final state."""
+        """Move the run to a final state (``raw``: its ``state``, default derived from ``state_ui``)."""
         success = state_ui.lower() == COMPLETED.lower()
         ms = max(0, finished_at - self.record["started_at"])
         self.record = {
             **self.record,
-            "state": raw_state(state_ui),
+            "state": raw_state(state_ui) if raw is None else raw,
             "state_ui": state_ui,
             "finished_at": finished_at,
             "updated_at": finished_at,
@@ -106,28 +117,61 @@ class Execution:
         self.finished = True
 
     def steps(self, now: float) -> list[dict[str, Any]]:
-        """The single step the emulator reports for this run."""
+        """
+        The steps the run reached: ``outcome.steps`` of them, each an equal slice of its duration.
+
+        Blink documents no steps endpoint; the fields are those NOTES.md lists ("Steps"). The last
+        step reached carries the run's state, error and (once finished) output.
+        """
         record = self.view(now)
-        success = record["state_ui"].lower() == COMPLETED.lower()
-        if not self.finished:
-            output_data = ""
-        elif success:
-            output_data = json.dumps(self.output or {})
-        else:
-            output_data = "" if self.output is None else json.dumps(self.output)
-        return [
-            {
-                "step_id": "step_1",
-                "execution_id": record["id"],
-                "state": record["state"],
-                "input_data": json.dumps(record["inputs"]),
-                "output_data": output_data,
-                "error_data": "" if success else str(record["error_details"].get("message", "")),
-                "started_at": record["started_at"],
-                "finished_at": record["finished_at"],
-                "subflow_execution_id": "",
-            }
+        started = record["started_at"]
+        count, scripted_ms = self.outcome.steps, round(self.outcome.duration * 1000)
+        bounds = [
+            (started + scripted_ms * k // count, started + scripted_ms * (k + 1) // count)
+            for k in range(count)
         ]
+        if self.finished and record["finished_at"] - started >= scripted_ms:
+            reached = count
+        else:
+            now_ms = (
+                record["finished_at"] if self.finished else started + int((now - self.started_mono) * 1000)
+            )
+            reached = max(1, sum(1 for begin, _ in bounds if begin < now_ms))
+        steps = [
+            self._step(record, k, bounds[k][0], bounds[k][1], json.dumps({"step": k + 1}))
+            for k in range(reached - 1)
+        ]
+        last = reached - 1
+        if not self.finished:
+            return [*steps, self._step(record, last, bounds[last][0], 0, "", state=record["state"])]
+        success = record["state_ui"].lower() == COMPLETED.lower()
+        output_data = "" if self.output is None and not success else json.dumps(self.output or {})
+        error = "" if success else str(record["error_details"].get("message", ""))
+        final = self._step(
+            record, last, bounds[last][0], record["finished_at"], output_data, record["state"], error
+        )
+        return [*steps, final]
+
+    @staticmethod
+    def _step(
+        record: dict[str, Any],
+        k: int,
+        started_at: int,
+        finished_at: int,
+        output_data: str,
+        state: str = "completed",
+        error_data: str = "",
+    ) -> dict[str, Any]:
+        return {
+            "step_id": f"step_{k + 1}",
+            "state": state,
+            "input_data": json.dumps(record["inputs"]),
+            "output_data": output_data,
+            "error_data": error_data,
+            "started_at": started_at,
+            "finished_at": finished_at,
+            "subflow_execution_id": "",
+        }
 
 
 class LookupFailed(LookupError):
@@ -217,7 +261,7 @@ class EmulatorState:
             record.update(
                 inputs=copy.deepcopy(inputs or {}),
                 event=copy.deepcopy(event or {}),
-                runner_id=runner,
+                runner_group_id=runner,  # seed 000: "runner" is "the runner group"
                 trigger_type=trigger_type,
                 past_exec_ref=past_exec_ref,
             )
@@ -225,21 +269,32 @@ class EmulatorState:
             self._store(execution)
             return execution
 
-    def seed(self, playbook: ScriptedPlaybook, count: int, state_ui: str = COMPLETED) -> list[str]:
-        """Insert ``count`` runs of ``playbook`` that already finished in ``state_ui``, oldest first."""
+    def seed(
+        self,
+        playbook: ScriptedPlaybook,
+        count: int,
+        state_ui: str = COMPLETED,
+        finished_at: int | None = None,
+    ) -> list[str]:
+        """Insert ``count`` runs of ``playbook`` that already finished in ``state_ui``, oldest first.
+
+        :param finished_at: every run finishes at this epoch ms (default: one after another).
+        """
         if count < 0:
             raise ValueError(f"count must be >= 0, got {count}")
         success = state_ui.lower() == COMPLETED.lower()
         duration_ms = round(playbook.duration * 1000)
         error_details = {} if success else dict(playbook.error_details or {})
         output = copy.deepcopy(playbook.output) if success else None  # shared: never mutated
-        outcome = Outcome(playbook.duration, state_ui, output, error_details)
+        outcome = Outcome(playbook.duration, state_ui, output, error_details, steps=playbook.steps)
         with self._lock:
             base_ms = _now_ms() - (count + 1) * max(duration_ms, 1000)
             ids = []
             for i in range(count):
                 number = self._next_number(playbook)
-                started = base_ms + i * max(duration_ms, 1000)
+                started = (
+                    base_ms + i * max(duration_ms, 1000) if finished_at is None else finished_at - duration_ms
+                )
                 record = self._record(playbook, number, started)
                 record.update(
                     state=raw_state(state_ui),
@@ -324,30 +379,44 @@ class EmulatorState:
 
     @staticmethod
     def _record(playbook: ScriptedPlaybook, number: int, started_ms: int) -> dict[str, Any]:
+        """A new run's record: every field of seed 003 (those the emulator has no use for stay empty)."""
+        execution_id = str(uuid.uuid4())
         return {
-            "id": str(uuid.uuid4()),
+            **_BLANK_RECORD,
+            "created_at": started_ms,
+            "display_name": f"{playbook.display_name} #{number}",
+            "error_details": {},
+            "event": {},
+            "execution_number": number,
+            "id": execution_id,
+            "inputs": {},
+            "last_playbook_name": playbook.display_name,
             "playbook_id": playbook.id,
             "playbook_name": playbook.display_name,
-            "workspace_id": playbook.workspace_id,
-            "tenant_id": TENANT_ID,
-            "execution_number": number,
-            "display_name": f"{playbook.display_name} #{number}",
-            "state": RUNNING_STATE,
-            "state_ui": RUNNING_STATE_UI,
-            "created_at": started_ms,
             "started_at": started_ms,
-            "updated_at": started_ms,
-            "finished_at": 0,
-            "duration": 0,
-            "net_runtime_ms": 0,
-            "error_details": {},
-            "inputs": {},
-            "event": {},
-            "runner_id": "",
-            "trigger_type": "api",
-            "past_exec_ref": "",
-            "timeout": EXECUTION_TIMEOUT_MS,
             "step_results": {},
-            "cancel_reason": "",
-            "created_by": CREATED_BY,
+            "subflows_reference_to_name_mapping": {},
+            "top_execution_id": execution_id,
+            "top_execution_started_at": started_ms,
+            "updated_at": started_ms,
+            "workspace_id": playbook.workspace_id,
         }
+
+
+#: The fields of seed 003 that do not depend on the run (mutable ones are set per record).
+_BLANK_RECORD: dict[str, Any] = {
+    **dict.fromkeys(GET_FIELDS, ""),
+    **dict.fromkeys(
+        ("draft_execution_number", "duration", "execution_depth", "finished_at", "net_runtime_ms"), 0
+    ),
+    "created_by": CREATED_BY,
+    "playbook_deleted": False,
+    "state": RUNNING_STATE,
+    "state_ui": RUNNING_STATE_UI,
+    "tenant_id": TENANT_ID,
+    "timeout": EXECUTION_TIMEOUT_MS,
+    "trigger_type": "api",
+    "with_concurrency_limit": False,
+    # The emulator's own bookkeeping, never served (seed 003 has no such field).
+    "past_exec_ref": "",
+}

@@ -35,7 +35,7 @@ async def test_execute_playbook_sends_every_body_field(emulator):
     assert request.path == f"/api/v1/workspace/{WORKSPACE}/playbooks/quick-ok/execute"
     assert request.body == BODY
     record = emulator.execution(execution_id)
-    assert (record["inputs"], record["event"], record["runner_id"]) == (
+    assert (record["inputs"], record["event"], record["runner_group_id"]) == (
         BODY["input_values"],
         BODY["event"],
         "runner-group-eu",

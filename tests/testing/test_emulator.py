@@ -147,7 +147,7 @@ class TestExecute:
         assert 150 <= final["duration"] == final["net_runtime_ms"] <= 1000
         assert final["finished_at"] - final["started_at"] == final["duration"]
 
-    def test_record_carries_what_was_sent(self, api):
+    def test_record_carries_what_was_sent(self, api, emu):
         body = {
             "input_values": {"ioc": "1.2.3.4"},
             "event": {"alert": {"id": 7}},
@@ -156,13 +156,15 @@ class TestExecute:
             "past_exec_ref": "previous-id",
             "callback": {"url": "http://127.0.0.1:1/cb", "method": "POST", "disableSSL": True},
         }
-        record = api.get(api.start("pb-fast", body))
+        execution_id = api.start("pb-fast", body)
+        record = api.get(execution_id)
 
         assert record["inputs"] == {"ioc": "1.2.3.4"}
         assert record["event"] == {"alert": {"id": 7}}
-        assert record["runner_id"] == "runner-group-a"
+        assert record["runner_group_id"] == "runner-group-a"
         assert record["trigger_type"] == "airflow"
-        assert record["past_exec_ref"] == "previous-id"
+        assert "past_exec_ref" not in record, "seed 003 has no such field"
+        assert emu.execution(execution_id)["past_exec_ref"] == "previous-id"
         assert record["playbook_id"] == "pb-fast"
         assert record["playbook_name"] == "Fast"
         assert record["workspace_id"] == "ws-1"
@@ -172,10 +174,11 @@ class TestExecute:
         assert record["created_by"] == "api-key-user"
         assert record["tenant_id"]
 
-    def test_defaults_without_body(self, api):
-        record = api.get(api.start("pb-fast"))
-        assert (record["inputs"], record["event"], record["runner_id"]) == ({}, {}, "")
-        assert (record["trigger_type"], record["past_exec_ref"]) == ("api", "")
+    def test_defaults_without_body(self, api, emu):
+        execution_id = api.start("pb-fast")
+        record = api.get(execution_id)
+        assert (record["inputs"], record["event"], record["runner_group_id"]) == ({}, {}, "")
+        assert (record["trigger_type"], emu.execution(execution_id)["past_exec_ref"]) == ("api", "")
 
     def test_execution_numbers_count_per_playbook(self, api, api_for):
         first, second = api.start("pb-fast"), api.start("pb-fast")

@@ -34,19 +34,19 @@ def numbers(response, ids):
     ("flt", "expected"),
     [
         ({"playbook_id": "beta"}, [3, 5]),
-        ({"runner_id": {"$eq": "r1"}}, [1, 3]),
+        ({"runner_group_id": {"$eq": "r1"}}, [1, 3]),
         ({"playbook_id": {"$neq": "alpha"}}, [3, 5]),
         ({"execution_number": {"$gt": 1}}, [2, 4, 5]),
         ({"execution_number": {"$gte": 2}}, [2, 4, 5]),
         ({"execution_number": {"$lt": 2}}, [1, 3]),
         ({"execution_number": {"$lte": 2}}, [1, 2, 3, 5]),
         ({"execution_number": {"$gt": 1, "$lt": 3}}, [2, 5]),
-        ({"display_name": {"$like": "alpha%"}}, [1, 2, 4]),
+        ({"playbook_id": {"$like": "alph%"}}, [1, 2, 4]),
         ({"trigger_type": {"$like": "ap_"}}, [1, 4]),
         ({"trigger_type": {"$like": "%i%"}}, [1, 2, 3, 4]),
         ({"playbook_id": "alpha", "trigger_type": "api"}, [1, 4]),
-        ({"$or": [{"runner_id": "r3"}, {"playbook_id": "beta"}]}, [3, 4, 5]),
-        ({"state_ui": "Completed", "$or": [{"runner_id": "r1"}, {"runner_id": "r2"}]}, [1, 2]),
+        ({"$or": [{"runner_group_id": "r3"}, {"playbook_id": "beta"}]}, [3, 4, 5]),
+        ({"state_ui": "Completed", "$or": [{"runner_group_id": "r1"}, {"runner_group_id": "r2"}]}, [1, 2]),
         ({"state": "failed"}, [3, 5]),
         ({"execution_number": {"$gt": "1"}}, []),
         ({"playbook_id": "gamma"}, []),
@@ -84,7 +84,7 @@ def test_filter(api, ids, wait_for, flt, expected):
         (["execution_number"], [1, 3, 2, 5, 4]),
         (["-execution_number"], [4, 2, 5, 1, 3]),
         (["playbook_id", "-execution_number"], [4, 2, 1, 5, 3]),
-        (["+runner_id", "trigger_type"], [3, 1, 2, 5, 4]),
+        (["+runner_group_id", "trigger_type"], [3, 1, 2, 5, 4]),
         ([], [1, 2, 3, 4, 5]),
     ],
     ids=["asc-stable", "desc-stable", "two-keys", "plus-prefix", "none-is-creation-order"],
@@ -94,7 +94,7 @@ def test_sort(api, ids, sort, expected):
 
 
 def test_limit_offset_total(api, ids):
-    response = api.list({"sort": ["execution_number"], "limit": 2, "offset": 1})
+    response = api.list({"sort": ["execution_number", "playbook_id"], "limit": 2, "offset": 1})
 
     body = response.json()
     assert (body["limit"], body["offset"], body["total"]) == (2, 1, 5)

@@ -100,6 +100,35 @@ def test_unknown_state_is_running_and_logged_once(caplog):
     assert "success_states/failure_states" in warnings[0].getMessage()
 
 
+@pytest.mark.parametrize(
+    ("state_ui", "state", "outcome"),
+    [
+        ("Errored", "failed", FAILED),
+        ("All done", "completed", SUCCESS),
+        ("Awaiting approval", "paused", RUNNING),
+        ("In Progress", "failed", RUNNING),
+    ],
+    ids=["unknown-ui-failed-state", "unknown-ui-completed-state", "unknown-ui-paused-state", "known-ui-wins"],
+)
+def test_an_unknown_state_ui_leaves_the_decision_to_state(state_ui, state, outcome, caplog):
+    caplog.set_level(logging.WARNING, logger=states.__name__)
+
+    assert decide_outcome({"id": "e-1", "state_ui": state_ui, "state": state}) is outcome
+    assert not [r for r in caplog.records if r.name == states.__name__], "state knew: nothing to log"
+
+
+def test_both_states_unknown_is_running_and_logged_once(caplog):
+    caplog.set_level(logging.WARNING, logger=states.__name__)
+
+    first = decide_outcome({"id": "e-1", "state_ui": "Frobnicating", "state": "frob"})
+    second = decide_outcome({"id": "e-2", "state_ui": "Frobnicating", "state": "frob"})
+
+    assert first is second is RUNNING
+    (warning,) = [r for r in caplog.records if r.name == states.__name__]
+    assert "'frobnicating'" in warning.getMessage()
+    assert "'frob'" in warning.getMessage()
+
+
 def test_known_running_states_are_not_logged(caplog):
     caplog.set_level(logging.WARNING, logger=states.__name__)
 

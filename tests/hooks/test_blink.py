@@ -54,7 +54,7 @@ class TestExecutePlaybook:
         assert record["playbook_id"] == "quick-ok"
         assert record["inputs"] == BODY["input_values"]
         assert record["event"] == BODY["event"]
-        assert record["runner_id"] == "runner-group-eu"
+        assert record["runner_group_id"] == "runner-group-eu"
         assert record["trigger_type"] == "airflow"
         assert record["past_exec_ref"] == "exec-0"
 
@@ -150,7 +150,7 @@ def test_iter_executions_walks_every_page_once(emulator):
     assert ids == seeded
     lists = api_requests(emulator, "GET", "/executions")
     assert [json.loads(r.query["q"]) for r in lists] == [
-        {"sort": ["created_at"], "limit": 1000, "offset": offset} for offset in (0, 1000, 2000)
+        {"sort": ["created_at", "id"], "limit": 1000, "offset": offset} for offset in (0, 1000, 2000)
     ]
 
 
@@ -188,7 +188,12 @@ class TestCancelExecution:
         assert BlinkHook().cancel_execution(execution_id) is False
 
         assert emulator.execution(execution_id)["state_ui"] == "Completed"
-        assert emulator.requests[-1].status == 400
+        refused, checked = emulator.requests[-2:]
+        assert (refused.method, refused.status) == ("POST", 400)
+        assert (checked.method, checked.path) == (
+            "GET",
+            f"/api/v1/workspace/{WORKSPACE}/executions/{execution_id}",
+        )
 
     def test_cancelling_twice(self, emulator):
         hook = BlinkHook()

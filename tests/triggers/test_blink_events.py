@@ -158,3 +158,24 @@ def test_the_watermark_stays_small():
     assert len(watermark.ids) == 10, "only the executions at the latest instant are remembered"
     assert not watermark.admits({"id": "e999", "finished_at": now + 99})
     assert watermark.admits({"id": "new", "finished_at": now + 99})
+
+
+async def test_executions_finishing_at_the_same_instant_are_each_fired_once_across_pages(emulator):
+    """More ties than one page holds: Blink promises no order among ties, so paging needs a tiebreak."""
+    ids = emulator.seed_executions("slow", 1005, finished_at=int(time.time() * 1000) - 1000)
+
+    events = await collect(watcher(lookback=60), 1005, timeout=60)
+
+    assert sorted(e["execution_id"] for e in events) == sorted(ids)
+
+
+async def test_a_null_results_page_is_an_empty_page(emulator):
+    emulator.null_results = True  # what a Go server sends for an empty list
+    consumer = asyncio.create_task(collect(watcher(), 1))
+    await asyncio.sleep(0.3)  # several polls over an empty workspace
+    execution_id = start("slow")
+    emulator.finish(execution_id)
+
+    [event] = await consumer
+
+    assert event["execution_id"] == execution_id

@@ -108,6 +108,12 @@ class BlinkNotFoundError(BlinkClientError):
     hint = "Check the workspace_id and playbook_id/execution_id (IDs, not names)."
 
 
+class BlinkCancelRefusedError(BlinkBadRequestError):
+    """400 to a cancel while the execution still runs (not the documented "already finished")."""
+
+    hint = "Blink did not cancel the execution: check it in Blink and cancel it there if needed."
+
+
 class BlinkRateLimitError(BlinkApiError):
     """429: Blink asked us to slow down; retried, honouring ``Retry-After``."""
 
@@ -118,6 +124,10 @@ class BlinkServerError(BlinkApiError):
 
 class BlinkExecutionFailed(BlinkError):
     """The playbook execution ended in a failure state (failed, cancelled, timed out ...)."""
+
+
+class BlinkOutputUnavailable(BlinkError):
+    """A completed execution's output could not be read (``require_output=True``); a retry follows it."""
 
 
 class BlinkExecutionTimeout(BlinkError):

@@ -61,16 +61,24 @@ def failure_message(execution: Mapping[str, Any], url: str | None = None) -> str
     return text
 
 
-def playbook_output(steps: Sequence[Mapping[str, Any]]) -> Any:
+def playbook_output(steps: Sequence[Mapping[str, Any]], step_id: str | None = None) -> Any:
     """
-    The playbook's output as its steps report it: the last finished step's ``output_data``.
+    The playbook's output as its steps report it.
 
-    Blink types ``output_data`` as a string; JSON in it is decoded. ``None`` when no step has output.
+    Blink documents no "playbook output" in an execution's steps (NOTES.md, "Steps"); the assumption:
+    the output is the ``output_data`` of the step that finished last (ties: the later in the list),
+    unless ``step_id`` names the step to take it from. Blink types ``output_data`` as a string; JSON
+    in it is decoded. ``None`` when that step has no output (or no step has any).
+
+    :param step_id: take the output of the step with this ``step_id``.
     """
-    finished = [step for step in steps if step.get("output_data") not in (None, "")]
-    if not finished:
+    if step_id is not None:
+        chosen = [step for step in steps if step.get("step_id") == step_id]
+    else:
+        chosen = [step for step in steps if step.get("output_data") not in (None, "")]
+    if not chosen or chosen[-1].get("output_data") in (None, ""):
         return None
-    last = max(finished, key=lambda step: step.get("finished_at") or 0)
+    last = max(reversed(chosen), key=lambda step: step.get("finished_at") or 0)
     data = last["output_data"]
     if isinstance(data, str):
         try:

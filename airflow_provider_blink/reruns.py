@@ -1,19 +1,24 @@
-"""Which failed execution a retry re-runs (``rerun_from_failure``): durable state first, then RQL."""
+"""
+The execution an earlier try of a task started: durable state first, then Blink.
+
+A retry uses it twice: ``rerun_from_failure`` re-runs it when it failed, and a retry on Airflow
+without ``task_state_store`` follows it when it completed (a completed playbook is never run again
+because of something that failed after it, e.g. reading its output).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_blink import api
-from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
+from airflow_provider_blink.procedures import BlinkLookupIncomplete, drive, matching_runs
 
 if TYPE_CHECKING:
     from airflow_provider_blink.hooks.blink import BlinkHook
 
 
-def previous_failed_execution(
+def previous_execution(
     hook: BlinkHook,
     context: Mapping[str, Any],
     *,
@@ -21,36 +26,27 @@ def previous_failed_execution(
     workspace_id: str | None,
     body: Mapping[str, Any],
     store_key: str,
-    success_states: Collection[str] | None = None,
-    failure_states: Collection[str] | None = None,
-) -> str | None:
+) -> dict[str, Any] | None:
     """
-    The failed execution an earlier try of this task started, if any.
+    The execution an earlier try of this task started, read with GET; ``None`` on a first try.
 
-    Airflow 3.3+ keeps the id in ``task_state_store``. Without it (older Airflow, ``durable=False``)
-    a retry looks in Blink: the newest failed execution of the playbook with the same inputs and
-    event, created since the DAG run started.
+    Airflow 3.3+ keeps its id in ``task_state_store``. Without it (older Airflow, ``durable=False``)
+    a retry looks in Blink: the newest run of the playbook with the same inputs and event, created
+    since the DAG run started (:func:`~airflow_provider_blink.procedures.matching_runs`).
     """
-
-    def failed(execution: Mapping[str, Any]) -> bool:
-        return decide_outcome(execution, success_states, failure_states) is ExecutionOutcome.FAILED
-
     store = context.get("task_state_store")
     stored = store.get(store_key) if store is not None else None
     if stored:
-        execution = hook.get_execution(str(stored), workspace_id=workspace_id)
-        return execution["id"] if failed(execution) else None
+        return hook.get_execution(str(stored), workspace_id=workspace_id)
     ti = context.get("ti")
     started = getattr(context.get("dag_run"), "start_date", None)
     if getattr(ti, "try_number", 1) <= 1 or not isinstance(started, datetime):
         return None
-    page = hook.list_executions(
-        workspace_id=workspace_id,
-        filter={"playbook_id": playbook_id, "created_at": {"$gte": int(started.timestamp() * 1000)}},
-        sort=["-created_at"],
-        limit=api.MAX_PAGE_SIZE,
-    )
-    return next(
-        (e["id"] for e in page["results"] if api.same_request(body, e) and failed(e)),
-        None,
-    )
+    workspace = hook.config.workspace(workspace_id)
+    since_ms = int(started.timestamp() * 1000)
+    try:
+        runs = drive(matching_runs(workspace, playbook_id, body, since_ms), hook.call)
+    except BlinkLookupIncomplete as exc:
+        hook.log.warning("Not looking further for an earlier try's execution: %s", exc)
+        return None
+    return runs[0] if runs else None

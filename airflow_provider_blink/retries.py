@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import tenacity
 
-from airflow_provider_blink.exceptions import BlinkApiError, BlinkTransportError
+from airflow_provider_blink.exceptions import (
+    BlinkApiError,
+    BlinkError,
+    BlinkPermanentError,
+    BlinkTransportError,
+)
+
+T = TypeVar("T")
 
 #: A ``Retry-After`` longer than this is not waited for: the call fails and says so.
 MAX_RETRY_AFTER = 120.0
@@ -61,6 +69,39 @@ def explain_not_retried(exc: BaseException, *, idempotent: bool, looked_up: bool
     if not idempotent and is_ambiguous(exc):
         note = NOT_FOUND_AFTER_AMBIGUOUS if looked_up else MAY_HAVE_REACHED_BLINK
         exc.args = (f"{exc.args[0] if exc.args else exc} {note}", *exc.args[1:])
+
+
+class BlinkStartUncertain(BlinkError):
+    """
+    A start may have reached Blink, and looking for the run it may have started failed too.
+
+    Not sent again (it may have started), not permanent: a task retry is still allowed.
+    """
+
+
+def lookup_failed(failure: BaseException, lookup_error: BlinkError) -> BlinkError:
+    """The error for an ambiguous start whose run could not be looked for (``lookup_error``)."""
+    if isinstance(lookup_error, BlinkPermanentError) and not isinstance(lookup_error, BlinkApiError):
+        return lookup_error  # the lookup answered: several identical runs, none to pick
+    return BlinkStartUncertain(
+        f"{failure} Looking for the run it may have started failed: {lookup_error} {MAY_HAVE_REACHED_BLINK}"
+    )
+
+
+def recovered(failure: BaseException, recover: Callable[[], T]) -> T:
+    """Run a start's ``recover`` after the ambiguous ``failure``; a failed lookup says both."""
+    try:
+        return recover()
+    except BlinkError as lookup_error:
+        raise lookup_failed(failure, lookup_error) from None
+
+
+async def arecovered(failure: BaseException, recover: Callable[[], Awaitable[T]]) -> T:
+    """Async :func:`recovered`."""
+    try:
+        return await recover()
+    except BlinkError as lookup_error:
+        raise lookup_failed(failure, lookup_error) from None
 
 
 class _WaitHonouringRetryAfter(tenacity.wait.wait_base):

@@ -54,14 +54,19 @@ def execution_state(execution: Mapping[str, Any]) -> str:
 
     :raises BlinkResponseError: if the payload carries neither as a non-empty string.
     """
-    for field in ("state_ui", "state"):
-        value = execution.get(field)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    raise BlinkResponseError(
-        f"Blink returned execution {execution.get('id', '<unknown id>')!r} without a state "
-        f"(neither 'state_ui' nor 'state' is a non-empty string); keys present: {sorted(execution)[:20]}"
-    )
+    states = _states(execution)
+    if not states:
+        raise BlinkResponseError(
+            f"Blink returned execution {execution.get('id', '<unknown id>')!r} without a state "
+            f"(neither 'state_ui' nor 'state' is a non-empty string); keys present: {sorted(execution)[:20]}"
+        )
+    return states[0]
+
+
+def _states(execution: Mapping[str, Any]) -> list[str]:
+    """The usable ones of ``state_ui`` and ``state``, in that order."""
+    values = (execution.get(field) for field in ("state_ui", "state"))
+    return [value.strip() for value in values if isinstance(value, str) and value.strip()]
 
 
 def decide_outcome(
@@ -72,25 +77,34 @@ def decide_outcome(
     """
     Decide whether an execution succeeded, failed or is still running.
 
-    Operator, sensor and trigger all call this. Unknown states count as still running and are
-    logged once per process, so a new Blink state never fails a task by surprise.
+    Operator, sensor and trigger all call this. ``state_ui`` decides; when it is a state this
+    provider does not know, ``state`` decides; when neither is known the execution counts as still
+    running and that is logged once per process, so a new Blink state never fails a task by surprise.
 
     :param execution: the execution record from Blink.
     :param success_states: states that count as success (default ``Completed``).
     :param failure_states: states that count as failure (default Failed, Cancelled, Timeout,
         Timed out, Stopped, Skipped).
     """
-    state = normalize_state(execution_state(execution))
-    if state in normalize_states(success_states, SUCCESS_STATES):
-        return ExecutionOutcome.SUCCESS
-    if state in normalize_states(failure_states, FAILURE_STATES):
-        return ExecutionOutcome.FAILED
-    if state not in RUNNING_STATES and state not in _unknown_states_seen:
-        _unknown_states_seen.add(state)
+    execution_state(execution)  # raises when there is no state at all
+    success = normalize_states(success_states, SUCCESS_STATES)
+    failure = normalize_states(failure_states, FAILURE_STATES)
+    unknown = []
+    for state in (normalize_state(value) for value in _states(execution)):
+        if state in success:
+            return ExecutionOutcome.SUCCESS
+        if state in failure:
+            return ExecutionOutcome.FAILED
+        if state in RUNNING_STATES:
+            return ExecutionOutcome.RUNNING
+        unknown.append(state)
+    key = " / ".join(unknown)
+    if key not in _unknown_states_seen:
+        _unknown_states_seen.add(key)
         log.warning(
-            "Blink execution %s is in state %r, which this provider does not know; treating it as still "
+            "Blink execution %s is in state %s, which this provider does not know; treating it as still "
             "running. Pass success_states/failure_states if it is final.",
             execution.get("id"),
-            state,
+            " / ".join(repr(state) for state in unknown),
         )
     return ExecutionOutcome.RUNNING

@@ -31,7 +31,15 @@ from airflow_provider_blink.exceptions import (
     redact,
 )
 from airflow_provider_blink.hooks import sessions
-from airflow_provider_blink.retries import RetryPolicy, explain_not_retried, is_ambiguous
+from airflow_provider_blink.procedures import adrive, all_steps, cancel, drive, started_run
+from airflow_provider_blink.retries import (
+    BlinkStartUncertain,
+    RetryPolicy,
+    arecovered,
+    explain_not_retried,
+    is_ambiguous,
+    recovered,
+)
 
 if TYPE_CHECKING:
     import aiohttp
@@ -301,23 +309,25 @@ class BlinkHook(BaseHook):
             if not self.config.retry.retries_after(exc, idempotent=idempotent, log=self.log):
                 explain_not_retried(exc, idempotent=call.idempotent)
                 raise
-            ambiguous = is_ambiguous(exc)
+            ambiguous, last = is_ambiguous(exc), exc
             time.sleep(self.config.retry.first_wait(exc))
         try:
             for attempt in tenacity.Retrying(
                 **self.config.retry.tenacity_kwargs(idempotent=idempotent, log=self.log)
             ):
                 with attempt:
-                    if ambiguous and recover is not None and (found := recover()) is not None:
+                    if ambiguous and recover is not None and (found := recovered(last, recover)) is not None:
                         return found
                     try:
                         return self._send(call)
                     except BlinkError as exc:
-                        ambiguous = ambiguous or is_ambiguous(exc)
+                        ambiguous, last = ambiguous or is_ambiguous(exc), exc
                         redact(exc, self.config.api_key)  # before the retry warning logs it
                         raise
+        except BlinkStartUncertain:
+            raise
         except BlinkError as exc:  # already redacted: by the attempt, or by recover()'s own call()
-            if ambiguous and recover is not None and (found := recover()) is not None:
+            if ambiguous and recover is not None and (found := recovered(exc, recover)) is not None:
                 return found
             explain_not_retried(exc, idempotent=call.idempotent, looked_up=ambiguous and recover is not None)
             raise
@@ -337,10 +347,10 @@ class BlinkHook(BaseHook):
         """
         workspace = self.config.workspace(workspace_id)
         call = api.execute(workspace, playbook_id, api.execute_body(**body))
-        query = api.started_executions_query(playbook_id, _now_ms() - api.LOOKBACK_MS)
+        first_attempt_ms = _now_ms()
 
         def recover() -> str | None:
-            found = api.started_by(call.body, self.call(api.list_executions(workspace, query))["results"])
+            found = drive(started_run(workspace, playbook_id, call.body, first_attempt_ms), self.call)
             if found:
                 self.log.warning(
                     "Starting playbook %s failed ambiguously; it had started %s", playbook_id, found
@@ -370,8 +380,8 @@ class BlinkHook(BaseHook):
     def get_execution_steps(
         self, execution_id: str, *, workspace_id: str | None = None
     ) -> list[dict[str, Any]]:
-        """Return the execution's steps, each with ``input_data``, ``output_data`` and ``error_data``."""
-        return self.call(api.get_execution_steps(self.config.workspace(workspace_id), execution_id))
+        """Return every step of the execution (all pages), each with ``input_data``, ``output_data``, ``error_data``."""
+        return drive(all_steps(self.config.workspace(workspace_id), execution_id), self.call)
 
     def list_executions(self, *, workspace_id: str | None = None, **query: Any) -> dict[str, Any]:
         """
@@ -385,7 +395,7 @@ class BlinkHook(BaseHook):
         self, *, workspace_id: str | None = None, page_size: int = api.MAX_PAGE_SIZE, **query: Any
     ) -> Iterator[dict[str, Any]]:
         """Yield every execution matching ``filter``, page by page (memory stays at one page)."""
-        query.setdefault("sort", ["created_at"])
+        query.setdefault("sort", ["created_at", "id"])  # id: Blink promises no order among ties
         offset = 0
         while True:
             page = self.list_executions(workspace_id=workspace_id, limit=page_size, offset=offset, **query)
@@ -396,8 +406,12 @@ class BlinkHook(BaseHook):
             offset = next_offset
 
     def cancel_execution(self, execution_id: str, *, workspace_id: str | None = None) -> bool:
-        """Cancel an execution; ``False`` when it had already finished."""
-        return self.call(api.cancel_execution(self.config.workspace(workspace_id), execution_id))
+        """
+        Cancel an execution: ``True`` on any 2xx; ``False`` when it had already finished.
+
+        :raises BlinkCancelRefusedError: Blink refused although the execution still runs.
+        """
+        return drive(cancel(self.config.workspace(workspace_id), execution_id), self.call)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check the URL, key and workspace with one cheap call (list one execution)."""
@@ -511,23 +525,29 @@ class BlinkAsyncClient:
             if not self.config.retry.retries_after(exc, idempotent=idempotent, log=self._log):
                 explain_not_retried(exc, idempotent=call.idempotent)
                 raise
-            ambiguous = is_ambiguous(exc)
+            ambiguous, last = is_ambiguous(exc), exc
             await asyncio.sleep(self.config.retry.first_wait(exc))
         try:
             async for attempt in tenacity.AsyncRetrying(
                 **self.config.retry.tenacity_kwargs(idempotent=idempotent, log=self._log)
             ):
                 with attempt:
-                    if ambiguous and recover is not None and (found := await recover()) is not None:
+                    if (
+                        ambiguous
+                        and recover is not None
+                        and (found := await arecovered(last, recover)) is not None
+                    ):
                         return found
                     try:
                         return await self._send(call)
                     except BlinkError as exc:
-                        ambiguous = ambiguous or is_ambiguous(exc)
+                        ambiguous, last = ambiguous or is_ambiguous(exc), exc
                         redact(exc, self.config.api_key)  # before the retry warning logs it
                         raise
+        except BlinkStartUncertain:
+            raise
         except BlinkError as exc:  # already redacted: by the attempt, or by recover()'s own call()
-            if ambiguous and recover is not None and (found := await recover()) is not None:
+            if ambiguous and recover is not None and (found := await arecovered(exc, recover)) is not None:
                 return found
             explain_not_retried(exc, idempotent=call.idempotent, looked_up=ambiguous and recover is not None)
             raise
@@ -539,11 +559,10 @@ class BlinkAsyncClient:
         """Async :meth:`BlinkHook.execute_playbook` (with the same protection against a second run)."""
         workspace = self.config.workspace(workspace_id)
         call = api.execute(workspace, playbook_id, api.execute_body(**body))
-        query = api.started_executions_query(playbook_id, _now_ms() - api.LOOKBACK_MS)
+        first_attempt_ms = _now_ms()
 
         async def recover() -> str | None:
-            page = await self.call(api.list_executions(workspace, query))
-            found = api.started_by(call.body, page["results"])
+            found = await adrive(started_run(workspace, playbook_id, call.body, first_attempt_ms), self.call)
             if found:
                 self._log.warning(
                     "Starting playbook %s failed ambiguously; it had started %s", playbook_id, found
@@ -570,7 +589,7 @@ class BlinkAsyncClient:
         self, execution_id: str, *, workspace_id: str | None = None
     ) -> list[dict[str, Any]]:
         """Async :meth:`BlinkHook.get_execution_steps`."""
-        return await self.call(api.get_execution_steps(self.config.workspace(workspace_id), execution_id))
+        return await adrive(all_steps(self.config.workspace(workspace_id), execution_id), self.call)
 
     async def list_executions(self, *, workspace_id: str | None = None, **query: Any) -> dict[str, Any]:
         """Async :meth:`BlinkHook.list_executions`."""
@@ -582,7 +601,7 @@ class BlinkAsyncClient:
         self, *, workspace_id: str | None = None, page_size: int = api.MAX_PAGE_SIZE, **query: Any
     ) -> AsyncIterator[dict[str, Any]]:
         """Async :meth:`BlinkHook.iter_executions`."""
-        query.setdefault("sort", ["created_at"])
+        query.setdefault("sort", ["created_at", "id"])  # id: Blink promises no order among ties
         offset = 0
         while True:
             page = await self.list_executions(
@@ -597,7 +616,7 @@ class BlinkAsyncClient:
 
     async def cancel_execution(self, execution_id: str, *, workspace_id: str | None = None) -> bool:
         """Async :meth:`BlinkHook.cancel_execution`."""
-        return await self.call(api.cancel_execution(self.config.workspace(workspace_id), execution_id))
+        return await adrive(cancel(self.config.workspace(workspace_id), execution_id), self.call)
 
 
 def _aiohttp_ssl(verify: bool | str) -> Any:

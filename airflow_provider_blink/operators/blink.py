@@ -13,8 +13,10 @@ from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import (
     BlinkApiError,
     BlinkConfigurationError,
+    BlinkError,
     BlinkExecutionFailed,
     BlinkExecutionTimeout,
+    BlinkOutputUnavailable,
 )
 from airflow_provider_blink.links.blink import BlinkExecutionLink, push_execution
 from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
@@ -68,7 +70,13 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
     :param failure_states: execution states that count as failure (default Failed,
         Cancelled, Timeout, Timed out, Stopped, Skipped).
     :param include_output: add the playbook's ``output`` (read from the execution's steps)
-        to the returned summary; one more API call per run.
+        to the returned summary; one more API call per run (per page of steps). When the read
+        fails after the playbook completed, the task still succeeds, with ``output: None`` and a
+        warning: the playbook is never run again because its output could not be read.
+    :param require_output: fail the task instead when the output cannot be read; its retry
+        follows the completed execution rather than starting another.
+    :param output_step_id: take the output from the step with this ``step_id``; default: the step
+        that finished last (Blink documents no playbook output in the steps: an assumption).
     :param rerun_from_failure: when a try follows a try whose execution failed, ask Blink to
         re-run that execution (``past_exec_ref``) instead of starting from scratch.
     :param durable: (Airflow 3.3+) keep the execution id in ``task_state_store`` so a retry after
@@ -109,6 +117,8 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
         success_states: Collection[str] | None = None,
         failure_states: Collection[str] | None = None,
         include_output: bool = True,
+        require_output: bool = False,
+        output_step_id: str | None = None,
         rerun_from_failure: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -151,6 +161,8 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
         self.success_states = success_states
         self.failure_states = failure_states
         self.include_output = include_output
+        self.require_output = require_output
+        self.output_step_id = output_step_id
         self.rerun_from_failure = rerun_from_failure
         self.execution_id: str | None = None
         self._pending_body: dict[str, Any] = {}
@@ -191,28 +203,66 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
         return self.execute_resumable(context)
 
     def _start(self, context: Context, body: dict[str, Any], *, publish: bool = True) -> str:
-        if self.rerun_from_failure and "past_exec_ref" not in body:
-            from airflow_provider_blink.reruns import previous_failed_execution
-
-            failed = previous_failed_execution(
-                self.hook,
-                context,
-                playbook_id=self.playbook_id,
-                workspace_id=self.workspace_id,
-                body=body,
-                store_key=self.external_id_key,
-                success_states=self.success_states,
-                failure_states=self.failure_states,
+        previous = self._previous_execution(context, body)
+        if previous is not None and self._follows(context, previous):
+            execution_id = str(previous["id"])
+            self.log.info(
+                "Blink execution %s of an earlier try completed; following it instead of starting another",
+                execution_id,
             )
-            if failed:
-                self.log.info("Re-running failed Blink execution %s (rerun_from_failure)", failed)
-                body = {**body, "past_exec_ref": failed}
-        execution_id = self.hook.execute_playbook(self.playbook_id, workspace_id=self.workspace_id, **body)
+        else:
+            if previous is not None and self._reruns(previous, body):
+                self.log.info("Re-running failed Blink execution %s (rerun_from_failure)", previous["id"])
+                body = {**body, "past_exec_ref": previous["id"]}
+            execution_id = self.hook.execute_playbook(
+                self.playbook_id, workspace_id=self.workspace_id, **body
+            )
+            self.log.info("Started Blink execution %s of playbook %s", execution_id, self.playbook_id)
         self.execution_id = execution_id  # for on_kill
         if publish:
             self._follow(context, execution_id)
-        self.log.info("Started Blink execution %s of playbook %s", execution_id, self.playbook_id)
         return execution_id
+
+    def _previous_execution(self, context: Context, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The execution an earlier try started, when this try may reuse it (see :mod:`.reruns`)."""
+        if not (self.rerun_from_failure or (self.wait_for_completion and self._without_task_state(context))):
+            return None
+        from airflow_provider_blink.reruns import previous_execution
+
+        return previous_execution(
+            self.hook,
+            context,
+            playbook_id=self.playbook_id,
+            workspace_id=self.workspace_id,
+            body=body,
+            store_key=self.external_id_key,
+        )
+
+    def _follows(self, context: Context, previous: dict[str, Any]) -> bool:
+        """
+        Follow a completed execution of an earlier try instead of starting another.
+
+        Only where Airflow keeps no ``task_state_store`` (before 3.3): with a store, the
+        resumable-job logic already follows the stored execution (``durable=True``) or the user
+        asked for a new run on every try (``durable=False``).
+        """
+        return (
+            self.wait_for_completion
+            and self._without_task_state(context)
+            and decide_outcome(previous, self.success_states, self.failure_states) is ExecutionOutcome.SUCCESS
+        )
+
+    def _reruns(self, previous: dict[str, Any], body: dict[str, Any]) -> bool:
+        """Whether this try re-runs ``previous`` (``rerun_from_failure``; an explicit past_exec_ref wins)."""
+        return (
+            self.rerun_from_failure
+            and "past_exec_ref" not in body
+            and decide_outcome(previous, self.success_states, self.failure_states) is ExecutionOutcome.FAILED
+        )
+
+    @staticmethod
+    def _without_task_state(context: Context) -> bool:
+        return context.get("task_state_store") is None
 
     def _follow(self, context: Context, execution_id: str) -> None:
         """Publish the execution (for the "Blink" link) once per try."""
@@ -270,7 +320,7 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
         self, context: Context, event: dict[str, Any], execution_id: str | None = None
     ) -> dict[str, Any]:
         """Finish the task from the trigger's event: return the summary, or fail saying why."""
-        from airflow_provider_blink.executions import playbook_output, summarize
+        from airflow_provider_blink.executions import summarize
         from airflow_provider_blink.triggers.blink import execution_from_event
 
         event_execution_id = event.get("execution_id") if isinstance(event, dict) else None
@@ -278,22 +328,38 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
         try:
             execution = execution_from_event(event, execution_id, url)
         except BlinkExecutionTimeout as exc:
-            cancelled = self.hook.cancel_execution(event["execution_id"], workspace_id=self.workspace_id)
             raise BlinkExecutionTimeout(
-                f"{exc} (timeout={self.timeout}s); "
-                + (
-                    "cancelled it."
-                    if cancelled
-                    else "it had already finished when we tried to cancel it (Blink: not running)."
-                )
-                + f" See {url}"
+                f"{exc} (timeout={self.timeout}s); {self._cancel_after_timeout(event['execution_id'])} See {url}"
             ) from None
         self.log.info("Blink execution %s finished: %s", execution["id"], execution.get("state_ui"))
-        output = None
-        if self.include_output:
-            steps = self.hook.get_execution_steps(execution["id"], workspace_id=self.workspace_id)
-            output = playbook_output(steps)
+        output = self._output(execution["id"], url) if self.include_output else None
         return {**summarize(execution), "execution_url": url, "output": output}
+
+    def _cancel_after_timeout(self, execution_id: str) -> str:
+        """Cancel the execution the deadline passed for; say how it went (never hiding the timeout)."""
+        try:
+            cancelled = self.hook.cancel_execution(execution_id, workspace_id=self.workspace_id)
+        except BlinkError as exc:
+            return f"cancelling it failed: {exc}."
+        if cancelled:
+            return "cancelled it."
+        return "it had already finished when we tried to cancel it (Blink: not running)."
+
+    def _output(self, execution_id: str, url: str | None) -> Any:
+        """The completed playbook's output; ``None`` (with a warning) when it cannot be read."""
+        from airflow_provider_blink.executions import playbook_output
+
+        try:
+            steps = self.hook.get_execution_steps(execution_id, workspace_id=self.workspace_id)
+        except BlinkError as exc:
+            message = f"Blink execution {execution_id!r} completed, but its output could not be read: {exc}"
+            if self.require_output:
+                raise BlinkOutputUnavailable(
+                    f"{message}. A retry follows the completed execution. See {url}"
+                ) from None
+            self.log.warning("%s. The task succeeds with output None (require_output=False).", message)
+            return None
+        return playbook_output(steps, self.output_step_id)
 
     def _run_sync(self, body: dict[str, Any]) -> dict[str, Any]:
         try:

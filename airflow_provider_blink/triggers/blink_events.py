@@ -101,8 +101,10 @@ async def finished_executions(
             if playbook_id:
                 query["playbook_id"] = playbook_id
             try:
+                # Blink promises no order among equal finished_at: id breaks ties, so offset paging
+                # neither repeats nor skips an execution.
                 async for execution in client.iter_executions(
-                    workspace_id=workspace_id, filter=query, sort=["finished_at"]
+                    workspace_id=workspace_id, filter=query, sort=["finished_at", "id"]
                 ):
                     if cursor.admits(execution):
                         cursor.advance(execution)
@@ -120,8 +122,9 @@ class BlinkExecutionEventTrigger(BaseEventTrigger):
 
     Watches a workspace, optionally one playbook and a set of final states. Watchers of the same
     query share one list call per poll (Airflow 3.3+ shared streams). The event payload is the
-    execution's summary: ``execution_id``, ``playbook_id``, ``playbook_name``, ``state_ui``,
-    ``created_at``, ``started_at``, ``finished_at``, ``duration`` ...
+    summary of the list item (seed 004: no ``playbook_name``, ``display_name`` or ``duration``):
+    ``execution_id``, ``playbook_id``, ``state``, ``state_ui``, ``created_at``, ``started_at``,
+    ``finished_at``, ``net_runtime_ms`` ...
 
     :param blink_conn_id: the Airflow connection to Blink.
     :param workspace_id: overrides the connection's Workspace ID.

@@ -1,0 +1,180 @@
+"""
+Blink operations that take several requests, written once for the sync hook and the async client.
+
+Each is a generator of :class:`~airflow_provider_blink.api.ApiCall` s that receives their answers
+(or has their errors thrown in): :func:`drive` runs one with ``BlinkHook.call``, :func:`adrive`
+with ``BlinkAsyncClient.call``.
+
+- Which runs a start request made (:func:`matching_runs`, :func:`started_run`): the one place
+  candidates are compared. A list item carries no ``inputs`` and no ``event`` (seed 004; NOTES.md
+  "A list item is not the same record"), so candidates come from the list, newest first, and each
+  is read with the single GET (seed 003). Reads are bounded; a lookup that cannot see every
+  candidate says so instead of answering "none".
+- Cancelling (:func:`cancel`): the status decides, not the body; a 400 is read with a GET.
+- Every page of an execution's steps (:func:`all_steps`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from typing import Any, TypeVar
+
+from airflow_provider_blink import api
+from airflow_provider_blink.exceptions import (
+    BlinkApiError,
+    BlinkBadRequestError,
+    BlinkCancelRefusedError,
+    BlinkError,
+    BlinkPermanentError,
+)
+from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
+
+T = TypeVar("T")
+Lookup = Generator["api.ApiCall[Any]", Any, T]
+
+#: How far before the first attempt to look for the run it may have started (clock skew).
+CLOCK_SKEW_MS = 60_000
+#: At most this many candidates are read with GET per lookup.
+MAX_CANDIDATES = 20
+
+
+class BlinkLookupIncomplete(BlinkError):
+    """More candidates than a lookup reads: it cannot say that none of them is the one."""
+
+
+def same_request(body: Mapping[str, Any], execution: Mapping[str, Any]) -> bool:
+    """Whether ``execution`` (read with GET) is what an execute ``body`` starts: same inputs, same event."""
+    return (execution.get("inputs") or {}) == (body.get("input_values") or {}) and (
+        execution.get("event") or {}
+    ) == (body.get("event") or {})
+
+
+def matching_runs(
+    workspace_id: str,
+    playbook_id: str,
+    body: Mapping[str, Any],
+    since_ms: int,
+    *,
+    limit: int = MAX_CANDIDATES,
+) -> Lookup[list[dict[str, Any]]]:
+    """
+    The runs of ``playbook_id`` created since ``since_ms`` with ``body``'s inputs and event, newest first.
+
+    :param body: the execute body (``input_values``, ``event``).
+    :param since_ms: epoch milliseconds; older runs are not candidates.
+    :param limit: candidates read with GET at most.
+    :raises BlinkLookupIncomplete: more candidates than ``limit`` and none of those read matches.
+    """
+    query = api.rql_query(
+        filter={"playbook_id": playbook_id, "created_at": {"$gte": since_ms}},
+        sort=["-created_at", "-id"],
+        limit=limit,
+    )
+    page = yield api.list_executions(workspace_id, query)
+    candidates = page["results"]
+    matches = []
+    for candidate in candidates:
+        execution = yield api.get_execution(workspace_id, str(candidate["id"]))
+        if same_request(body, execution):
+            matches.append(execution)
+    total = page.get("total")
+    if not matches and isinstance(total, int) and total > len(candidates):
+        raise BlinkLookupIncomplete(
+            f"{total} runs of playbook {playbook_id!r} started meanwhile; read the newest {len(candidates)} "
+            "and none was started with these inputs and event."
+        )
+    return matches
+
+
+def started_run(
+    workspace_id: str, playbook_id: str, body: Mapping[str, Any], first_attempt_ms: int
+) -> Lookup[str | None]:
+    """
+    The id of the run an ambiguous start (first sent at ``first_attempt_ms``) made, or ``None``.
+
+    :raises BlinkPermanentError: several runs with the same inputs and event started meanwhile.
+    :raises BlinkLookupIncomplete: too many runs started meanwhile to tell.
+    """
+    matches = yield from matching_runs(workspace_id, playbook_id, body, first_attempt_ms - CLOCK_SKEW_MS)
+    if len(matches) > 1:
+        ids = [str(execution["id"]) for execution in matches]
+        raise BlinkPermanentError(
+            f"Starting the playbook failed ambiguously and {len(ids)} executions with the same inputs "
+            f"started meanwhile ({', '.join(ids[:10])}); not starting another. Check them in Blink."
+        )
+    return str(matches[0]["id"]) if matches else None
+
+
+def cancel(workspace_id: str, execution_id: str) -> Lookup[bool]:
+    """
+    Cancel an execution: ``True`` on any 2xx; ``False`` when Blink refuses because it had finished.
+
+    A 400 is read with a GET: only an execution in a final state is "already finished".
+
+    :raises BlinkApiError: Blink refused (400) although the execution still runs, or another error.
+    """
+    try:
+        yield api.cancel_execution(workspace_id, execution_id)
+    except BlinkBadRequestError as refused:
+        execution = yield api.get_execution(workspace_id, execution_id)
+        if decide_outcome(execution) is not ExecutionOutcome.RUNNING:
+            return False
+        raise BlinkCancelRefusedError(
+            f"Blink refused to cancel execution {execution_id!r}, which is still {execution.get('state_ui')!r}",
+            status=refused.status,
+            message=refused.message,
+            details=refused.details,
+            identifier=refused.identifier,
+            data=refused.data,
+        ) from None
+    return True
+
+
+def all_steps(workspace_id: str, execution_id: str) -> Lookup[list[dict[str, Any]]]:
+    """
+    Every step of an execution, page after page, until ``total`` is reached.
+
+    A server that ignores the page asked for (answers another ``offset``) ends the reading rather
+    than repeating a page.
+    """
+    steps: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        page = yield api.execution_steps(workspace_id, execution_id, offset)
+        if page.get("offset", offset) != offset:
+            return steps
+        steps += page["results"]
+        following = api.next_offset(page, offset)
+        if following is None:
+            return steps
+        offset = following
+
+
+def drive(lookup: Lookup[T], call: Callable[[api.ApiCall[Any]], Any]) -> T:
+    """Run ``lookup`` with a synchronous ``call`` (e.g. ``BlinkHook.call``)."""
+    try:
+        request = next(lookup)
+        while True:
+            try:
+                answer = call(request)
+            except BlinkApiError as exc:
+                request = lookup.throw(exc)
+            else:
+                request = lookup.send(answer)
+    except StopIteration as done:
+        return done.value
+
+
+async def adrive(lookup: Lookup[T], call: Callable[[api.ApiCall[Any]], Awaitable[Any]]) -> T:
+    """Run ``lookup`` with an asynchronous ``call`` (e.g. ``BlinkAsyncClient.call``)."""
+    try:
+        request = next(lookup)
+        while True:
+            try:
+                answer = await call(request)
+            except BlinkApiError as exc:
+                request = lookup.throw(exc)
+            else:
+                request = lookup.send(answer)
+    except StopIteration as done:
+        return done.value

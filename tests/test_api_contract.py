@@ -1,0 +1,180 @@
+"""
+docs/blink-api-contract.md is true: every field the provider reads is in it, and its seed promises it.
+
+The provider's operator, sensor, triggers and hook run against the emulator while every JSON object
+Blink answers is a dict that records which of its fields were looked at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_blink import api
+from airflow_provider_blink.exceptions import BlinkError
+from airflow_provider_blink.hooks.blink import BlinkHook
+from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
+from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
+from airflow_provider_blink.testing import Fault
+from airflow_provider_blink.triggers.blink_events import BlinkExecutionEventTrigger
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+TABLE = DOCS / "blink-api-contract.md"
+SEED_003 = json.loads((DOCS / "blink-api" / "seed-003-get-execution.json").read_text())
+SEED_004 = json.loads((DOCS / "blink-api" / "seed-004-list-executions.json").read_text())
+ITEM_OF = {"list": "list item", "steps": "step"}
+
+
+def contract_rows() -> list[tuple[str, str | None, str]]:
+    """(answer, field or None, promised by) for each row of the table."""
+    rows = []
+    for line in TABLE.read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) != 4 or cells[0] in ("answer", "---"):
+            continue
+        field = re.fullmatch(r"`([a-z_]+)`", cells[1])
+        rows.append((cells[0], field.group(1) if field else None, cells[2]))
+    return rows
+
+
+_answer: contextvars.ContextVar[str] = contextvars.ContextVar("answer", default="?")
+
+
+class Recording(dict):  # type: ignore[type-arg]
+    """A JSON object from Blink that notes each field the provider looks at."""
+
+    reads: set[tuple[str, str]] = set()
+
+    def __init__(self, answer: str, value: dict[str, Any]) -> None:
+        super().__init__(value)
+        self.answer = answer
+
+    def __getitem__(self, key: Any) -> Any:
+        self.reads.add((self.answer, key))
+        return super().__getitem__(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self.reads.add((self.answer, key))
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self.reads.add((self.answer, str(key)))
+        return super().__contains__(key)
+
+
+def answer_of(call: api.ApiCall[Any], status: int) -> str:
+    path = call.path
+    if status >= 400:
+        return "error"
+    if path.endswith("/execute"):
+        return "run_sync" if (call.params or {}).get("run_sync") else "execute"
+    for suffix, answer in (("/steps", "steps"), ("/cancel", "cancel"), ("/executions", "list")):
+        if path.endswith(suffix):
+            return answer
+    return "get"
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> set[tuple[str, str]]:
+    """Every (answer, field) the provider reads while the test runs."""
+    parse, loads = api.parse_answer, api._loads
+
+    def recording_parse(call: api.ApiCall[Any], status: int, text: str, retry_after: str | None) -> Any:
+        token = _answer.set(answer_of(call, status))
+        try:
+            return parse(call, status, text, retry_after)
+        finally:
+            _answer.reset(token)
+
+    def recording_loads(text: str) -> Any:
+        value = loads(text)
+        answer = _answer.get()
+        if not isinstance(value, dict):
+            return value
+        if answer in ITEM_OF and isinstance(value.get("results"), list):
+            value = {**value, "results": [Recording(ITEM_OF[answer], item) for item in value["results"]]}
+        return Recording(answer, value)
+
+    monkeypatch.setattr(api, "parse_answer", recording_parse)
+    monkeypatch.setattr(api, "_loads", recording_loads)
+    Recording.reads = set()
+    return Recording.reads
+
+
+class TaskInstance:
+    stats_tags: dict[str, str] = {}  # read by ResumableJobMixin on Airflow 3.3+
+    try_number = 1
+
+    def xcom_push(self, key: str, value: Any, **_: Any) -> None:
+        pass
+
+
+def run_task(task: Any) -> Any:
+    ti = TaskInstance()
+    return task.execute({"ti": ti, "task_instance": ti})
+
+
+async def first_event(trigger: BlinkExecutionEventTrigger) -> Any:
+    async with contextlib.aclosing(trigger.run()) as events:  # type: ignore[type-var]
+        async for event in events:
+            return event.payload
+    raise AssertionError("no event")
+
+
+def exercise_every_answer(emulator: Any) -> None:
+    """Run what users run: each call of the provider, through each of its paths that reads a field."""
+    hook = BlinkHook()
+    run_task(BlinkExecutePlaybookOperator(task_id="ok", playbook_id="quick-ok", poll_interval=0.1))
+    run_task(
+        BlinkExecutePlaybookOperator(
+            task_id="step", playbook_id="quick-ok", poll_interval=0.1, output_step_id="step_1"
+        )
+    )
+    with pytest.raises(BlinkError):
+        run_task(BlinkExecutePlaybookOperator(task_id="fail", playbook_id="quick-fail", poll_interval=0.1))
+    quick = hook.execute_playbook("quick-ok")
+    run_task(BlinkExecutionSensor(task_id="sense", execution_id=quick, poke_interval=0.1, timeout=30))
+    execution_id = hook.execute_playbook("slow")
+    emulator.inject(Fault("execute", "close_after"))  # the lookup of an ambiguous start: list + GET
+    hook.execute_playbook("slow", input_values={"host": "laptop-0042"})
+    assert hook.cancel_execution(execution_id) is True
+    assert hook.cancel_execution(execution_id) is False  # 400, then a GET
+    hook.run_playbook_sync("quick-ok", timeout=5)
+    with pytest.raises(BlinkError):
+        hook.run_playbook_sync("quick-fail", timeout=5)
+    list(hook.iter_executions(filter={"playbook_id": "slow"}, page_size=1))
+    asyncio.run(first_event(BlinkExecutionEventTrigger(poll_interval=0.05, lookback=60)))
+
+
+def test_every_field_read_is_in_the_contract_table_and_every_row_is_read(airflow_db, emulator, reads):
+    exercise_every_answer(emulator)
+
+    documented = {(answer, field) for answer, field, _ in contract_rows() if field}
+    assert reads - documented == set(), "read but not in docs/blink-api-contract.md"
+    assert documented - reads == set(), "in docs/blink-api-contract.md but never read"
+
+
+def test_each_row_is_promised_by_the_seed_it_names():
+    seed_fields = {
+        ("get", "seed 003"): set(SEED_003),
+        ("list", "seed 004"): set(SEED_004),
+        ("list item", "seed 004"): set(SEED_004["results"][0]),
+    }
+    rows = contract_rows()
+    assert len(rows) > 40
+    for answer, field, promised_by in rows:
+        if field is None:
+            continue
+        if promised_by.startswith("not in seed 004"):
+            assert field not in SEED_004["results"][0], (answer, field)
+        elif (answer, promised_by) in seed_fields:
+            assert field in seed_fields[answer, promised_by], (answer, field, promised_by)
+        else:
+            assert promised_by.startswith(("seed 000", "NOTES.md")), (answer, field, promised_by)

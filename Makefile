@@ -1,11 +1,14 @@
 # The README's commands. Each sets up what it needs (virtualenvs, Airflow homes) by itself.
-.PHONY: demo test e2e bench lint clean
+.PHONY: demo test test-all e2e bench lint clean
 
 demo:  ## Run example DAG 1 through real Airflow against the bundled Blink emulator.
 	scripts/demo.sh
 
 test:  ## ruff, mypy and pytest on the newest Airflow 3 and on Airflow 2.11.
 	scripts/test.sh
+
+test-all:  ## The same on every Airflow line: 2.11, 3.0, 3.1, 3.2 and the newest 3.x (what CI runs).
+	scripts/test.sh --all
 
 e2e:  ## A real Airflow 3 deployment (PostgreSQL, scheduler, triggerer ...) and a browser, vs the emulator.
 	scripts/e2e.sh
@@ -17,4 +20,4 @@ lint:  ## ruff and mypy only (needs .venv from `make test`).
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
 
 clean:
-	rm -rf .venv .venv-af2 .venv-e2e .airflow-home .mypy_cache .ruff_cache
+	rm -rf .venv .venv-af2 .venv-af30 .venv-af31 .venv-af32 .venv-e2e .airflow-home .mypy_cache .ruff_cache

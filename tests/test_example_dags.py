@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -93,16 +94,17 @@ def xcom(dag_run: Any, task_id: str, key: str = "return_value", map_index: int =
             key=key, run_id=dag_run.run_id, dag_id=dag_run.dag_id, task_id=task_id, map_index=map_index
         )
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     with create_session() as session:
         value = session.scalar(
-            XComModel.get_many(
-                key=key,
-                run_id=dag_run.run_id,
-                dag_ids=dag_run.dag_id,
-                task_ids=task_id,
-                map_indexes=map_index,
-            ).with_only_columns(XComModel.value)
+            select(XComModel.value).where(
+                XComModel.key == key,
+                XComModel.run_id == dag_run.run_id,
+                XComModel.dag_id == dag_run.dag_id,
+                XComModel.task_id == task_id,
+                XComModel.map_index == map_index,
+            )
         )
     return XComModel.deserialize_value(_Value(value)) if value is not None else None
 
@@ -141,9 +143,25 @@ def register(dag: Any) -> None:
     with create_session() as session:
         manager.sync_bundles_to_db(session=session)
     bundle = next(iter(manager.get_all_dag_bundles()))
+    if hasattr(LazyDeserializedDAG, "from_dag"):
+        lazy = LazyDeserializedDAG.from_dag(dag)
+    else:  # Airflow 3.0, before from_dag: relative_fileloc set as its DagBag does for a file outside the bundle
+        from airflow.serialization.serialized_objects import SerializedDAG
+
+        dag.relative_fileloc = dag.relative_fileloc or dag.fileloc
+        lazy = LazyDeserializedDAG(data=SerializedDAG.to_dict(dag))
+    # Airflow 3.1 added parse_duration.
+    parameters = inspect.signature(update_dag_parsing_results_in_db).parameters
+    timing = {"parse_duration": None} if "parse_duration" in parameters else {}
     with create_session() as session:
         update_dag_parsing_results_in_db(
-            bundle.name, None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session
+            bundle.name,
+            None,
+            [lazy],
+            import_errors={},
+            warnings=set(),
+            session=session,
+            **timing,
         )
 
 

@@ -8,6 +8,7 @@ import socket
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_2_PLUS
 from conftest import API_KEY, WORKSPACE, connection_json
 
 import airflow_provider_blink
@@ -345,6 +346,17 @@ def test_providers_manager_knows_the_blink_connection(providers_manager):
     assert hook.package_name == "airflow-provider-blink"
 
 
+#: Where the providers manager can build Blink's form: from provider info (``ui-field-behaviour``,
+#: ``conn-fields``) from Airflow 3.2; before that only from the hook's wtforms widgets, which need
+#: flask_appbuilder (Airflow 2, or Airflow 3.0/3.1 with the FAB provider).
+NEEDS_FORM_FROM_PROVIDER_INFO = pytest.mark.skipif(
+    AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_2_PLUS and importlib.util.find_spec("flask_appbuilder") is None,
+    reason="the connection form from provider info (ui-field-behaviour, conn-fields) arrived in Airflow 3.2; "
+    "Airflow 3.0/3.1 build it from the hook's wtforms widgets only with flask_appbuilder (not installed)",
+)
+
+
+@NEEDS_FORM_FROM_PROVIDER_INFO
 def test_providers_manager_relabels_the_form(providers_manager):
     behaviour = providers_manager.field_behaviours["blink"]
 
@@ -352,6 +364,7 @@ def test_providers_manager_relabels_the_form(providers_manager):
     assert sorted(behaviour["hidden_fields"]) == ["login", "port", "schema"]
 
 
+@NEEDS_FORM_FROM_PROVIDER_INFO
 def test_providers_manager_adds_the_workspace_id_box(providers_manager):
     widget = providers_manager.connection_form_widgets["extra__blink__workspace_id"]
 

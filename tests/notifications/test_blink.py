@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 from conftest import connection_json
 from test_example_dags import register, run, task_instance
 
@@ -44,24 +43,9 @@ def test_a_failed_task_starts_exactly_one_run_with_the_airflow_context(airflow_d
     assert inputs["task_id"] == "load_table"
     assert inputs["run_id"] == dag_run.run_id
     assert inputs["try_number"] == 1
+    assert inputs["exception"] == "ValueError: disk full on node 7"
     assert "blink_notifier_on_failure" in inputs["log_url"]
     assert inputs["severity"] == "blink_notifier_on_failure-high", "input_values are templated"
-
-
-@pytest.mark.skipif(
-    AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_3_PLUS,
-    reason="dag.test() hands failure callbacks the task's exception from Airflow 3.3 (3.0-3.2 run them "
-    "in-process without it; a real worker passes it on every line)",
-)
-def test_the_playbook_gets_the_tasks_exception(airflow_db, emulator):
-    notifier = BlinkNotifier(playbook_id="isolate-host")
-    dag = dag_with_notifier("blink_notifier_exception", notifier, on_failure_callback=True)
-    register(dag)
-
-    run(dag)
-
-    (execution,) = emulator.executions
-    assert execution["inputs"]["exception"] == "ValueError: disk full on node 7"
 
 
 def logged(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> str:

@@ -6,35 +6,37 @@ import asyncio
 import contextlib
 import functools
 import time
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
 import tenacity
-from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_provider_blink import __version__, api
+from airflow_provider_blink import api
 from airflow_provider_blink.connection_form import (
     CONN_FIELDS,
     CONN_TYPE,
-    DEFAULT_BLINK_URL,
     DEFAULT_CONN_ID,
     UI_FIELD_BEHAVIOUR,
 )
 from airflow_provider_blink.exceptions import (
-    BlinkConfigurationError,
     BlinkError,
     BlinkTransportError,
     redact,
 )
 from airflow_provider_blink.hooks import sessions
+from airflow_provider_blink.hooks.connection import (
+    DEFAULT_TIMEOUT,
+    USER_AGENT,
+    BlinkConnectionConfig,
+    aread_connection,
+    read_connection,
+)
 from airflow_provider_blink.procedures import adrive, all_steps, cancel, drive, started_run
 from airflow_provider_blink.retries import (
     BlinkStartUncertain,
-    RetryPolicy,
     arecovered,
     explain_not_retried,
     is_ambiguous,
@@ -43,138 +45,18 @@ from airflow_provider_blink.retries import (
 
 if TYPE_CHECKING:
     import aiohttp
-    from airflow.providers.common.compat.sdk import Connection
 
-DEFAULT_TIMEOUT = 30.0
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "USER_AGENT",
+    "BlinkAsyncClient",
+    "BlinkConnectionConfig",
+    "BlinkHook",
+    "read_connection",
+]
+
 #: Extra seconds given to a ``run_sync`` request beyond the playbook's own ``timeout``.
 RUN_SYNC_GRACE = 30.0
-USER_AGENT = f"airflow-provider-blink/{__version__}"
-
-
-@dataclass(frozen=True)
-class BlinkConnectionConfig:
-    """
-    Everything the clients need from an Airflow connection, read once (see :func:`read_connection`).
-
-    :param conn_id: the Airflow connection id, for messages.
-    :param url: the Blink URL, e.g. ``https://app.blinkops.com`` (UI links start here).
-    :param api_key: the API key; never shown in ``repr``.
-    :param workspace_id: the default workspace, if the connection sets one.
-    :param timeout: per-request timeout in seconds.
-    :param verify: TLS verification: ``True``, ``False`` or a CA bundle path.
-    :param proxies: requests-style proxies, e.g. ``{"https": "http://proxy:3128"}``.
-    :param retry: how failed calls are retried.
-    """
-
-    conn_id: str
-    url: str
-    api_key: str = field(repr=False)
-    workspace_id: str | None = None
-    timeout: float = DEFAULT_TIMEOUT
-    verify: bool | str = True
-    proxies: dict[str, str] | None = None
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-
-    @property
-    def api_url(self) -> str:
-        return f"{self.url}{api.API_PREFIX}"
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"BLINK-API-KEY": self.api_key, "Accept": "application/json", "User-Agent": USER_AGENT}
-
-    @property
-    def pool_key(self) -> tuple[Any, ...]:
-        """Settings that must match for two users to share one HTTP session."""
-        proxies = tuple(sorted((self.proxies or {}).items()))
-        return (self.conn_id, self.url, self.api_key, self.timeout, self.verify, proxies)
-
-    def workspace(self, override: str | None = None) -> str:
-        """The workspace a call goes to: the task's override, else the connection's default."""
-        workspace_id = override or self.workspace_id
-        if not workspace_id:
-            raise BlinkConfigurationError(
-                f"No Blink workspace: set 'Workspace ID' on connection {self.conn_id!r} "
-                "(extra field 'workspace_id') or pass workspace_id= to the task."
-            )
-        return workspace_id
-
-
-def _blink_url(conn_id: str, host: str | None, schema: str | None, port: int | None) -> str:
-    raw = (host or DEFAULT_BLINK_URL).strip()
-    if "://" not in raw:
-        raw = f"{schema if schema in ('http', 'https') else 'https'}://{raw}"
-    try:
-        parts = urlsplit(raw)
-        has_port = parts.port is not None
-    except ValueError as exc:
-        raise BlinkConfigurationError(
-            f"Connection {conn_id!r}: Blink URL {raw!r} is not valid ({exc})."
-        ) from None
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or parts.query
-        or parts.fragment
-        or any(char.isspace() for char in parts.netloc)
-    ):
-        raise BlinkConfigurationError(
-            f"Connection {conn_id!r}: Blink URL {raw!r} is not a valid http(s) URL; "
-            f"set 'Blink URL' to e.g. {DEFAULT_BLINK_URL} or https://<tenant>.app.blinkops.com."
-        )
-    path = parts.path.rstrip("/")
-    path = path.removesuffix(api.API_PREFIX)
-    netloc = parts.netloc if has_port or not port else f"{parts.netloc}:{port}"
-    return f"{parts.scheme}://{netloc}{path}"
-
-
-def _number(conn_id: str, extra: Mapping[str, Any], name: str, default: float, minimum: float) -> float:
-    value = extra.get(name, default)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if not number >= minimum:
-        raise BlinkConfigurationError(
-            f"Connection {conn_id!r}: extra {name!r} must be a number >= {minimum}, got {value!r}."
-        )
-    return number
-
-
-def _verify(value: Any) -> bool | str:
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
-        return value.strip().lower() in ("true", "1", "yes")
-    return value if isinstance(value, str) else bool(value)
-
-
-def read_connection(conn: Connection) -> BlinkConnectionConfig:
-    """Read a ``blink`` connection: the one place each field and its default are interpreted."""
-    conn_id = conn.conn_id or DEFAULT_CONN_ID
-    if not conn.password:
-        raise BlinkConfigurationError(
-            f"Connection {conn_id!r} has no Blink API key: put it in the 'API Key' (password) field."
-        )
-    mask_secret(conn.password)
-    extra = conn.extra_dejson
-    proxies = extra.get("proxies")
-    if proxies is not None and not isinstance(proxies, dict):
-        raise BlinkConfigurationError(
-            f'Connection {conn_id!r}: extra \'proxies\' must be an object like {{"https": "http://proxy:3128"}}.'
-        )
-    workspace_id = extra.get("workspace_id") or extra.get(f"extra__{CONN_TYPE}__workspace_id")
-    return BlinkConnectionConfig(
-        conn_id=conn_id,
-        url=_blink_url(conn_id, conn.host, conn.schema, conn.port),
-        api_key=conn.password,
-        workspace_id=str(workspace_id).strip() if workspace_id else None,
-        timeout=_number(conn_id, extra, "timeout", DEFAULT_TIMEOUT, 0.001),
-        verify=_verify(extra.get("verify", True)),
-        proxies=proxies,
-        retry=RetryPolicy(
-            max_retries=int(_number(conn_id, extra, "retry_limit", RetryPolicy.max_retries, 0)),
-            initial_delay=_number(conn_id, extra, "retry_delay", RetryPolicy.initial_delay, 0),
-        ),
-    )
 
 
 class BlinkHook(BaseHook):
@@ -231,21 +113,8 @@ class BlinkHook(BaseHook):
         return read_connection(self.get_connection(self.blink_conn_id))
 
     async def aget_config(self) -> BlinkConnectionConfig:
-        """
-        The connection, read without blocking the event loop.
-
-        Concurrent readers of one connection in one loop (a triggerer starting many triggers) share
-        the read in flight instead of queueing one look-up each; nothing is kept once it returns.
-        """
-        from airflow.providers.common.compat.connection import get_async_connection
-
-        in_flight = _READS_IN_FLIGHT.setdefault(asyncio.get_running_loop(), {})
-        read = in_flight.get(self.blink_conn_id)
-        if read is None:
-            read = asyncio.ensure_future(get_async_connection(self.blink_conn_id, hook=self))
-            in_flight[self.blink_conn_id] = read
-            read.add_done_callback(lambda _: in_flight.pop(self.blink_conn_id, None))
-        return read_connection(await asyncio.shield(read))
+        """The connection, read without blocking the event loop (see :func:`.aread_connection`)."""
+        return await aread_connection(self, self.blink_conn_id)
 
     @functools.cached_property
     def session(self) -> requests.Session:
@@ -437,11 +306,6 @@ class BlinkHook(BaseHook):
         else:
             async with sessions.new_session(config) as session:
                 yield BlinkAsyncClient(config, session, self.log)
-
-
-_READS_IN_FLIGHT: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Future[Any]]] = (
-    weakref.WeakKeyDictionary()
-)
 
 
 def _now_ms() -> int:

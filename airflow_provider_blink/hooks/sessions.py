@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 if TYPE_CHECKING:
-    from airflow_provider_blink.hooks.blink import BlinkConnectionConfig
+    from airflow_provider_blink.hooks.connection import BlinkConnectionConfig
 
 #: Most TCP connections one session opens to Blink, however many triggers share it.
 CONNECTION_LIMIT = 100

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
-import tenacity
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_blink import api
@@ -24,9 +23,9 @@ from airflow_provider_blink.connection_form import (
 from airflow_provider_blink.exceptions import (
     BlinkError,
     BlinkTransportError,
-    redact,
 )
 from airflow_provider_blink.hooks import sessions
+from airflow_provider_blink.hooks.attempts import CallAttempts
 from airflow_provider_blink.hooks.connection import (
     DEFAULT_TIMEOUT,
     USER_AGENT,
@@ -35,13 +34,6 @@ from airflow_provider_blink.hooks.connection import (
     read_connection,
 )
 from airflow_provider_blink.procedures import adrive, all_steps, cancel, drive, started_run
-from airflow_provider_blink.retries import (
-    BlinkStartUncertain,
-    arecovered,
-    explain_not_retried,
-    is_ambiguous,
-    recovered,
-)
 
 if TYPE_CHECKING:
     import aiohttp
@@ -170,37 +162,11 @@ class BlinkHook(BaseHook):
         :param recover: for a call that is not idempotent: after an ambiguous failure, finds what
             the failed attempt did (or ``None``) before the call is sent again.
         """
-        idempotent = call.idempotent or recover is not None
-        try:  # the first attempt outside tenacity: the usual case pays for no retry machinery
-            return self._send(call)
-        except BlinkError as exc:
-            redact(exc, self.config.api_key)
-            if not self.config.retry.retries_after(exc, idempotent=idempotent, log=self.log):
-                explain_not_retried(exc, idempotent=call.idempotent)
-                raise
-            ambiguous, last = is_ambiguous(exc), exc
-            time.sleep(self.config.retry.first_wait(exc))
-        try:
-            for attempt in tenacity.Retrying(
-                **self.config.retry.tenacity_kwargs(idempotent=idempotent, log=self.log)
-            ):
-                with attempt:
-                    if ambiguous and recover is not None and (found := recovered(last, recover)) is not None:
-                        return found
-                    try:
-                        return self._send(call)
-                    except BlinkError as exc:
-                        ambiguous, last = ambiguous or is_ambiguous(exc), exc
-                        redact(exc, self.config.api_key)  # before the retry warning logs it
-                        raise
-        except BlinkStartUncertain:
-            raise
-        except BlinkError as exc:  # already redacted: by the attempt, or by recover()'s own call()
-            if ambiguous and recover is not None and (found := recovered(exc, recover)) is not None:
-                return found
-            explain_not_retried(exc, idempotent=call.idempotent, looked_up=ambiguous and recover is not None)
-            raise
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+        attempts = CallAttempts(call, self.config, self.log, self._send, time.sleep, recover)
+        for step in attempts:
+            with step:
+                step.result = step.action()
+        return attempts.result
 
     def execute_playbook(self, playbook_id: str, *, workspace_id: str | None = None, **body: Any) -> str:
         """
@@ -381,41 +347,11 @@ class BlinkAsyncClient:
 
     async def call(self, call: api.ApiCall[Any], recover: Callable[[], Awaitable[Any]] | None = None) -> Any:
         """Make one API call with retries (same policy and ``recover`` as :meth:`BlinkHook.call`)."""
-        idempotent = call.idempotent or recover is not None
-        try:  # the first attempt outside tenacity (see BlinkHook.call)
-            return await self._send(call)
-        except BlinkError as exc:
-            redact(exc, self.config.api_key)
-            if not self.config.retry.retries_after(exc, idempotent=idempotent, log=self._log):
-                explain_not_retried(exc, idempotent=call.idempotent)
-                raise
-            ambiguous, last = is_ambiguous(exc), exc
-            await asyncio.sleep(self.config.retry.first_wait(exc))
-        try:
-            async for attempt in tenacity.AsyncRetrying(
-                **self.config.retry.tenacity_kwargs(idempotent=idempotent, log=self._log)
-            ):
-                with attempt:
-                    if (
-                        ambiguous
-                        and recover is not None
-                        and (found := await arecovered(last, recover)) is not None
-                    ):
-                        return found
-                    try:
-                        return await self._send(call)
-                    except BlinkError as exc:
-                        ambiguous, last = ambiguous or is_ambiguous(exc), exc
-                        redact(exc, self.config.api_key)  # before the retry warning logs it
-                        raise
-        except BlinkStartUncertain:
-            raise
-        except BlinkError as exc:  # already redacted: by the attempt, or by recover()'s own call()
-            if ambiguous and recover is not None and (found := await arecovered(exc, recover)) is not None:
-                return found
-            explain_not_retried(exc, idempotent=call.idempotent, looked_up=ambiguous and recover is not None)
-            raise
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+        attempts = CallAttempts(call, self.config, self._log, self._send, asyncio.sleep, recover)
+        for step in attempts:
+            with step:
+                step.result = await step.action()
+        return attempts.result
 
     async def execute_playbook(
         self, playbook_id: str, *, workspace_id: str | None = None, **body: Any

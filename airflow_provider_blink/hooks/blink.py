@@ -24,7 +24,7 @@ from airflow_provider_blink.exceptions import (
     BlinkError,
     BlinkTransportError,
 )
-from airflow_provider_blink.hooks import sessions
+from airflow_provider_blink.hooks import calls, sessions
 from airflow_provider_blink.hooks.attempts import CallAttempts
 from airflow_provider_blink.hooks.connection import (
     DEFAULT_TIMEOUT,
@@ -33,7 +33,7 @@ from airflow_provider_blink.hooks.connection import (
     aread_connection,
     read_connection,
 )
-from airflow_provider_blink.procedures import adrive, all_steps, cancel, drive, started_run
+from airflow_provider_blink.procedures import adrive, all_steps, cancel, drive
 
 if TYPE_CHECKING:
     import aiohttp
@@ -46,9 +46,6 @@ __all__ = [
     "BlinkHook",
     "read_connection",
 ]
-
-#: Extra seconds given to a ``run_sync`` request beyond the playbook's own ``timeout``.
-RUN_SYNC_GRACE = 30.0
 
 
 class BlinkHook(BaseHook):
@@ -180,19 +177,8 @@ class BlinkHook(BaseHook):
         :param workspace_id: overrides the connection's workspace.
         :param body: ``input_values``, ``event``, ``runner``, ``trigger_type``, ``callback``, ``past_exec_ref``.
         """
-        workspace = self.config.workspace(workspace_id)
-        call = api.execute(workspace, playbook_id, api.execute_body(**body))
-        first_attempt_ms = _now_ms()
-
-        def recover() -> str | None:
-            found = drive(started_run(workspace, playbook_id, call.body, first_attempt_ms), self.call)
-            if found:
-                self.log.warning(
-                    "Starting playbook %s failed ambiguously; it had started %s", playbook_id, found
-                )
-            return found
-
-        return self.call(call, recover)
+        start = calls.StartPlaybook(self.config, playbook_id, workspace_id, body)
+        return self.call(start.call, lambda: start.found(drive(start.lookup(), self.call), self.log))
 
     def run_playbook_sync(
         self, playbook_id: str, *, workspace_id: str | None = None, timeout: int | None = None, **body: Any
@@ -202,11 +188,7 @@ class BlinkHook(BaseHook):
 
         :param timeout: seconds Blink waits for the playbook (Blink's ``timeout`` query parameter).
         """
-        read_timeout = (timeout or self.config.timeout) + RUN_SYNC_GRACE
-        workspace = self.config.workspace(workspace_id)
-        return self.call(
-            api.execute_sync(workspace, playbook_id, api.execute_body(**body), timeout, read_timeout)
-        )
+        return self.call(calls.run_playbook_sync(self.config, playbook_id, workspace_id, timeout, body))
 
     def get_execution(self, execution_id: str, *, workspace_id: str | None = None) -> dict[str, Any]:
         """Return the execution record."""
@@ -230,15 +212,9 @@ class BlinkHook(BaseHook):
         self, *, workspace_id: str | None = None, page_size: int = api.MAX_PAGE_SIZE, **query: Any
     ) -> Iterator[dict[str, Any]]:
         """Yield every execution matching ``filter``, page by page (memory stays at one page)."""
-        query.setdefault("sort", ["created_at", "id"])  # id: Blink promises no order among ties
-        offset = 0
-        while True:
-            page = self.list_executions(workspace_id=workspace_id, limit=page_size, offset=offset, **query)
-            yield from page["results"]
-            next_offset = api.next_offset(page, offset)
-            if next_offset is None:
-                return
-            offset = next_offset
+        pages = calls.ExecutionPages(page_size, query)
+        for page_query in pages:
+            yield from pages.read(self.list_executions(workspace_id=workspace_id, **page_query))
 
     def cancel_execution(self, execution_id: str, *, workspace_id: str | None = None) -> bool:
         """
@@ -272,10 +248,6 @@ class BlinkHook(BaseHook):
         else:
             async with sessions.new_session(config) as session:
                 yield BlinkAsyncClient(config, session, self.log)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _is_refused(exc: Exception) -> bool:
@@ -357,29 +329,18 @@ class BlinkAsyncClient:
         self, playbook_id: str, *, workspace_id: str | None = None, **body: Any
     ) -> str:
         """Async :meth:`BlinkHook.execute_playbook` (with the same protection against a second run)."""
-        workspace = self.config.workspace(workspace_id)
-        call = api.execute(workspace, playbook_id, api.execute_body(**body))
-        first_attempt_ms = _now_ms()
+        start = calls.StartPlaybook(self.config, playbook_id, workspace_id, body)
 
         async def recover() -> str | None:
-            found = await adrive(started_run(workspace, playbook_id, call.body, first_attempt_ms), self.call)
-            if found:
-                self._log.warning(
-                    "Starting playbook %s failed ambiguously; it had started %s", playbook_id, found
-                )
-            return found
+            return start.found(await adrive(start.lookup(), self.call), self._log)
 
-        return await self.call(call, recover)
+        return await self.call(start.call, recover)
 
     async def run_playbook_sync(
         self, playbook_id: str, *, workspace_id: str | None = None, timeout: int | None = None, **body: Any
     ) -> Any:
         """Async :meth:`BlinkHook.run_playbook_sync`."""
-        read_timeout = (timeout or self.config.timeout) + RUN_SYNC_GRACE
-        workspace = self.config.workspace(workspace_id)
-        return await self.call(
-            api.execute_sync(workspace, playbook_id, api.execute_body(**body), timeout, read_timeout)
-        )
+        return await self.call(calls.run_playbook_sync(self.config, playbook_id, workspace_id, timeout, body))
 
     async def get_execution(self, execution_id: str, *, workspace_id: str | None = None) -> dict[str, Any]:
         """Async :meth:`BlinkHook.get_execution`."""
@@ -401,18 +362,10 @@ class BlinkAsyncClient:
         self, *, workspace_id: str | None = None, page_size: int = api.MAX_PAGE_SIZE, **query: Any
     ) -> AsyncIterator[dict[str, Any]]:
         """Async :meth:`BlinkHook.iter_executions`."""
-        query.setdefault("sort", ["created_at", "id"])  # id: Blink promises no order among ties
-        offset = 0
-        while True:
-            page = await self.list_executions(
-                workspace_id=workspace_id, limit=page_size, offset=offset, **query
-            )
-            for execution in page["results"]:
+        pages = calls.ExecutionPages(page_size, query)
+        for page_query in pages:
+            for execution in pages.read(await self.list_executions(workspace_id=workspace_id, **page_query)):
                 yield execution
-            next_offset = api.next_offset(page, offset)
-            if next_offset is None:
-                return
-            offset = next_offset
 
     async def cancel_execution(self, execution_id: str, *, workspace_id: str | None = None) -> bool:
         """Async :meth:`BlinkHook.cancel_execution`."""

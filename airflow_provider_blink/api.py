@@ -103,87 +103,52 @@ def _cut(value: Any) -> str:
     return text if len(text) <= _ERROR_TEXT_LIMIT else f"{text[:_ERROR_TEXT_LIMIT]}... ({len(text)} chars)"
 
 
-def filled_at_run_time(value: Any) -> bool:
-    """Whether Airflow supplies ``value`` only at run time: an XComArg, a mapped argument, a template."""
-    return hasattr(value, "resolve") or (isinstance(value, str) and "{{" in value)
+#: The execute body's fields: the type each must have, and how a message names it.
+EXECUTE_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "input_values": (Mapping, "a dict"),
+    "event": (Mapping, "a dict"),
+    "runner": (str, "a string (runner group)"),
+    "trigger_type": (str, "a string"),
+    "callback": (Mapping, "a dict (url, method, headers, body ...)"),
+    "past_exec_ref": (str, "a string (execution id)"),
+}
 
 
-def _parse_time_default(value: Any) -> Any:
-    if filled_at_run_time(value):
-        return None
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+def check_execute_field(name: str, value: Any, *, default: Callable[[Any], Any] | None = None) -> None:
+    """
+    Check one field of the execute body: its type, and that JSON can write it.
 
-
-def _check_json(
-    name: str, value: Any, expected: type | tuple[type, ...], expected_name: str, *, parse_time: bool = False
-) -> Any:
-    if value is None or (parse_time and filled_at_run_time(value)):
-        return value
+    :param name: a key of :data:`EXECUTE_FIELDS`.
+    :param value: the field's value (not ``None``).
+    :param default: what to make of a nested value JSON cannot write (``json.dumps``'s ``default``);
+        ``None``: such a value is an error.
+    """
+    expected, expected_name = EXECUTE_FIELDS[name]
     if not isinstance(value, expected):
         raise BlinkConfigurationError(f"{name} must be {expected_name}, got {type(value).__name__}.")
     try:
-        json.dumps(
-            dict(value) if isinstance(value, Mapping) else value,
-            allow_nan=False,
-            default=_parse_time_default if parse_time else None,
-        )
+        json.dumps(dict(value) if isinstance(value, Mapping) else value, allow_nan=False, default=default)
     except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise BlinkConfigurationError(
             f"{name} must be JSON-serialisable (str, int, float, bool, None, lists and dicts of them): {exc}. "
             "Convert dates, sets and objects to strings or lists first."
         ) from None
-    return value
 
 
-def execute_body(
-    *,
-    input_values: Mapping[str, Any] | None = None,
-    event: Mapping[str, Any] | None = None,
-    runner: str | None = None,
-    trigger_type: str | None = None,
-    callback: Mapping[str, Any] | None = None,
-    past_exec_ref: str | None = None,
-    parse_time: bool = False,
-) -> dict[str, Any]:
+def execute_body(**fields: Any) -> dict[str, Any]:
     """
     Validate and build the execute body; fields left ``None`` are not sent.
 
-    :param parse_time: check a DAG file's arguments: values Airflow fills in at run time
-        (XComArgs, templates) pass, everything already known must be valid.
+    :param fields: ``input_values``, ``event``, ``runner``, ``trigger_type``, ``callback``,
+        ``past_exec_ref`` (see :data:`EXECUTE_FIELDS`).
     """
-    checks = {
-        "input_values": (input_values, Mapping, "a dict"),
-        "event": (event, Mapping, "a dict"),
-        "runner": (runner, str, "a string (runner group)"),
-        "trigger_type": (trigger_type, str, "a string"),
-        "callback": (callback, Mapping, "a dict (url, method, headers, body ...)"),
-        "past_exec_ref": (past_exec_ref, str, "a string (execution id)"),
-    }
-    fields = {
-        name: _check_json(name, value, expected, expected_name, parse_time=parse_time)
-        for name, (value, expected, expected_name) in checks.items()
-    }
-    return {
-        name: dict(value) if isinstance(value, Mapping) else value
-        for name, value in fields.items()
-        if value is not None
-    }
-
-
-def check_playbook_id(playbook_id: Any, *, parse_time: bool = False) -> None:
-    """Reject a playbook id that is not a non-empty string (at parse time, XComArgs and templates pass)."""
-    if parse_time and filled_at_run_time(playbook_id):
-        return
-    if not isinstance(playbook_id, str) or not playbook_id.strip():
-        raise BlinkConfigurationError(
-            f"playbook_id must be the playbook's id (a non-empty string), got {playbook_id!r}."
-        )
-
-
-def start_request(playbook_id: Any, *, parse_time: bool = False, **fields: Any) -> dict[str, Any]:
-    """Check what starting ``playbook_id`` needs (see :func:`execute_body`); return the execute body."""
-    check_playbook_id(playbook_id, parse_time=parse_time)
-    return execute_body(parse_time=parse_time, **fields)
+    for name in fields:
+        if name not in EXECUTE_FIELDS:
+            raise TypeError(f"execute_body() got an unexpected keyword argument {name!r}")
+    present = {name: fields[name] for name in EXECUTE_FIELDS if fields.get(name) is not None}
+    for name, value in present.items():
+        check_execute_field(name, value)
+    return {name: dict(value) if isinstance(value, Mapping) else value for name, value in present.items()}
 
 
 def execute(workspace_id: str, playbook_id: str, body: dict[str, Any]) -> ApiCall[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
@@ -9,10 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.notifier import BaseNotifier
 
-from airflow_provider_blink import api
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkError
-from airflow_provider_blink.operators.blink import check_poll_interval
+from airflow_provider_blink.tasks.arguments import check_poll_interval
+from airflow_provider_blink.tasks.request import (
+    TEMPLATE_FIELDS,
+    TEMPLATE_FIELDS_RENDERERS,
+    PlaybookRequest,
+    StartsPlaybook,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -39,7 +45,7 @@ def airflow_inputs(context: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-class BlinkNotifier(BaseNotifier):
+class BlinkNotifier(StartsPlaybook, BaseNotifier):
     """
     Start a Blink playbook from an Airflow callback, e.g. ``on_failure_callback=BlinkNotifier(...)``.
 
@@ -64,14 +70,8 @@ class BlinkNotifier(BaseNotifier):
     :param timeout: seconds to wait at most when waiting.
     """
 
-    template_fields: Sequence[str] = (
-        "playbook_id",
-        "workspace_id",
-        "input_values",
-        "event",
-        "runner",
-        "callback",
-    )
+    template_fields: Sequence[str] = TEMPLATE_FIELDS
+    template_fields_renderers = TEMPLATE_FIELDS_RENDERERS
     success_states: Collection[str] | None = None
     failure_states: Collection[str] | None = None
 
@@ -93,26 +93,14 @@ class BlinkNotifier(BaseNotifier):
         timeout: float | None = 600.0,
     ) -> None:
         super().__init__()
-        api.start_request(
-            playbook_id,
-            input_values=input_values,
-            event=event,
-            runner=runner,
-            trigger_type=trigger_type,
-            callback=callback,
-            past_exec_ref=past_exec_ref,
-            parse_time=True,
+        request = PlaybookRequest(
+            playbook_id, input_values, event, runner, trigger_type, callback, past_exec_ref
         )
-        self.playbook_id = playbook_id
-        self.input_values = input_values
+        request.check_at_parse_time()
+        request.set_on(self)
         self.include_airflow_context = include_airflow_context
         self.workspace_id = workspace_id
         self.blink_conn_id = blink_conn_id
-        self.event = event
-        self.runner = runner
-        self.trigger_type = trigger_type
-        self.callback = callback
-        self.past_exec_ref = past_exec_ref
         self.wait_for_completion = wait_for_completion
         self.poll_interval = check_poll_interval(poll_interval)
         self.timeout = timeout
@@ -127,15 +115,9 @@ class BlinkNotifier(BaseNotifier):
         inputs = dict(airflow_inputs(context)) if self.include_airflow_context else {}
         inputs.update(self.input_values or {})
         try:
+            fields = dataclasses.replace(self.playbook_request(), input_values=inputs).fields()
             execution_id = self.hook.execute_playbook(
-                self.playbook_id,
-                workspace_id=self.workspace_id,
-                input_values=inputs,
-                event=self.event,
-                runner=self.runner,
-                trigger_type=self.trigger_type,
-                callback=self.callback,
-                past_exec_ref=self.past_exec_ref,
+                self.playbook_id, workspace_id=self.workspace_id, **fields
             )
             self.log.info(
                 "Started Blink playbook %s from an Airflow callback: execution %s",

@@ -6,9 +6,8 @@ import functools
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
+from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin
 
-from airflow_provider_blink import api
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import (
     BlinkApiError,
@@ -20,6 +19,13 @@ from airflow_provider_blink.exceptions import (
 )
 from airflow_provider_blink.links.blink import BlinkExecutionLink, push_execution
 from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
+from airflow_provider_blink.tasks.arguments import check_poll_interval, resolve_deferrable
+from airflow_provider_blink.tasks.request import (
+    TEMPLATE_FIELDS,
+    TEMPLATE_FIELDS_RENDERERS,
+    PlaybookRequest,
+    StartsPlaybook,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -27,21 +33,7 @@ if TYPE_CHECKING:
     from airflow_provider_blink.hooks.blink import BlinkHook
 
 
-def check_poll_interval(poll_interval: Any, name: str = "poll_interval") -> float:
-    """Reject a poll interval that is not a positive number (shared with the sensor: ``poke_interval``)."""
-    if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float) or poll_interval <= 0:
-        raise BlinkConfigurationError(f"{name} must be a positive number of seconds, got {poll_interval!r}.")
-    return float(poll_interval)
-
-
-def resolve_deferrable(deferrable: bool | None) -> bool:
-    """``None`` means Airflow's ``[operators] default_deferrable``."""
-    if deferrable is None:
-        return conf.getboolean("operators", "default_deferrable", fallback=False)
-    return deferrable
-
-
-class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
+class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperator):
     """
     Start a Blink playbook and wait for its execution to finish.
 
@@ -83,17 +75,8 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
         a worker crash follows the running execution instead of starting another; default ``True``.
     """
 
-    template_fields: Sequence[str] = (
-        "playbook_id",
-        "workspace_id",
-        "input_values",
-        "event",
-        "runner",
-        "trigger_type",
-        "callback",
-        "past_exec_ref",
-    )
-    template_fields_renderers = {"input_values": "json", "event": "json", "callback": "json"}
+    template_fields: Sequence[str] = TEMPLATE_FIELDS
+    template_fields_renderers = TEMPLATE_FIELDS_RENDERERS
     operator_extra_links = (BlinkExecutionLink(),)
     ui_color = "#e8f0fe"
 
@@ -123,16 +106,10 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        api.start_request(
-            playbook_id,
-            input_values=input_values,
-            event=event,
-            runner=runner,
-            trigger_type=trigger_type,
-            callback=callback,
-            past_exec_ref=past_exec_ref,
-            parse_time=True,
+        request = PlaybookRequest(
+            playbook_id, input_values, event, runner, trigger_type, callback, past_exec_ref
         )
+        request.check_at_parse_time()
         if run_sync and deferrable:
             raise BlinkConfigurationError(
                 "run_sync=True makes one blocking request and cannot defer; drop deferrable=True, "
@@ -144,14 +121,8 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
             raise BlinkConfigurationError(
                 f"timeout must be a positive number of seconds or None, got {timeout!r}."
             )
-        self.playbook_id = playbook_id
+        request.set_on(self)
         self.workspace_id = workspace_id
-        self.input_values = input_values
-        self.event = event
-        self.runner = runner
-        self.trigger_type = trigger_type
-        self.callback = callback
-        self.past_exec_ref = past_exec_ref
         self.blink_conn_id = blink_conn_id
         self.wait_for_completion = wait_for_completion
         self.deferrable = False if run_sync else resolve_deferrable(deferrable)
@@ -176,15 +147,7 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
         return BlinkHook(self.blink_conn_id)
 
     def _body(self) -> dict[str, Any]:
-        return api.start_request(
-            self.playbook_id,
-            input_values=self.input_values,
-            event=self.event,
-            runner=self.runner,
-            trigger_type=self.trigger_type,
-            callback=self.callback,
-            past_exec_ref=self.past_exec_ref,
-        )
+        return self.playbook_request().body()
 
     def _url(self, execution_id: str) -> str:
         from airflow_provider_blink.executions import execution_url

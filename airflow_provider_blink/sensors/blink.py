@@ -11,7 +11,7 @@ from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSki
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkConfigurationError, BlinkError, BlinkExecutionTimeout
 from airflow_provider_blink.links.blink import BlinkExecutionLink, push_execution
-from airflow_provider_blink.operators.blink import check_poll_interval, resolve_deferrable
+from airflow_provider_blink.tasks.arguments import check_poll_interval, resolve_deferrable
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context, PokeReturnValue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -72,8 +72,6 @@ class BlinkNotifier(StartsPlaybook, BaseNotifier):
 
     template_fields: Sequence[str] = TEMPLATE_FIELDS
     template_fields_renderers = TEMPLATE_FIELDS_RENDERERS
-    success_states: Collection[str] | None = None
-    failure_states: Collection[str] | None = None
 
     def __init__(
         self,
@@ -130,8 +128,10 @@ class BlinkNotifier(StartsPlaybook, BaseNotifier):
             self.log.error("BlinkNotifier could not run playbook %s: %s", self.playbook_id, exc)
 
     def _wait(self, execution_id: str) -> None:
-        from airflow_provider_blink.triggers.blink import build_trigger, execution_from_event, wait_for_event
+        from airflow_provider_blink.tasks import waiting
+        from airflow_provider_blink.tasks.events import execution_from_event
 
-        trigger = build_trigger(self, execution_id, self.timeout, cancel_on_kill=False)
-        execution = execution_from_event(wait_for_event(trigger), execution_id, None)
+        watch = waiting.ExecutionWatch(self.blink_conn_id, self.workspace_id, self.poll_interval)
+        trigger = waiting.build_trigger(watch, execution_id, self.timeout, cancel_on_kill=False)
+        execution = execution_from_event(waiting.wait_for_event(trigger), execution_id, None)
         self.log.info("Blink execution %s finished: %s", execution_id, execution.get("state_ui"))

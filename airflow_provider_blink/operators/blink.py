@@ -20,6 +20,7 @@ from airflow_provider_blink.exceptions import (
 from airflow_provider_blink.links.blink import BlinkExecutionLink, push_execution
 from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
 from airflow_provider_blink.tasks.arguments import check_poll_interval, resolve_deferrable
+from airflow_provider_blink.tasks.events import execution_from_event, finished_event
 from airflow_provider_blink.tasks.request import (
     TEMPLATE_FIELDS,
     TEMPLATE_FIELDS_RENDERERS,
@@ -268,23 +269,29 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         return decide_outcome({"state_ui": state}, self.success_states, self.failure_states)
 
     def _wait(self, context: Context, execution_id: str) -> dict[str, Any]:
-        from airflow_provider_blink.triggers.blink import build_trigger, finished_event, wait_for_event
+        from airflow_provider_blink.tasks import waiting
 
         execution = self.hook.get_execution(execution_id, workspace_id=self.workspace_id)
         outcome = decide_outcome(execution, self.success_states, self.failure_states)
         if outcome is not ExecutionOutcome.RUNNING:
             return self.execute_complete(context, finished_event(execution, outcome), execution_id)
-        trigger = build_trigger(self, execution_id, self.timeout, cancel_on_kill=True)
+        watch = waiting.ExecutionWatch(
+            self.blink_conn_id,
+            self.workspace_id,
+            self.poll_interval,
+            self.success_states,
+            self.failure_states,
+        )
+        trigger = waiting.build_trigger(watch, execution_id, self.timeout, cancel_on_kill=True)
         if self.deferrable:
             self.defer(trigger=trigger, method_name="execute_complete", kwargs={"execution_id": execution_id})
-        return self.execute_complete(context, wait_for_event(trigger), execution_id)
+        return self.execute_complete(context, waiting.wait_for_event(trigger), execution_id)
 
     def execute_complete(
         self, context: Context, event: dict[str, Any], execution_id: str | None = None
     ) -> dict[str, Any]:
         """Finish the task from the trigger's event: return the summary, or fail saying why."""
         from airflow_provider_blink.executions import summarize
-        from airflow_provider_blink.triggers.blink import execution_from_event
 
         event_execution_id = event.get("execution_id") if isinstance(event, dict) else None
         url = self._url(event_execution_id) if isinstance(event_execution_id, str) else None

@@ -18,7 +18,7 @@ from airflow_provider_blink.exceptions import (
     BlinkOutputUnavailable,
 )
 from airflow_provider_blink.links.blink import BlinkExecutionLink, push_execution
-from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
+from airflow_provider_blink.states import ExecutionOutcome, decide_outcome, outcome_of_state
 from airflow_provider_blink.tasks.arguments import check_poll_interval, resolve_deferrable
 from airflow_provider_blink.tasks.events import execution_from_event, finished_event
 from airflow_provider_blink.tasks.request import (
@@ -137,9 +137,9 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         self.output_step_id = output_step_id
         self.rerun_from_failure = rerun_from_failure
         self.execution_id: str | None = None
-        self._pending_body: dict[str, Any] = {}
-        self._result: dict[str, Any] | None = None
-        self._published = False
+        # The mixin calls poll_until_complete and then get_job_result for a run it just started,
+        # with no way to pass the summary from one to the other: kept here by execution id.
+        self._summaries: dict[str, dict[str, Any]] = {}
 
     @functools.cached_property
     def hook(self) -> BlinkHook:
@@ -157,16 +157,17 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         return execution_url(config.url, config.workspace(self.workspace_id), self.playbook_id, execution_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        body = self._body()
+        body = self._body()  # checked before anything reaches Blink, whichever way the task runs
         if self.run_sync:
             return self._run_sync(body)
         if not self.wait_for_completion:
             execution_id = self._start(context, body)
-            return {"execution_id": execution_id, "execution_url": self._url(execution_id)}
-        self._pending_body = body
+            url = self._url(execution_id)
+            push_execution(context, execution_id, url)
+            return {"execution_id": execution_id, "execution_url": url}
         return self.execute_resumable(context)
 
-    def _start(self, context: Context, body: dict[str, Any], *, publish: bool = True) -> str:
+    def _start(self, context: Context, body: dict[str, Any]) -> str:
         previous = self._previous_execution(context, body)
         if previous is not None and self._follows(context, previous):
             execution_id = str(previous["id"])
@@ -183,8 +184,6 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
             )
             self.log.info("Started Blink execution %s of playbook %s", execution_id, self.playbook_id)
         self.execution_id = execution_id  # for on_kill
-        if publish:
-            self._follow(context, execution_id)
         return execution_id
 
     def _previous_execution(self, context: Context, body: dict[str, Any]) -> dict[str, Any] | None:
@@ -228,19 +227,13 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
     def _without_task_state(context: Context) -> bool:
         return context.get("task_state_store") is None
 
-    def _follow(self, context: Context, execution_id: str) -> None:
-        """Publish the execution (for the "Blink" link) once per try."""
-        if not self._published:
-            self._published = True
-            push_execution(context, execution_id, self._url(execution_id))
-
     # ResumableJobMixin: on Airflow 3.3+ a retry after a worker crash follows the execution the
     # crashed try started (kept in task_state_store) instead of starting a second one.
 
     def submit_job(self, context: Context) -> str:
         # Publishing waits for poll_until_complete: the mixin stores the id right after this
         # returns, and a crash before that would lose it.
-        return self._start(context, self._pending_body, publish=False)
+        return self._start(context, self._body())
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
         from airflow_provider_blink.states import execution_state
@@ -255,18 +248,19 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
 
     # Returns the summary: on a reconnect, execute_resumable() returns what this returns.
     def poll_until_complete(self, external_id: Any, context: Context) -> dict[str, Any]:  # type: ignore[override]
-        self.execution_id = str(external_id)
-        self._follow(context, str(external_id))
-        self._result = self._wait(context, str(external_id))
-        return self._result
+        execution_id = self.execution_id = str(external_id)  # for on_kill
+        push_execution(context, execution_id, self._url(execution_id))  # the "Blink" link, once per try
+        summary = self._summaries[execution_id] = self._wait(context, execution_id)
+        return summary
 
     def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
-        if self._result is None:  # the execution had already succeeded before this try
-            self._result = self.poll_until_complete(external_id, context)
-        return self._result
+        summary = self._summaries.get(str(external_id))
+        if summary is None:  # the execution had already succeeded before this try
+            summary = self.poll_until_complete(external_id, context)
+        return summary
 
     def _outcome_of(self, state: str) -> ExecutionOutcome:
-        return decide_outcome({"state_ui": state}, self.success_states, self.failure_states)
+        return outcome_of_state(state, self.success_states, self.failure_states)
 
     def _wait(self, context: Context, execution_id: str) -> dict[str, Any]:
         from airflow_provider_blink.tasks import waiting

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -65,9 +66,16 @@ class ApiCall(Generic[T]):
 
 
 def _segment(value: str, name: str) -> str:
+    """Quote an id for a URL path, refusing what is not an id (it could address another endpoint)."""
     if not isinstance(value, str) or not value.strip():
         raise BlinkConfigurationError(f"{name} must be a non-empty string, got {value!r}.")
-    return quote(value.strip(), safe="")
+    value = value.strip()
+    if value in (".", "..") or any(unicodedata.category(char) == "Cc" for char in value):
+        raise BlinkConfigurationError(
+            f"{name} {value!r} is not an id: '.', '..' and control characters are not allowed. "
+            "Check the argument, template or XCom that supplies it."
+        )
+    return quote(value, safe="")
 
 
 def _workspace_path(workspace_id: str) -> str:
@@ -199,14 +207,52 @@ def list_executions(workspace_id: str, query: Mapping[str, Any]) -> ApiCall[dict
     return ApiCall("GET", f"{_workspace_path(workspace_id)}/executions", read=_read_page, params=params)
 
 
-def next_offset(page: Mapping[str, Any], offset: int) -> int | None:
-    """Offset of the page after ``page``, or ``None`` when it was the last."""
-    results = page.get("results") or []
-    total = page.get("total")
-    following = offset + len(results)
-    if not results or (isinstance(total, int) and following >= total):
-        return None
-    return following
+class Pages:
+    """
+    Where the next page of a list call starts; a clear error when Blink's pages would never end.
+
+    A page that repeats the previous one, results at an offset past ``total``, or more results in
+    all than any ``total`` Blink reported would otherwise keep an iteration going forever.
+
+    :param what: the list call, for messages (method and path).
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.offset = 0
+        self._read = 0
+        self._most: int | None = None
+        self._previous: list[Any] | None = None
+
+    def next_offset(self, page: Mapping[str, Any]) -> int | None:
+        """Offset of the page after ``page`` (read at :attr:`offset`), or ``None`` when it was the last."""
+        results = page["results"]
+        total = page.get("total")
+        if not results:
+            return None
+        if results == self._previous:
+            raise self._endless("repeats the previous page")
+        if isinstance(total, int):
+            if self.offset >= total:
+                raise self._endless(f"has results although its total is {total}")
+            self._most = max(total, self._most or 0)
+        self._read += len(results)
+        if self._most is not None and self._read > self._most:
+            raise self._endless(f"brings the results to {self._read}, more than the total of {self._most}")
+        self._previous = results
+        self.offset += len(results)
+        return None if isinstance(total, int) and self.offset >= total else self.offset
+
+    def _endless(self, reason: str) -> BlinkResponseError:
+        return BlinkResponseError(
+            f"Blink's pages for {self.what} do not end: the page at offset {self.offset} {reason}; "
+            "stopped paginating."
+        )
+
+
+def execution_pages(workspace_id: str) -> Pages:
+    """The pages of :func:`list_executions` in ``workspace_id``."""
+    return Pages(f"GET {API_PREFIX}{_workspace_path(workspace_id)}/executions")
 
 
 def execution_steps(workspace_id: str, execution_id: str, offset: int = 0) -> ApiCall[dict[str, Any]]:

@@ -214,20 +214,27 @@ class TestPaths:
         assert api.execute_sync("ws", "pb", {}, None, 30.0).params == {"run_sync": "true"}
 
 
+def results(first: int, count: int) -> list[dict[str, str]]:
+    return [{"id": f"e{n}"} for n in range(first, first + count)]
+
+
 @pytest.mark.parametrize(
     ("page", "offset", "expected"),
     [
-        ({"total": 2500, "results": [{}] * 1000}, 0, 1000),
-        ({"total": 2500, "results": [{}] * 500}, 2000, None),
-        ({"total": 2000, "results": [{}] * 1000}, 1000, None),
-        ({"results": [{}] * 10}, 0, 10),
+        ({"total": 2500, "results": results(0, 1000)}, 0, 1000),
+        ({"total": 2500, "results": results(2000, 500)}, 2000, None),
+        ({"total": 2000, "results": results(1000, 1000)}, 1000, None),
+        ({"results": results(0, 10)}, 0, 10),
         ({"results": []}, 30, None),
         ({"total": 99, "results": []}, 0, None),
     ],
     ids=["first-of-three", "last-short", "last-exact", "no-total", "empty-page", "empty-despite-total"],
 )
 def test_next_offset(page, offset, expected):
-    assert api.next_offset(page, offset) == expected
+    pages = api.Pages("GET /api/v1/workspace/ws/executions")
+    pages.offset = offset
+
+    assert pages.next_offset(page) == expected
 
 
 class TestParseAnswer:

@@ -123,7 +123,7 @@ class BlinkAsyncClient:
         self, *, workspace_id: str | None = None, page_size: int = api.MAX_PAGE_SIZE, **query: Any
     ) -> AsyncIterator[dict[str, Any]]:
         """Async :meth:`BlinkHook.iter_executions`."""
-        pages = calls.ExecutionPages(page_size, query)
+        pages = calls.ExecutionPages(self.config.workspace(workspace_id), page_size, query)
         for page_query in pages:
             for execution in pages.read(await self.list_executions(workspace_id=workspace_id, **page_query)):
                 yield execution

@@ -205,7 +205,7 @@ class BlinkHook(BaseHook):
         self, *, workspace_id: str | None = None, page_size: int = api.MAX_PAGE_SIZE, **query: Any
     ) -> Iterator[dict[str, Any]]:
         """Yield every execution matching ``filter``, page by page (memory stays at one page)."""
-        pages = calls.ExecutionPages(page_size, query)
+        pages = calls.ExecutionPages(self.config.workspace(workspace_id), page_size, query)
         for page_query in pages:
             yield from pages.read(self.list_executions(workspace_id=workspace_id, **page_query))
 

@@ -74,15 +74,18 @@ class ExecutionPages:
     Paging through every execution matching a query: the query of each page, and reading each page.
 
     A client lists one page per query it yields and hands the page to :meth:`read`; iteration ends
-    after the last page.
+    after the last page, or with a clear error when Blink's pages would never end (see
+    :class:`.api.Pages`).
 
+    :param workspace_id: the workspace listed.
     :param page_size: executions per page.
     :param query: RQL ``filter``, ``sort`` (default ``created_at``, then ``id``), ``select``.
     """
 
-    def __init__(self, page_size: int, query: Mapping[str, Any]) -> None:
+    def __init__(self, workspace_id: str, page_size: int, query: Mapping[str, Any]) -> None:
         self._page_size = page_size
         self._query = {"sort": ["created_at", "id"], **query}  # id: Blink promises no order among ties
+        self._pages = api.execution_pages(workspace_id)
         self._offset: int | None = 0
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -92,6 +95,6 @@ class ExecutionPages:
     def read(self, page: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The page's executions; the next query (if any) starts after them."""
         if self._offset is not None:
-            self._offset = api.next_offset(page, self._offset)
+            self._offset = self._pages.next_offset(page)
         results: list[dict[str, Any]] = page["results"]
         return results

@@ -62,9 +62,9 @@ class BlinkConnectionConfig:
         return (self.conn_id, self.url, self.api_key, self.timeout, self.verify, proxies)
 
     def workspace(self, override: str | None = None) -> str:
-        """The workspace a call goes to: the task's override, else the connection's default."""
-        workspace_id = override or self.workspace_id
-        if not workspace_id:
+        """The workspace a call goes to: the task's override (even an empty one), else the connection's default."""
+        workspace_id = self.workspace_id if override is None else override
+        if workspace_id is None:
             raise BlinkConfigurationError(
                 f"No Blink workspace: set 'Workspace ID' on connection {self.conn_id!r} "
                 "(extra field 'workspace_id') or pass workspace_id= to the task."

@@ -51,7 +51,8 @@ class BlinkNotifier(StartsPlaybook, BaseNotifier):
 
     The playbook gets ``input_values`` built from the Airflow context (``dag_id``, ``task_id``,
     ``map_index``, ``run_id``, ``try_number``, ``state``, ``logical_date``, ``exception``,
-    ``log_url``), updated with your own ``input_values`` (templated). Fire-and-forget by default. A
+    ``log_url``; each passed through Airflow's secrets masker), updated with your own
+    ``input_values`` (templated). Fire-and-forget by default. A
     notifier that cannot reach Blink logs the error and returns: it never hides the task's own
     failure or fails a successful task.
 
@@ -110,7 +111,10 @@ class BlinkNotifier(StartsPlaybook, BaseNotifier):
         return BlinkHook(self.blink_conn_id)
 
     def notify(self, context: Context) -> None:
-        inputs = dict(airflow_inputs(context)) if self.include_airflow_context else {}
+        from airflow.providers.common.compat.sdk import redact
+
+        # Through Airflow's secrets masker: an exception text may carry a password Airflow's log masks.
+        inputs = dict(redact(airflow_inputs(context))) if self.include_airflow_context else {}
         inputs.update(self.input_values or {})
         try:
             fields = dataclasses.replace(self.playbook_request(), input_values=inputs).fields()

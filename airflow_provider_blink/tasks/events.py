@@ -10,7 +10,7 @@ from airflow_provider_blink.exceptions import (
     BlinkExecutionTimeout,
     BlinkPermanentError,
 )
-from airflow_provider_blink.executions import failure_message
+from airflow_provider_blink.executions import failure_message, summarize
 from airflow_provider_blink.states import ExecutionOutcome
 
 EventStatus = Literal["success", "failed", "timeout", "error"]
@@ -18,11 +18,16 @@ EVENT_STATUSES: frozenset[str] = frozenset({"success", "failed", "timeout", "err
 
 
 def finished_event(execution: dict[str, Any], outcome: ExecutionOutcome) -> dict[str, Any]:
-    """The event for an execution that reached a final state (from the trigger, or read by the task)."""
+    """
+    The event for an execution that reached a final state (from the trigger, or read by the task).
+
+    Airflow keeps the event in its database: it carries the execution's summary (ids, state,
+    timings, error details), never its inputs, event or step data.
+    """
     return {
         "status": outcome.value,
         "execution_id": execution["id"],
-        "execution": execution,
+        "execution": summarize(execution),
         "message": f"Execution {execution['id']!r} {outcome.value}",
         "permanent": False,
     }

@@ -11,6 +11,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkError
+from airflow_provider_blink.executions import summarize
 from airflow_provider_blink.hooks.blink import BlinkAsyncClient, BlinkHook
 from airflow_provider_blink.retries import is_retryable
 from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
@@ -25,7 +26,8 @@ class BlinkExecutionTrigger(BaseTrigger):
     Poll a Blink execution until it finishes, the deadline passes, or Blink fails for good.
 
     Yields exactly one event: ``{"status": "success"|"failed"|"timeout"|"error", "execution_id",
-    "execution" (the last record read, or None), "message", "permanent"}``. Serialises ids,
+    "execution" (the summary of the last record read, or None: never its inputs, event or step
+    data, as Airflow keeps the event in its database), "message", "permanent"}``. Serialises ids,
     the connection id and plain settings only; the API key is read from the connection in
     :meth:`run`.
 
@@ -166,7 +168,7 @@ class BlinkExecutionTrigger(BaseTrigger):
         return {
             "status": status,
             "execution_id": self.execution_id,
-            "execution": execution,
+            "execution": None if execution is None else summarize(execution),
             "message": message,
             "permanent": permanent,
         }

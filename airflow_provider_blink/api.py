@@ -303,34 +303,51 @@ def decode(body: bytes, charset: str | None) -> str:
         return body.decode("utf-8", errors="replace")
 
 
-def parse_answer(call: ApiCall[Any], status: int, text: str, retry_after: str | None) -> Any:
-    """Decode Blink's answer to ``call``: the result, or the provider exception describing the failure."""
+#: Fields of Blink's error object (``ErrorWrapper``): an error answer with none of them is not Blink's.
+_ERROR_FIELDS = ("message", "details", "identifier")
+
+
+def parse_answer(
+    call: ApiCall[Any], status: int, text: str, retry_after: str | None, content_type: str | None = None
+) -> Any:
+    """
+    Decode Blink's answer to ``call``: the result, or the provider exception describing the failure.
+
+    An exception caused by an answer that is not Blink's carries its status and content type in
+    ``foreign_answer``.
+    """
+    foreign = f"HTTP {status}, {content_type or 'no content type'}"
     if status >= 400:
         body = _loads(text)
         wrapper = body if isinstance(body, dict) else {}
         message = wrapper.get("message") or ("" if wrapper else _cut(text.strip()))
         error_cls = api_error_class(status)
-        return call.on_error(
-            error_cls(
-                f"Blink refused {call.what}",
-                status=status,
-                message=str(message),
-                details=str(wrapper.get("details") or ""),
-                identifier=str(wrapper.get("identifier") or ""),
-                retry_after=_retry_after(retry_after),
-                data=wrapper.get("data") if isinstance(wrapper.get("data"), dict) else None,
-            )
+        error = error_cls(
+            f"Blink refused {call.what}",
+            status=status,
+            message=str(message),
+            details=str(wrapper.get("details") or ""),
+            identifier=str(wrapper.get("identifier") or ""),
+            retry_after=_retry_after(retry_after),
+            data=wrapper.get("data") if isinstance(wrapper.get("data"), dict) else None,
         )
+        if not any(name in wrapper for name in _ERROR_FIELDS):
+            error.foreign_answer = foreign
+        return call.on_error(error)
     if not call.reads_body:
         return call.read(None)
-    if not text.strip():
-        raise BlinkResponseError(f"Blink answered {call.what} with HTTP {status} and an empty body.")
-    body = _loads(text)
-    if body is _NOT_JSON:
-        raise BlinkResponseError(
-            f"Blink answered {call.what} with HTTP {status} and a body that is not JSON: {_cut(text)}"
-        )
-    return call.read(body)
+    try:
+        if not text.strip():
+            raise BlinkResponseError(f"Blink answered {call.what} with HTTP {status} and an empty body.")
+        body = _loads(text)
+        if body is _NOT_JSON:
+            raise BlinkResponseError(
+                f"Blink answered {call.what} with HTTP {status} and a body that is not JSON: {_cut(text)}"
+            )
+        return call.read(body)
+    except BlinkResponseError as exc:
+        exc.foreign_answer = foreign
+        raise
 
 
 _NOT_JSON = object()

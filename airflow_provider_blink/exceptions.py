@@ -8,7 +8,15 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 
 
 class BlinkError(AirflowException):
-    """Base class of every error this provider raises."""
+    """
+    Base class of every error this provider raises.
+
+    :ivar foreign_answer: for an error caused by an answer that is not Blink's (not JSON, not
+        Blink's error object, not the shape asked for): its status and content type, e.g.
+        ``"HTTP 200, text/html"``, to show where the body must not be (the connection test).
+    """
+
+    foreign_answer: str | None = None
 
 
 class BlinkPermanentError(BlinkError, AirflowFailException):

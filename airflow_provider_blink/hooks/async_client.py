@@ -59,6 +59,7 @@ class BlinkAsyncClient:
                 timeout=timeout,
             ) as response:
                 status, retry_after = response.status, response.headers.get("Retry-After")
+                content_type = response.headers.get("Content-Type")
                 if response.content_length is not None and response.content_length <= api.MAX_ANSWER_BYTES:
                     body = await response.read()
                 else:  # unknown or too large a length: read no more than the cap
@@ -76,7 +77,7 @@ class BlinkAsyncClient:
             raise BlinkTransportError(
                 f"Blink did not answer {call.what}: {type(exc).__name__}: {exc or 'timed out'}"
             ) from None
-        return api.parse_answer(call, status, text, retry_after)
+        return api.parse_answer(call, status, text, retry_after, content_type)
 
     async def call(self, call: api.ApiCall[Any], recover: Callable[[], Awaitable[Any]] | None = None) -> Any:
         """Make one API call with retries (same policy and ``recover`` as :meth:`BlinkHook.call`)."""

@@ -143,7 +143,10 @@ class BlinkHook(BaseHook):
                 f"Blink's answer to {call.what} broke off: {type(exc).__name__}: {exc}"
             ) from None
         text = api.decode(bytes(body), response.encoding)
-        return api.parse_answer(call, response.status_code, text, response.headers.get("Retry-After"))
+        headers = response.headers
+        return api.parse_answer(
+            call, response.status_code, text, headers.get("Retry-After"), headers.get("Content-Type")
+        )
 
     def call(self, call: api.ApiCall[Any], recover: Callable[[], Any] | None = None) -> Any:
         """
@@ -218,11 +221,21 @@ class BlinkHook(BaseHook):
         return drive(cancel(self.config.workspace(workspace_id), execution_id), self.call)
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the URL, key and workspace with one cheap call (list one execution)."""
+        """
+        Check the URL, key and workspace with one cheap call (list one execution).
+
+        Shows Blink's own error text; of an answer that is not Blink's only its status and content
+        type, so pointing the URL at an internal service reveals nothing of it.
+        """
         try:
             workspace = self.config.workspace()
             self.list_executions(limit=1)
         except BlinkError as exc:
+            if exc.foreign_answer:
+                return False, (
+                    f"{self.config.url} answered with {exc.foreign_answer}, which is not Blink's API: "
+                    "check the connection's Blink URL."
+                )
             return False, str(exc)
         return True, f"Connected to Blink at {self.config.url}, workspace {workspace!r}."
 

@@ -114,7 +114,9 @@ class BlinkNotifier(StartsPlaybook, BaseNotifier):
         from airflow.providers.common.compat.sdk import redact
 
         # Through Airflow's secrets masker: an exception text may carry a password Airflow's log masks.
-        inputs = dict(redact(airflow_inputs(context))) if self.include_airflow_context else {}
+        inputs: dict[str, Any] = {}
+        if self.include_airflow_context:
+            inputs = {name: redact(value, name) for name, value in airflow_inputs(context).items()}
         inputs.update(self.input_values or {})
         try:
             fields = dataclasses.replace(self.playbook_request(), input_values=inputs).fields()

@@ -92,11 +92,11 @@ CLOCK_SKEW_MS = 5 * 60 * 1000
 
 class RecordCheck:
     """
-    Keeps records that would poison the watermark out of the stream: one without an id, or with a
-    ``finished_at`` that is not a time up to :data:`CLOCK_SKEW_MS` ahead of now (it would move the
-    watermark where no real execution can be, and the watcher would never fire again).
+    Keeps records that would poison the watermark out of the stream.
 
-    Each skipped record is logged once (it comes back with every poll).
+    Those are records without an id, or with a ``finished_at`` that is not a time up to
+    :data:`CLOCK_SKEW_MS` ahead of now (it would move the watermark where no real execution can
+    be, and the watcher would never fire again). Each is logged once (it comes back every poll).
     """
 
     def __init__(self, log: logging.Logger) -> None:

@@ -8,11 +8,12 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from airflow_provider_blink.exceptions import (
     BlinkApiError,
     BlinkConfigurationError,
+    BlinkRedirectError,
     BlinkResponseError,
     api_error_class,
 )
@@ -307,16 +308,36 @@ def decode(body: bytes, charset: str | None) -> str:
 _ERROR_FIELDS = ("message", "details", "identifier")
 
 
-def parse_answer(
-    call: ApiCall[Any], status: int, text: str, retry_after: str | None, content_type: str | None = None
-) -> Any:
+def _origin(location: str | None) -> str:
+    """Where a redirect points, as scheme, host and port only (its path and query may carry tokens)."""
+    if not location:
+        return "nowhere (no Location header)"
+    try:
+        parts = urlsplit(location.strip())
+        port = parts.port
+    except ValueError:
+        return "an unreadable Location"
+    if not parts.scheme or not parts.hostname:
+        return "another path on the same server"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + ("" if port is None else f":{port}")
+
+
+def parse_answer(call: ApiCall[Any], status: int, text: str, headers: Mapping[str, str]) -> Any:
     """
     Decode Blink's answer to ``call``: the result, or the provider exception describing the failure.
 
-    An exception caused by an answer that is not Blink's carries its status and content type in
-    ``foreign_answer``.
+    A redirect is refused (:class:`.BlinkRedirectError`). An exception caused by an answer that is
+    not Blink's carries its status and content type in ``foreign_answer``.
+
+    :param headers: the answer's headers (case-insensitive, as both clients give them).
     """
-    foreign = f"HTTP {status}, {content_type or 'no content type'}"
+    foreign = f"HTTP {status}, {headers.get('Content-Type') or 'no content type'}"
+    if 300 <= status < 400:
+        raise BlinkRedirectError(
+            f"Blink answered {call.what} with a redirect to {_origin(headers.get('Location'))}", status=status
+        )
+    retry_after = headers.get("Retry-After")
     if status >= 400:
         body = _loads(text)
         wrapper = body if isinstance(body, dict) else {}

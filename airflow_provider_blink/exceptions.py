@@ -122,6 +122,15 @@ class BlinkCancelRefusedError(BlinkBadRequestError):
     hint = "Blink did not cancel the execution: check it in Blink and cancel it there if needed."
 
 
+class BlinkRedirectError(BlinkApiError, BlinkPermanentError):
+    """3xx: the Blink URL redirects elsewhere; never followed, so the API key goes nowhere else."""
+
+    hint = (
+        "Redirects are not followed: the API key goes only to the connection's Blink URL. "
+        "If Blink has moved, set the connection's Blink URL to its new address."
+    )
+
+
 class BlinkRateLimitError(BlinkApiError):
     """429: Blink asked us to slow down; retried, honouring ``Retry-After``."""
 

@@ -6,12 +6,15 @@ import asyncio
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+
+from requests.utils import select_proxy
 
 from airflow_provider_blink import api
 from airflow_provider_blink.exceptions import BlinkTransportError
 from airflow_provider_blink.hooks import calls
+from airflow_provider_blink.hooks.answers import CHUNK_BYTES, AnswerBody
 from airflow_provider_blink.hooks.attempts import CallAttempts
+from airflow_provider_blink.hooks.connection import proxies_for, warn_if_unverified
 from airflow_provider_blink.procedures import adrive, all_steps, cancel
 
 if TYPE_CHECKING:
@@ -35,19 +38,17 @@ class BlinkAsyncClient:
         self._log = log
         # Worked out once per client, not per request: a trigger polls through the same client.
         self._ssl = _aiohttp_ssl(config.verify)
-        self._proxy = _proxy_for(config)
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=config.timeout, sock_read=config.timeout
-        )
+        self._proxy = select_proxy(config.api_url, proxies_for(config))
+        # total: connect, headers and body together (a server trickling its answer cannot hold a call).
+        self._timeout = aiohttp.ClientTimeout(total=config.timeout, sock_connect=config.timeout)
+        warn_if_unverified(config, log)
 
     async def _send(self, call: api.ApiCall[Any]) -> Any:
         import aiohttp
 
         timeout = self._timeout
         if call.timeout:
-            timeout = aiohttp.ClientTimeout(
-                total=None, sock_connect=self.config.timeout, sock_read=call.timeout
-            )
+            timeout = aiohttp.ClientTimeout(total=call.timeout, sock_connect=self.config.timeout)
         try:
             async with self._session.request(
                 call.method,
@@ -57,18 +58,18 @@ class BlinkAsyncClient:
                 ssl=self._ssl,
                 proxy=self._proxy,
                 timeout=timeout,
+                allow_redirects=False,  # the key goes to the configured Blink only
             ) as response:
-                status, retry_after = response.status, response.headers.get("Retry-After")
-                content_type = response.headers.get("Content-Type")
-                if response.content_length is not None and response.content_length <= api.MAX_ANSWER_BYTES:
-                    body = await response.read()
-                else:  # unknown or too large a length: read no more than the cap
-                    body = await response.content.read(api.MAX_ANSWER_BYTES + 1)
-                    while len(body) <= api.MAX_ANSWER_BYTES and (more := await response.content.read(65536)):
-                        body += more
-                    if len(body) > api.MAX_ANSWER_BYTES:
+                status, headers = response.status, response.headers
+                body = AnswerBody(call, status, headers.get("Content-Encoding"))
+                if body.plain and response.content_length is not None:
+                    if response.content_length > api.MAX_ANSWER_BYTES:
                         raise api.answer_too_large(call, status)
-                text = api.decode(body, response.charset)
+                    body.feed(await response.read())
+                else:
+                    async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+                        body.feed(chunk)
+                text = api.decode(body.done(), response.charset)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise BlinkTransportError(
                 f"Blink did not answer {call.what}: {type(exc).__name__}: {exc}", request_sent=False
@@ -77,7 +78,7 @@ class BlinkAsyncClient:
             raise BlinkTransportError(
                 f"Blink did not answer {call.what}: {type(exc).__name__}: {exc or 'timed out'}"
             ) from None
-        return api.parse_answer(call, status, text, retry_after, content_type)
+        return api.parse_answer(call, status, text, headers)
 
     async def call(self, call: api.ApiCall[Any], recover: Callable[[], Awaitable[Any]] | None = None) -> Any:
         """Make one API call with retries (same policy and ``recover`` as :meth:`BlinkHook.call`)."""
@@ -147,10 +148,3 @@ def _aiohttp_ssl(verify: bool | str) -> Any:
 @functools.lru_cache(maxsize=8)
 def _ssl_context(cafile: str, ssl: Any) -> Any:
     return ssl.create_default_context(cafile=cafile)
-
-
-def _proxy_for(config: BlinkConnectionConfig) -> str | None:
-    if not config.proxies:
-        return None
-    scheme = urlsplit(config.url).scheme
-    return config.proxies.get(scheme) or config.proxies.get("all")

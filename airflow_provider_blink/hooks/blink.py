@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import requests
+import urllib3.exceptions
 from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_blink import api
@@ -20,6 +21,7 @@ from airflow_provider_blink.connection_form import (
 )
 from airflow_provider_blink.exceptions import BlinkError, BlinkTransportError
 from airflow_provider_blink.hooks import calls, sessions
+from airflow_provider_blink.hooks.answers import CHUNK_BYTES, AnswerBody
 from airflow_provider_blink.hooks.async_client import BlinkAsyncClient
 from airflow_provider_blink.hooks.attempts import CallAttempts
 from airflow_provider_blink.hooks.connection import (
@@ -27,8 +29,11 @@ from airflow_provider_blink.hooks.connection import (
     USER_AGENT,
     BlinkConnectionConfig,
     aread_connection,
+    proxies_for,
     read_connection,
+    warn_if_unverified,
 )
+from airflow_provider_blink.hooks.deadline import DeadlineAdapter, attempt_deadline
 from airflow_provider_blink.procedures import all_steps, cancel, drive
 
 __all__ = [
@@ -100,12 +105,21 @@ class BlinkHook(BaseHook):
 
     @functools.cached_property
     def session(self) -> requests.Session:
-        """One keep-alive session per hook: repeated calls reuse its TCP/TLS connection."""
+        """
+        One keep-alive session per hook: repeated calls reuse its TCP/TLS connection.
+
+        Its settings are worked out here, once: no environment look-up per call (``trust_env``
+        off; the proxies come from :func:`.proxies_for`), and every attempt bounded as a whole.
+        """
         session = requests.Session()
+        session.trust_env = False
         session.headers.update(self.config.headers)
         session.verify = self.config.verify
-        if self.config.proxies:
-            session.proxies.update(self.config.proxies)
+        session.proxies = proxies_for(self.config)
+        adapter = DeadlineAdapter()
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        warn_if_unverified(self.config, self.log)
         return session
 
     def close(self) -> None:
@@ -116,37 +130,35 @@ class BlinkHook(BaseHook):
     def _send(self, call: api.ApiCall[Any]) -> Any:
         timeout = call.timeout or self.config.timeout
         try:
-            with self.session.request(
-                call.method,
-                f"{self.config.api_url}{call.path}",
-                params=call.params,
-                json=call.body,
-                timeout=(min(timeout, self.config.timeout), timeout),
-                stream=True,
-                # Per request: a session's own settings lose to REQUESTS_CA_BUNDLE and proxy env vars.
-                verify=self.config.verify,
-                proxies=self.config.proxies,
-            ) as response:
-                body = bytearray()
-                for chunk in response.iter_content(64 * 1024):
-                    body += chunk
-                    if len(body) > api.MAX_ANSWER_BYTES:
-                        raise api.answer_too_large(call, response.status_code)
-        except (requests.ConnectionError, requests.Timeout) as exc:
+            # The deadline bounds connect, headers and body together: requests' own timeouts bound
+            # each read, so a server trickling its answer could hold the call for ever.
+            with (
+                attempt_deadline(timeout),
+                self.session.request(
+                    call.method,
+                    f"{self.config.api_url}{call.path}",
+                    params=call.params,
+                    json=call.body,
+                    timeout=(min(timeout, self.config.timeout), timeout),
+                    stream=True,
+                    allow_redirects=False,  # the key goes to the configured Blink only
+                ) as response,
+            ):
+                body = AnswerBody(call, response.status_code, response.headers.get("Content-Encoding"))
+                for chunk in response.raw.stream(CHUNK_BYTES, decode_content=False):
+                    body.feed(chunk)
+        except (requests.ConnectionError, requests.Timeout, urllib3.exceptions.ReadTimeoutError) as exc:
             never_connected = isinstance(exc, requests.ConnectTimeout) or _is_refused(exc)
             raise BlinkTransportError(
                 f"Blink did not answer {call.what}: {type(exc).__name__}: {exc}",
                 request_sent=not never_connected,
             ) from None
-        except requests.RequestException as exc:  # e.g. the answer broke off mid-body
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:  # e.g. broke off mid-body
             raise BlinkTransportError(
                 f"Blink's answer to {call.what} broke off: {type(exc).__name__}: {exc}"
             ) from None
-        text = api.decode(bytes(body), response.encoding)
-        headers = response.headers
-        return api.parse_answer(
-            call, response.status_code, text, headers.get("Retry-After"), headers.get("Content-Type")
-        )
+        text = api.decode(body.done(), response.encoding)
+        return api.parse_answer(call, response.status_code, text, response.headers)
 
     def call(self, call: api.ApiCall[Any], recover: Callable[[], Any] | None = None) -> Any:
         """

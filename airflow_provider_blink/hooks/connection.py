@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import logging
+import os
+import unicodedata
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,6 +18,7 @@ from airflow.providers.common.compat.sdk import mask_secret
 from airflow_provider_blink import __version__, api
 from airflow_provider_blink.connection_form import CONN_TYPE, DEFAULT_BLINK_URL, DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkConfigurationError
+from airflow_provider_blink.hooks.answers import ACCEPT_ENCODING
 from airflow_provider_blink.retries import RetryPolicy
 
 if TYPE_CHECKING:
@@ -53,7 +58,12 @@ class BlinkConnectionConfig:
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"BLINK-API-KEY": self.api_key, "Accept": "application/json", "User-Agent": USER_AGENT}
+        return {
+            "BLINK-API-KEY": self.api_key,
+            "Accept": "application/json",
+            "Accept-Encoding": ACCEPT_ENCODING,
+            "User-Agent": USER_AGENT,
+        }
 
     @property
     def pool_key(self) -> tuple[Any, ...]:
@@ -113,20 +123,111 @@ def _number(conn_id: str, extra: Mapping[str, Any], name: str, default: float, m
     return number
 
 
-def _verify(value: Any) -> bool | str:
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
-        return value.strip().lower() in ("true", "1", "yes")
-    return value if isinstance(value, str) else bool(value)
+_SPELLINGS = {
+    "true": True,
+    "yes": True,
+    "on": True,
+    "1": True,
+    "false": False,
+    "no": False,
+    "off": False,
+    "0": False,
+}
+
+
+def _flag(value: Any) -> bool | None:
+    """A boolean extra as JSON or a string spells it; ``None`` if it is neither."""
+    if isinstance(value, bool):
+        return value
+    return _SPELLINGS.get(value.strip().lower()) if isinstance(value, str) else None
+
+
+def _verify(conn_id: str, value: Any) -> bool | str:
+    """``verify``: true, false, or the path of an existing CA bundle; nothing else (fail closed)."""
+    flag = _flag(value)
+    if flag is not None:
+        return flag
+    if isinstance(value, str) and value.strip() and os.path.exists(value.strip()):
+        return value.strip()
+    raise BlinkConfigurationError(
+        f"Connection {conn_id!r}: extra 'verify' must be true, false or the path of an existing CA "
+        f"bundle, got {value!r}."
+    )
+
+
+def _allow_insecure_http(conn_id: str, url: str, extra: Mapping[str, Any]) -> None:
+    """Refuse plain ``http://`` to a host that is not loopback unless the connection allows it."""
+    value = extra.get("allow_insecure_http", False)
+    allowed = _flag(value)
+    if allowed is None:
+        raise BlinkConfigurationError(
+            f"Connection {conn_id!r}: extra 'allow_insecure_http' must be true or false, got {value!r}."
+        )
+    parts = urlsplit(url)
+    if parts.scheme != "http" or allowed or _is_loopback(parts.hostname or ""):
+        return
+    raise BlinkConfigurationError(
+        f"Connection {conn_id!r}: Blink URL {url} is plain http:// to a host that is not loopback: the "
+        "API key and the playbooks' inputs would cross the network in cleartext. Use https://, or set "
+        "extra 'allow_insecure_http': true if the network path to that host is trusted."
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _api_key(conn_id: str, password: str | None) -> str:
+    """The key without surrounding whitespace (a secrets file's newline); control characters inside are refused."""
+    key = (password or "").strip()
+    if not key:
+        raise BlinkConfigurationError(
+            f"Connection {conn_id!r} has no Blink API key: put it in the 'API Key' (password) field."
+        )
+    mask_secret(key)
+    if password != key:
+        mask_secret(password)
+    if any(unicodedata.category(char) == "Cc" for char in key):
+        raise BlinkConfigurationError(
+            f"Connection {conn_id!r}: the API Key (password) has a control character (such as a line "
+            "break) inside it; paste the key again."
+        )
+    return key
+
+
+def proxies_for(config: BlinkConnectionConfig) -> dict[str, str]:
+    """
+    The proxies to reach Blink through, worked out once per client (not per request).
+
+    The connection's ``proxies`` if it sets them, else the environment's (``HTTPS_PROXY``,
+    ``HTTP_PROXY``, ``ALL_PROXY``, honouring ``NO_PROXY``), as requests reads them.
+    """
+    if config.proxies is not None:
+        return config.proxies
+    from requests.utils import get_environ_proxies
+
+    return dict(get_environ_proxies(config.url))
+
+
+def warn_if_unverified(config: BlinkConnectionConfig, log: logging.Logger | Any) -> None:
+    """Say once per hook or client (not per call) that the connection turned TLS verification off."""
+    if config.verify is False and config.url.startswith("https://"):
+        log.warning(
+            "TLS certificate verification is off for Blink connection %r (extra 'verify': false): "
+            "whoever sits on the network path can read the API key. Set 'verify' to true or to a CA bundle path.",
+            config.conn_id,
+        )
 
 
 def read_connection(conn: Connection) -> BlinkConnectionConfig:
     """Read a ``blink`` connection: the one place each field and its default are interpreted."""
     conn_id = conn.conn_id or DEFAULT_CONN_ID
-    if not conn.password:
-        raise BlinkConfigurationError(
-            f"Connection {conn_id!r} has no Blink API key: put it in the 'API Key' (password) field."
-        )
-    mask_secret(conn.password)
+    api_key = _api_key(conn_id, conn.password)
     extra = conn.extra_dejson
     proxies = extra.get("proxies")
     if proxies is not None and not isinstance(proxies, dict):
@@ -134,13 +235,15 @@ def read_connection(conn: Connection) -> BlinkConnectionConfig:
             f'Connection {conn_id!r}: extra \'proxies\' must be an object like {{"https": "http://proxy:3128"}}.'
         )
     workspace_id = extra.get("workspace_id") or extra.get(f"extra__{CONN_TYPE}__workspace_id")
+    url = _blink_url(conn_id, conn.host, conn.schema, conn.port)
+    _allow_insecure_http(conn_id, url, extra)
     return BlinkConnectionConfig(
         conn_id=conn_id,
-        url=_blink_url(conn_id, conn.host, conn.schema, conn.port),
-        api_key=conn.password,
+        url=url,
+        api_key=api_key,
         workspace_id=str(workspace_id).strip() if workspace_id else None,
         timeout=_number(conn_id, extra, "timeout", DEFAULT_TIMEOUT, 0.001),
-        verify=_verify(extra.get("verify", True)),
+        verify=_verify(conn_id, extra.get("verify", True)),
         proxies=proxies,
         retry=RetryPolicy(
             max_retries=int(_number(conn_id, extra, "retry_limit", RetryPolicy.max_retries, 0)),

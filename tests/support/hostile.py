@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import ipaddress
+import itertools
 import json
 import socket
 import ssl
@@ -76,6 +77,9 @@ class Answer:
 
     def write(self, sock: socket.socket) -> None:
         head = self.head()
+        if not self.interval and not self.chunks:
+            sock.sendall(head + self.body)  # one write: no delayed-ACK pause between head and body
+            return
         if self.trickle_head:
             _trickle(sock, head, self.interval)
         else:
@@ -118,7 +122,7 @@ def compression_bomb(encoding: str, size: int, value: Any | None = None) -> Answ
     :param encoding: ``gzip``, ``deflate`` or ``br``.
     """
     prefix = json.dumps({**(value or {}), "pad": ""})[:-2].encode()  # ..., "pad": "
-    plain_parts = (prefix, *_zeros(size - len(prefix) - 2), b'"}')
+    plain_parts = itertools.chain([prefix], _zeros(size - len(prefix) - 2), [b'"}'])  # never all in memory
     if encoding == "br":
         import brotli  # only when the clients can decode it
 

@@ -83,28 +83,101 @@ def _workspace_path(workspace_id: str) -> str:
     return f"/workspace/{_segment(workspace_id, 'workspace_id')}"
 
 
-def _read_execution(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict) or not body.get("id"):
-        raise BlinkResponseError(
-            f"Blink returned an execution that is not an object with an 'id': {_cut(body)}"
-        )
-    return body
+class _WrongShape(Exception):
+    """An answer's field is not what Blink sends (raised by the ``read`` functions, see :func:`parse_answer`)."""
+
+    def __init__(self, field: str, expected: str, value: Any) -> None:
+        super().__init__(f"{field} must be {expected}, got {_kind(value)}")
+
+
+def _kind(value: Any) -> str:
+    """The JSON kind of ``value``, for messages (never the value: it may be large or private)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    kinds: dict[type, str] = {dict: "an object", list: "a list", str: "a string"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+_NUMBER = ((int, float), "a number")
+_TEXT = ((str,), "a string")
+_OBJECT = ((dict,), "an object")
+#: The execution fields the provider reads (outcome, summary, failure message, event stream), by type.
+_EXECUTION_FIELDS = {
+    "state": _TEXT,
+    "state_ui": _TEXT,
+    "playbook_id": _TEXT,
+    "cancel_reason": _TEXT,
+    "error_details": _OBJECT,
+    "created_at": _NUMBER,
+    "started_at": _NUMBER,
+    "finished_at": _NUMBER,
+    "duration": _NUMBER,
+    "net_runtime_ms": _NUMBER,
+}
+#: The step fields the provider reads (the playbook's output is the last finished step's).
+_STEP_FIELDS = {"finished_at": _NUMBER}
+
+
+def _object(value: Any, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _WrongShape(field, "an object", value)
+    return value
+
+
+def _check_fields(
+    record: dict[str, Any], where: str, fields: Mapping[str, tuple[tuple[type, ...], str]]
+) -> None:
+    for name, (types, expected) in fields.items():
+        value = record.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, types)):
+            raise _WrongShape(f"{where}{name}", f"{expected} or null", value)
+
+
+def _read_execution(body: Any, where: str = "") -> dict[str, Any]:
+    record = _object(body, where.rstrip(".") or "the execution")
+    execution_id = record.get("id")
+    if not isinstance(execution_id, str) or not execution_id.strip():
+        raise _WrongShape(f"{where}id", "a non-empty string", execution_id)
+    _check_fields(record, where, _EXECUTION_FIELDS)
+    return record
 
 
 def _read_execution_id(body: Any) -> str:
-    execution_id = body.get("execution_id") if isinstance(body, dict) else None
-    if not isinstance(execution_id, str) or not execution_id:
-        raise BlinkResponseError(f"Blink's execute answer has no 'execution_id': {_cut(body)}")
+    execution_id = _object(body, "the answer").get("execution_id")
+    if not isinstance(execution_id, str) or not execution_id.strip():
+        raise _WrongShape("execution_id", "a non-empty string", execution_id)
     return execution_id
 
 
-def _read_page(body: Any) -> dict[str, Any]:
+def _read_step(body: Any, where: str) -> dict[str, Any]:
+    step = _object(body, where.rstrip("."))
+    _check_fields(step, where, _STEP_FIELDS)
+    return step
+
+
+def _read_page(body: Any, item: Callable[[Any, str], Any] = _read_execution) -> dict[str, Any]:
     """A page ``{limit, offset, total, results}``; ``"results": null`` (a Go nil slice) is an empty page."""
-    if isinstance(body, dict) and "results" in body and body["results"] is None:
-        return {**body, "results": []}
-    if not isinstance(body, dict) or not isinstance(body.get("results"), list):
-        raise BlinkResponseError(f"Blink's list answer has no 'results' list: {_cut(body)}")
-    return body
+    page = _object(body, "the page")
+    if "results" in page and page["results"] is None:
+        page = {**page, "results": []}
+    results = page.get("results")
+    if not isinstance(results, list):
+        raise _WrongShape("results", "a list", results)
+    for name in ("total", "offset", "limit"):
+        number = page.get(name)
+        if number is not None and (not isinstance(number, int) or isinstance(number, bool) or number < 0):
+            raise _WrongShape(name, "a whole number >= 0 or null", number)
+    for index, entry in enumerate(results):
+        item(entry, f"results[{index}].")
+    return page
+
+
+def _read_steps_page(body: Any) -> dict[str, Any]:
+    return _read_page(body, _read_step)
 
 
 def _cut(value: Any) -> str:
@@ -265,7 +338,7 @@ def execution_steps(workspace_id: str, execution_id: str, offset: int = 0) -> Ap
     """
     path = f"{_workspace_path(workspace_id)}/executions/{_segment(execution_id, 'execution_id')}/steps"
     params = {"q": json.dumps(rql_query(limit=MAX_PAGE_SIZE, offset=offset), separators=(",", ":"))}
-    return ApiCall("GET", path, read=_read_page, params=params)
+    return ApiCall("GET", path, read=_read_steps_page, params=params)
 
 
 def cancel_execution(workspace_id: str, execution_id: str) -> ApiCall[bool]:
@@ -366,6 +439,12 @@ def parse_answer(call: ApiCall[Any], status: int, text: str, headers: Mapping[st
                 f"Blink answered {call.what} with HTTP {status} and a body that is not JSON: {_cut(text)}"
             )
         return call.read(body)
+    except _WrongShape as exc:
+        wrong = BlinkResponseError(
+            f"Blink's answer to {call.what} (HTTP {status}) is not what Blink sends: {exc}"
+        )
+        wrong.foreign_answer = foreign
+        raise wrong from None
     except BlinkResponseError as exc:
         exc.foreign_answer = foreign
         raise

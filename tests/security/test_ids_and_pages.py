@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from support.hostile import Answer, HostileServer, Request, blink_answers, json_answer
+from support.hostile import Answer, HostileServer, Request, blink_answers, call_hook, json_answer
 
 from airflow_provider_blink.exceptions import BlinkConfigurationError, BlinkResponseError
 from airflow_provider_blink.hooks.blink import BlinkHook
@@ -49,16 +49,7 @@ def fill(value: Any, bad: str) -> Any:
 def call(client: str, name: str, bad: str) -> Any:
     method, args, kwargs = ID_CALLS[name]
     args = tuple(fill(arg, bad) for arg in args)
-    kwargs = {key: fill(value, bad) for key, value in kwargs.items()}
-    hook = BlinkHook()
-    if client == "sync":
-        return getattr(hook, method)(*args, **kwargs)
-
-    async def call_async() -> Any:
-        async with hook.async_client() as blink:
-            return await getattr(blink, method)(*args, **kwargs)
-
-    return asyncio.run(call_async())
+    return call_hook(client, method, *args, **{key: fill(value, bad) for key, value in kwargs.items()})
 
 
 @pytest.mark.parametrize("client", ["sync", "async"])

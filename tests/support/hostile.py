@@ -301,18 +301,17 @@ CALLS: dict[str, tuple[str, tuple[Any, ...], dict[str, Any]]] = {
 }
 
 
-def call_blink(client: str, name: str, conn_id: str = "blink_default") -> Any:
+def call_hook(client: str, method: str, *args: Any, **kwargs: Any) -> Any:
     """
-    Make one call through the public hook: ``client`` is ``sync`` (requests) or ``async`` (aiohttp).
+    Call a method of the public hook on ``blink_default``: ``client`` is ``sync`` (requests) or ``async`` (aiohttp).
 
-    :param name: a key of :data:`CALLS`.
+    :param method: a method the hook and its async client both have, e.g. ``get_execution``.
     """
     import asyncio
 
     from airflow_provider_blink.hooks.blink import BlinkHook
 
-    method, args, kwargs = CALLS[name]
-    hook = BlinkHook(conn_id)
+    hook = BlinkHook()
     if client == "sync":
         return getattr(hook, method)(*args, **kwargs)
 
@@ -321,6 +320,12 @@ def call_blink(client: str, name: str, conn_id: str = "blink_default") -> Any:
             return await getattr(blink, method)(*args, **kwargs)
 
     return asyncio.run(call_async())
+
+
+def call_blink(client: str, name: str) -> Any:
+    """Make one of the :data:`CALLS` through the public hook (see :func:`call_hook`)."""
+    method, args, kwargs = CALLS[name]
+    return call_hook(client, method, *args, **kwargs)
 
 
 def blink_answers(request: Request) -> Answer:

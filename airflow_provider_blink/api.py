@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from airflow_provider_blink.exceptions import (
     BlinkApiError,
     BlinkConfigurationError,
+    BlinkRedirectError,
     BlinkResponseError,
     api_error_class,
 )
@@ -65,37 +67,117 @@ class ApiCall(Generic[T]):
 
 
 def _segment(value: str, name: str) -> str:
+    """Quote an id for a URL path, refusing what is not an id (it could address another endpoint)."""
     if not isinstance(value, str) or not value.strip():
         raise BlinkConfigurationError(f"{name} must be a non-empty string, got {value!r}.")
-    return quote(value.strip(), safe="")
+    value = value.strip()
+    if value in (".", "..") or any(unicodedata.category(char) == "Cc" for char in value):
+        raise BlinkConfigurationError(
+            f"{name} {value!r} is not an id: '.', '..' and control characters are not allowed. "
+            "Check the argument, template or XCom that supplies it."
+        )
+    return quote(value, safe="")
 
 
 def _workspace_path(workspace_id: str) -> str:
     return f"/workspace/{_segment(workspace_id, 'workspace_id')}"
 
 
-def _read_execution(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict) or not body.get("id"):
-        raise BlinkResponseError(
-            f"Blink returned an execution that is not an object with an 'id': {_cut(body)}"
-        )
-    return body
+class _WrongShape(Exception):
+    """An answer's field is not what Blink sends (raised by the ``read`` functions, see :func:`parse_answer`)."""
+
+    def __init__(self, field: str, expected: str, value: Any) -> None:
+        super().__init__(f"{field} must be {expected}, got {_kind(value)}")
+
+
+def _kind(value: Any) -> str:
+    """The JSON kind of ``value``, for messages (never the value: it may be large or private)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    kinds: dict[type, str] = {dict: "an object", list: "a list", str: "a string"}
+    return kinds.get(type(value), type(value).__name__)
+
+
+_NUMBER = ((int, float), "a number")
+_TEXT = ((str,), "a string")
+_OBJECT = ((dict,), "an object")
+#: The execution fields the provider reads (outcome, summary, failure message, event stream), by type.
+_EXECUTION_FIELDS = {
+    "state": _TEXT,
+    "state_ui": _TEXT,
+    "playbook_id": _TEXT,
+    "cancel_reason": _TEXT,
+    "error_details": _OBJECT,
+    "created_at": _NUMBER,
+    "started_at": _NUMBER,
+    "finished_at": _NUMBER,
+    "duration": _NUMBER,
+    "net_runtime_ms": _NUMBER,
+}
+#: The step fields the provider reads (the playbook's output is the last finished step's).
+_STEP_FIELDS = {"finished_at": _NUMBER}
+
+
+def _object(value: Any, field: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _WrongShape(field, "an object", value)
+    return value
+
+
+def _check_fields(
+    record: dict[str, Any], where: str, fields: Mapping[str, tuple[tuple[type, ...], str]]
+) -> None:
+    for name, (types, expected) in fields.items():
+        value = record.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, types)):
+            raise _WrongShape(f"{where}{name}", f"{expected} or null", value)
+
+
+def _read_execution(body: Any, where: str = "") -> dict[str, Any]:
+    record = _object(body, where.rstrip(".") or "the execution")
+    execution_id = record.get("id")
+    if not isinstance(execution_id, str) or not execution_id.strip():
+        raise _WrongShape(f"{where}id", "a non-empty string", execution_id)
+    _check_fields(record, where, _EXECUTION_FIELDS)
+    return record
 
 
 def _read_execution_id(body: Any) -> str:
-    execution_id = body.get("execution_id") if isinstance(body, dict) else None
-    if not isinstance(execution_id, str) or not execution_id:
-        raise BlinkResponseError(f"Blink's execute answer has no 'execution_id': {_cut(body)}")
+    execution_id = _object(body, "the answer").get("execution_id")
+    if not isinstance(execution_id, str) or not execution_id.strip():
+        raise _WrongShape("execution_id", "a non-empty string", execution_id)
     return execution_id
 
 
-def _read_page(body: Any) -> dict[str, Any]:
+def _read_step(body: Any, where: str) -> dict[str, Any]:
+    step = _object(body, where.rstrip("."))
+    _check_fields(step, where, _STEP_FIELDS)
+    return step
+
+
+def _read_page(body: Any, item: Callable[[Any, str], Any] = _read_execution) -> dict[str, Any]:
     """A page ``{limit, offset, total, results}``; ``"results": null`` (a Go nil slice) is an empty page."""
-    if isinstance(body, dict) and "results" in body and body["results"] is None:
-        return {**body, "results": []}
-    if not isinstance(body, dict) or not isinstance(body.get("results"), list):
-        raise BlinkResponseError(f"Blink's list answer has no 'results' list: {_cut(body)}")
-    return body
+    page = _object(body, "the page")
+    if "results" in page and page["results"] is None:
+        page = {**page, "results": []}
+    results = page.get("results")
+    if not isinstance(results, list):
+        raise _WrongShape("results", "a list", results)
+    for name in ("total", "offset", "limit"):
+        number = page.get(name)
+        if number is not None and (not isinstance(number, int) or isinstance(number, bool) or number < 0):
+            raise _WrongShape(name, "a whole number >= 0 or null", number)
+    for index, entry in enumerate(results):
+        item(entry, f"results[{index}].")
+    return page
+
+
+def _read_steps_page(body: Any) -> dict[str, Any]:
+    return _read_page(body, _read_step)
 
 
 def _cut(value: Any) -> str:
@@ -103,87 +185,52 @@ def _cut(value: Any) -> str:
     return text if len(text) <= _ERROR_TEXT_LIMIT else f"{text[:_ERROR_TEXT_LIMIT]}... ({len(text)} chars)"
 
 
-def filled_at_run_time(value: Any) -> bool:
-    """Whether Airflow supplies ``value`` only at run time: an XComArg, a mapped argument, a template."""
-    return hasattr(value, "resolve") or (isinstance(value, str) and "{{" in value)
+#: The execute body's fields: the type each must have, and how a message names it.
+EXECUTE_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "input_values": (Mapping, "a dict"),
+    "event": (Mapping, "a dict"),
+    "runner": (str, "a string (runner group)"),
+    "trigger_type": (str, "a string"),
+    "callback": (Mapping, "a dict (url, method, headers, body ...)"),
+    "past_exec_ref": (str, "a string (execution id)"),
+}
 
 
-def _parse_time_default(value: Any) -> Any:
-    if filled_at_run_time(value):
-        return None
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+def check_execute_field(name: str, value: Any, *, default: Callable[[Any], Any] | None = None) -> None:
+    """
+    Check one field of the execute body: its type, and that JSON can write it.
 
-
-def _check_json(
-    name: str, value: Any, expected: type | tuple[type, ...], expected_name: str, *, parse_time: bool = False
-) -> Any:
-    if value is None or (parse_time and filled_at_run_time(value)):
-        return value
+    :param name: a key of :data:`EXECUTE_FIELDS`.
+    :param value: the field's value (not ``None``).
+    :param default: what to make of a nested value JSON cannot write (``json.dumps``'s ``default``);
+        ``None``: such a value is an error.
+    """
+    expected, expected_name = EXECUTE_FIELDS[name]
     if not isinstance(value, expected):
         raise BlinkConfigurationError(f"{name} must be {expected_name}, got {type(value).__name__}.")
     try:
-        json.dumps(
-            dict(value) if isinstance(value, Mapping) else value,
-            allow_nan=False,
-            default=_parse_time_default if parse_time else None,
-        )
+        json.dumps(dict(value) if isinstance(value, Mapping) else value, allow_nan=False, default=default)
     except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise BlinkConfigurationError(
             f"{name} must be JSON-serialisable (str, int, float, bool, None, lists and dicts of them): {exc}. "
             "Convert dates, sets and objects to strings or lists first."
         ) from None
-    return value
 
 
-def execute_body(
-    *,
-    input_values: Mapping[str, Any] | None = None,
-    event: Mapping[str, Any] | None = None,
-    runner: str | None = None,
-    trigger_type: str | None = None,
-    callback: Mapping[str, Any] | None = None,
-    past_exec_ref: str | None = None,
-    parse_time: bool = False,
-) -> dict[str, Any]:
+def execute_body(**fields: Any) -> dict[str, Any]:
     """
     Validate and build the execute body; fields left ``None`` are not sent.
 
-    :param parse_time: check a DAG file's arguments: values Airflow fills in at run time
-        (XComArgs, templates) pass, everything already known must be valid.
+    :param fields: ``input_values``, ``event``, ``runner``, ``trigger_type``, ``callback``,
+        ``past_exec_ref`` (see :data:`EXECUTE_FIELDS`).
     """
-    checks = {
-        "input_values": (input_values, Mapping, "a dict"),
-        "event": (event, Mapping, "a dict"),
-        "runner": (runner, str, "a string (runner group)"),
-        "trigger_type": (trigger_type, str, "a string"),
-        "callback": (callback, Mapping, "a dict (url, method, headers, body ...)"),
-        "past_exec_ref": (past_exec_ref, str, "a string (execution id)"),
-    }
-    fields = {
-        name: _check_json(name, value, expected, expected_name, parse_time=parse_time)
-        for name, (value, expected, expected_name) in checks.items()
-    }
-    return {
-        name: dict(value) if isinstance(value, Mapping) else value
-        for name, value in fields.items()
-        if value is not None
-    }
-
-
-def check_playbook_id(playbook_id: Any, *, parse_time: bool = False) -> None:
-    """Reject a playbook id that is not a non-empty string (at parse time, XComArgs and templates pass)."""
-    if parse_time and filled_at_run_time(playbook_id):
-        return
-    if not isinstance(playbook_id, str) or not playbook_id.strip():
-        raise BlinkConfigurationError(
-            f"playbook_id must be the playbook's id (a non-empty string), got {playbook_id!r}."
-        )
-
-
-def start_request(playbook_id: Any, *, parse_time: bool = False, **fields: Any) -> dict[str, Any]:
-    """Check what starting ``playbook_id`` needs (see :func:`execute_body`); return the execute body."""
-    check_playbook_id(playbook_id, parse_time=parse_time)
-    return execute_body(parse_time=parse_time, **fields)
+    for name in fields:
+        if name not in EXECUTE_FIELDS:
+            raise TypeError(f"execute_body() got an unexpected keyword argument {name!r}")
+    present = {name: fields[name] for name in EXECUTE_FIELDS if fields.get(name) is not None}
+    for name, value in present.items():
+        check_execute_field(name, value)
+    return {name: dict(value) if isinstance(value, Mapping) else value for name, value in present.items()}
 
 
 def execute(workspace_id: str, playbook_id: str, body: dict[str, Any]) -> ApiCall[str]:
@@ -234,14 +281,52 @@ def list_executions(workspace_id: str, query: Mapping[str, Any]) -> ApiCall[dict
     return ApiCall("GET", f"{_workspace_path(workspace_id)}/executions", read=_read_page, params=params)
 
 
-def next_offset(page: Mapping[str, Any], offset: int) -> int | None:
-    """Offset of the page after ``page``, or ``None`` when it was the last."""
-    results = page.get("results") or []
-    total = page.get("total")
-    following = offset + len(results)
-    if not results or (isinstance(total, int) and following >= total):
-        return None
-    return following
+class Pages:
+    """
+    Where the next page of a list call starts; a clear error when Blink's pages would never end.
+
+    A page that repeats the previous one, results at an offset past ``total``, or more results in
+    all than any ``total`` Blink reported would otherwise keep an iteration going forever.
+
+    :param what: the list call, for messages (method and path).
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.offset = 0
+        self._read = 0
+        self._most: int | None = None
+        self._previous: list[Any] | None = None
+
+    def next_offset(self, page: Mapping[str, Any]) -> int | None:
+        """Offset of the page after ``page`` (read at :attr:`offset`), or ``None`` when it was the last."""
+        results = page["results"]
+        total = page.get("total")
+        if not results:
+            return None
+        if results == self._previous:
+            raise self._endless("repeats the previous page")
+        if isinstance(total, int):
+            if self.offset >= total:
+                raise self._endless(f"has results although its total is {total}")
+            self._most = max(total, self._most or 0)
+        self._read += len(results)
+        if self._most is not None and self._read > self._most:
+            raise self._endless(f"brings the results to {self._read}, more than the total of {self._most}")
+        self._previous = results
+        self.offset += len(results)
+        return None if isinstance(total, int) and self.offset >= total else self.offset
+
+    def _endless(self, reason: str) -> BlinkResponseError:
+        return BlinkResponseError(
+            f"Blink's pages for {self.what} do not end: the page at offset {self.offset} {reason}; "
+            "stopped paginating."
+        )
+
+
+def execution_pages(workspace_id: str) -> Pages:
+    """The pages of :func:`list_executions` in ``workspace_id``."""
+    return Pages(f"GET {API_PREFIX}{_workspace_path(workspace_id)}/executions")
 
 
 def execution_steps(workspace_id: str, execution_id: str, offset: int = 0) -> ApiCall[dict[str, Any]]:
@@ -253,7 +338,7 @@ def execution_steps(workspace_id: str, execution_id: str, offset: int = 0) -> Ap
     """
     path = f"{_workspace_path(workspace_id)}/executions/{_segment(execution_id, 'execution_id')}/steps"
     params = {"q": json.dumps(rql_query(limit=MAX_PAGE_SIZE, offset=offset), separators=(",", ":"))}
-    return ApiCall("GET", path, read=_read_page, params=params)
+    return ApiCall("GET", path, read=_read_steps_page, params=params)
 
 
 def cancel_execution(workspace_id: str, execution_id: str) -> ApiCall[bool]:
@@ -292,34 +377,77 @@ def decode(body: bytes, charset: str | None) -> str:
         return body.decode("utf-8", errors="replace")
 
 
-def parse_answer(call: ApiCall[Any], status: int, text: str, retry_after: str | None) -> Any:
-    """Decode Blink's answer to ``call``: the result, or the provider exception describing the failure."""
+#: Fields of Blink's error object (``ErrorWrapper``): an error answer with none of them is not Blink's.
+_ERROR_FIELDS = ("message", "details", "identifier")
+
+
+def _origin(location: str | None) -> str:
+    """Where a redirect points, as scheme, host and port only (its path and query may carry tokens)."""
+    if not location:
+        return "nowhere (no Location header)"
+    try:
+        parts = urlsplit(location.strip())
+        port = parts.port
+    except ValueError:
+        return "an unreadable Location"
+    if not parts.scheme or not parts.hostname:
+        return "another path on the same server"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + ("" if port is None else f":{port}")
+
+
+def parse_answer(call: ApiCall[Any], status: int, text: str, headers: Mapping[str, str]) -> Any:
+    """
+    Decode Blink's answer to ``call``: the result, or the provider exception describing the failure.
+
+    A redirect is refused (:class:`.BlinkRedirectError`). An exception caused by an answer that is
+    not Blink's carries its status and content type in ``foreign_answer``.
+
+    :param headers: the answer's headers (case-insensitive, as both clients give them).
+    """
+    foreign = f"HTTP {status}, {headers.get('Content-Type') or 'no content type'}"
+    if 300 <= status < 400:
+        raise BlinkRedirectError(
+            f"Blink answered {call.what} with a redirect to {_origin(headers.get('Location'))}", status=status
+        )
+    retry_after = headers.get("Retry-After")
     if status >= 400:
         body = _loads(text)
         wrapper = body if isinstance(body, dict) else {}
         message = wrapper.get("message") or ("" if wrapper else _cut(text.strip()))
         error_cls = api_error_class(status)
-        return call.on_error(
-            error_cls(
-                f"Blink refused {call.what}",
-                status=status,
-                message=str(message),
-                details=str(wrapper.get("details") or ""),
-                identifier=str(wrapper.get("identifier") or ""),
-                retry_after=_retry_after(retry_after),
-                data=wrapper.get("data") if isinstance(wrapper.get("data"), dict) else None,
-            )
+        error = error_cls(
+            f"Blink refused {call.what}",
+            status=status,
+            message=str(message),
+            details=str(wrapper.get("details") or ""),
+            identifier=str(wrapper.get("identifier") or ""),
+            retry_after=_retry_after(retry_after),
+            data=wrapper.get("data") if isinstance(wrapper.get("data"), dict) else None,
         )
+        if not any(name in wrapper for name in _ERROR_FIELDS):
+            error.foreign_answer = foreign
+        return call.on_error(error)
     if not call.reads_body:
         return call.read(None)
-    if not text.strip():
-        raise BlinkResponseError(f"Blink answered {call.what} with HTTP {status} and an empty body.")
-    body = _loads(text)
-    if body is _NOT_JSON:
-        raise BlinkResponseError(
-            f"Blink answered {call.what} with HTTP {status} and a body that is not JSON: {_cut(text)}"
+    try:
+        if not text.strip():
+            raise BlinkResponseError(f"Blink answered {call.what} with HTTP {status} and an empty body.")
+        body = _loads(text)
+        if body is _NOT_JSON:
+            raise BlinkResponseError(
+                f"Blink answered {call.what} with HTTP {status} and a body that is not JSON: {_cut(text)}"
+            )
+        return call.read(body)
+    except _WrongShape as exc:
+        wrong = BlinkResponseError(
+            f"Blink's answer to {call.what} (HTTP {status}) is not what Blink sends: {exc}"
         )
-    return call.read(body)
+        wrong.foreign_answer = foreign
+        raise wrong from None
+    except BlinkResponseError as exc:
+        exc.foreign_answer = foreign
+        raise
 
 
 _NOT_JSON = object()

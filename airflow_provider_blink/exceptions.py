@@ -8,7 +8,15 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 
 
 class BlinkError(AirflowException):
-    """Base class of every error this provider raises."""
+    """
+    Base class of every error this provider raises.
+
+    :ivar foreign_answer: for an error caused by an answer that is not Blink's (not JSON, not
+        Blink's error object, not the shape asked for): its status and content type, e.g.
+        ``"HTTP 200, text/html"``, to show where the body must not be (the connection test).
+    """
+
+    foreign_answer: str | None = None
 
 
 class BlinkPermanentError(BlinkError, AirflowFailException):
@@ -112,6 +120,15 @@ class BlinkCancelRefusedError(BlinkBadRequestError):
     """400 to a cancel while the execution still runs (not the documented "already finished")."""
 
     hint = "Blink did not cancel the execution: check it in Blink and cancel it there if needed."
+
+
+class BlinkRedirectError(BlinkApiError, BlinkPermanentError):
+    """3xx: the Blink URL redirects elsewhere; never followed, so the API key goes nowhere else."""
+
+    hint = (
+        "Redirects are not followed: the API key goes only to the connection's Blink URL. "
+        "If Blink has moved, set the connection's Blink URL to its new address."
+    )
 
 
 class BlinkRateLimitError(BlinkApiError):

@@ -83,6 +83,6 @@ def playbook_output(steps: Sequence[Mapping[str, Any]], step_id: str | None = No
     if isinstance(data, str):
         try:
             return json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to decode: the text itself
             return data
     return data

@@ -135,16 +135,17 @@ def all_steps(workspace_id: str, execution_id: str) -> Lookup[list[dict[str, Any
     Every step of an execution, page after page, until ``total`` is reached.
 
     A server that ignores the page asked for (answers another ``offset``) ends the reading rather
-    than repeating a page.
+    than repeating a page; pages that would never end are an error (see :class:`.api.Pages`).
     """
     steps: list[dict[str, Any]] = []
+    pages = api.Pages(api.execution_steps(workspace_id, execution_id).what)
     offset = 0
     while True:
         page = yield api.execution_steps(workspace_id, execution_id, offset)
         if page.get("offset", offset) != offset:
             return steps
         steps += page["results"]
-        following = api.next_offset(page, offset)
+        following = pages.next_offset(page)
         if following is None:
             return steps
         offset = following

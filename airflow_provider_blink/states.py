@@ -77,9 +77,8 @@ def decide_outcome(
     """
     Decide whether an execution succeeded, failed or is still running.
 
-    Operator, sensor and trigger all call this. ``state_ui`` decides; when it is a state this
-    provider does not know, ``state`` decides; when neither is known the execution counts as still
-    running and that is logged once per process, so a new Blink state never fails a task by surprise.
+    Operator, sensor and trigger all call this: ``state_ui`` decides, and ``state`` when ``state_ui``
+    is a state this provider does not know (see :func:`outcome_of_state`).
 
     :param execution: the execution record from Blink.
     :param success_states: states that count as success (default ``Completed``).
@@ -87,24 +86,57 @@ def decide_outcome(
         Timed out, Stopped, Skipped).
     """
     execution_state(execution)  # raises when there is no state at all
+    state, *fallback = _states(execution)
+    return outcome_of_state(
+        state,
+        success_states,
+        failure_states,
+        fallback=fallback[0] if fallback else None,
+        execution_id=execution.get("id"),
+    )
+
+
+def outcome_of_state(
+    state: str,
+    success_states: Collection[str] | None = None,
+    failure_states: Collection[str] | None = None,
+    *,
+    fallback: str | None = None,
+    execution_id: Any = None,
+) -> ExecutionOutcome:
+    """
+    Decide what an execution's state means: the one place a state becomes an outcome.
+
+    When neither ``state`` nor ``fallback`` is a known state, the execution counts as still running
+    and that is logged once per process, so a new Blink state never fails a task by surprise.
+
+    :param state: the state as Blink shows it (``state_ui``).
+    :param success_states: states that count as success (default ``Completed``).
+    :param failure_states: states that count as failure.
+    :param fallback: the state that decides when ``state`` is unknown (Blink's ``state``).
+    :param execution_id: the execution's id, for the log.
+    """
     success = normalize_states(success_states, SUCCESS_STATES)
     failure = normalize_states(failure_states, FAILURE_STATES)
     unknown = []
-    for state in (normalize_state(value) for value in _states(execution)):
-        if state in success:
+    for value in (state, fallback):
+        if value is None:
+            continue
+        normalized = normalize_state(value)
+        if normalized in success:
             return ExecutionOutcome.SUCCESS
-        if state in failure:
+        if normalized in failure:
             return ExecutionOutcome.FAILED
-        if state in RUNNING_STATES:
+        if normalized in RUNNING_STATES:
             return ExecutionOutcome.RUNNING
-        unknown.append(state)
+        unknown.append(normalized)
     key = " / ".join(unknown)
     if key not in _unknown_states_seen:
         _unknown_states_seen.add(key)
         log.warning(
             "Blink execution %s is in state %s, which this provider does not know; treating it as still "
             "running. Pass success_states/failure_states if it is final.",
-            execution.get("id"),
+            execution_id,
             " / ".join(repr(state) for state in unknown),
         )
     return ExecutionOutcome.RUNNING

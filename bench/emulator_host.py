@@ -1,4 +1,5 @@
-"""Run the Blink emulator over TLS in its own process, steered by JSON lines on stdin.
+"""
+Run the Blink emulator over TLS in its own process, steered by JSON lines on stdin.
 
 Started by :class:`bench.emulator_client.EmulatorProcess`. It prints one line ``{"url": ...}``
 once listening, then answers each command line with one JSON line:

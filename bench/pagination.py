@@ -1,4 +1,5 @@
-"""Scenario process: iterate every execution of a playbook through ``BlinkHook.iter_executions``.
+"""
+Scenario process: iterate every execution of a playbook through ``BlinkHook.iter_executions``.
 
 Three steps (see :func:`bench.child.begin`): ``time``, without tracing; ``streamed``, the
 ``tracemalloc`` peak while iterating (about one page whatever the count, if nothing accumulates);

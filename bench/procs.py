@@ -22,7 +22,8 @@ class ChildError(RuntimeError):
 
 
 class ChildProcess:
-    """A ``python -m bench.<module>`` process: send it JSON lines, read JSON lines back.
+    """
+    A ``python -m bench.<module>`` process: send it JSON lines, read JSON lines back.
 
     Its stderr goes to ``log``, so a failure can show what the child said.
     """
@@ -107,7 +108,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 class ConnectionSampler:
-    """Samples, from outside, a process's TCP connections to one port: peak open and distinct ones.
+    """
+    Samples, from outside, a process's TCP connections to one port: peak open and distinct ones.
 
     Runs in a thread of the benchmark's own process, so the sampled process pays nothing for it.
     """

@@ -1,4 +1,5 @@
-"""``python -m bench``: run every scenario against one TLS emulator process, print a table, write JSON.
+"""
+``python -m bench``: run every scenario against one TLS emulator process, print a table, write JSON.
 
 1. triggers: N ``BlinkExecutionTrigger.run()`` in one event loop vs N bare aiohttp pollers (floor);
 2. DAG parse: ``import airflow.sdk`` with and without the operator and sensor modules;

@@ -1,4 +1,5 @@
-"""The four measurements, each run from the benchmark's process against the one emulator process.
+"""
+The four measurements, each run from the benchmark's process against the one emulator process.
 
 Each poller scenario (ours, floor), each import and each pagination count runs in a fresh process of
 its own, so its CPU time and peak memory are its own; the sync hook and bare session alternate in
@@ -90,7 +91,8 @@ def _pace(
 
 
 def triggers(bench: Bench, mode: str) -> dict[str, Any]:
-    """N pollers in one event loop for the window, then every run completes at once.
+    """
+    N pollers in one event loop for the window, then every run completes at once.
 
     Polls are what the emulator received (GET /executions/{id}), each with when it came. Each
     poller should read every interval, from one interval after go (its first read waits an
@@ -175,7 +177,8 @@ print(json.dumps([(time.perf_counter() - started) * 1000, sorted(set(sys.modules
 
 
 def parse_cost(bench: Bench) -> dict[str, Any]:
-    """Whole-process ``python -c`` import times, interleaved, median of N.
+    """
+    Whole-process ``python -c`` import times, interleaved, median of N.
 
     Airflow's import takes seconds and varies by hundreds of ms from run to run, more than the
     provider adds; so the provider's runs also time their own imports after ``airflow.sdk`` from

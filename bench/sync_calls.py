@@ -1,4 +1,5 @@
-"""Scenario process: sequential GETs of one execution, through ``BlinkHook`` and a bare ``requests.Session``.
+"""
+Scenario process: sequential GETs of one execution, through ``BlinkHook`` and a bare ``requests.Session``.
 
 ``hook``: ``hook.get_execution(id)`` (retries, error mapping, size cap and all). ``bare``:
 ``session.get(url).json()`` with the same headers and TLS trust (``REQUESTS_CA_BUNDLE``). The two

@@ -1,4 +1,5 @@
-"""Scenario process: many pollers of Blink executions in one event loop, as a triggerer runs them.
+"""
+Scenario process: many pollers of Blink executions in one event loop, as a triggerer runs them.
 
 ``--mode ours``: one :class:`BlinkExecutionTrigger` per execution, each ``run()`` to its event,
 all gathered in one loop (what the triggerer does). ``--mode floor``: the least any poller can do

@@ -214,20 +214,27 @@ class TestPaths:
         assert api.execute_sync("ws", "pb", {}, None, 30.0).params == {"run_sync": "true"}
 
 
+def results(first: int, count: int) -> list[dict[str, str]]:
+    return [{"id": f"e{n}"} for n in range(first, first + count)]
+
+
 @pytest.mark.parametrize(
     ("page", "offset", "expected"),
     [
-        ({"total": 2500, "results": [{}] * 1000}, 0, 1000),
-        ({"total": 2500, "results": [{}] * 500}, 2000, None),
-        ({"total": 2000, "results": [{}] * 1000}, 1000, None),
-        ({"results": [{}] * 10}, 0, 10),
+        ({"total": 2500, "results": results(0, 1000)}, 0, 1000),
+        ({"total": 2500, "results": results(2000, 500)}, 2000, None),
+        ({"total": 2000, "results": results(1000, 1000)}, 1000, None),
+        ({"results": results(0, 10)}, 0, 10),
         ({"results": []}, 30, None),
         ({"total": 99, "results": []}, 0, None),
     ],
     ids=["first-of-three", "last-short", "last-exact", "no-total", "empty-page", "empty-despite-total"],
 )
 def test_next_offset(page, offset, expected):
-    assert api.next_offset(page, offset) == expected
+    pages = api.Pages("GET /api/v1/workspace/ws/executions")
+    pages.offset = offset
+
+    assert pages.next_offset(page) == expected
 
 
 class TestParseAnswer:
@@ -250,7 +257,7 @@ class TestParseAnswer:
     )
     def test_errors_carry_blinks_error_wrapper(self, status, error_class):
         with pytest.raises(error_class) as info:
-            api.parse_answer(self.GET, status, error_body(status, "Bad thing", "the details", "id-9"), None)
+            api.parse_answer(self.GET, status, error_body(status, "Bad thing", "the details", "id-9"), {})
 
         error = info.value
         assert type(error) is error_class
@@ -272,7 +279,7 @@ class TestParseAnswer:
     )
     def test_retry_after_header(self, header, seconds):
         with pytest.raises(BlinkRateLimitError) as info:
-            api.parse_answer(self.GET, 429, error_body(429), header)
+            api.parse_answer(self.GET, 429, error_body(429), {"Retry-After": header})
 
         assert info.value.retry_after == seconds
 
@@ -280,7 +287,7 @@ class TestParseAnswer:
         page = "<html><body>" + "Bad Gateway " * 100 + "</body></html>"
 
         with pytest.raises(BlinkServerError) as info:
-            api.parse_answer(self.GET, 502, page, None)
+            api.parse_answer(self.GET, 502, page, {})
 
         assert info.value.message.startswith("<html><body>Bad Gateway")
         assert info.value.message.endswith(f"... ({len(page)} chars)")
@@ -293,10 +300,10 @@ class TestParseAnswer:
             (GET, 200, "  \n", "an empty body"),
             (GET, 200, '{"id": ', 'not JSON: {"id": '),
             (GET, 200, "<html>ok</html>", "not JSON: <html>ok</html>"),
-            (GET, 200, '{"state": "Completed"}', "not an object with an 'id'"),
-            (GET, 200, "[1, 2]", "not an object with an 'id'"),
-            (api.execute("ws", "pb", {}), 200, '{"id": "x"}', "no 'execution_id'"),
-            (api.list_executions("ws", {}), 200, '{"total": 0}', "no 'results' list"),
+            (GET, 200, '{"state": "Completed"}', "id must be a non-empty string"),
+            (GET, 200, "[1, 2]", "the execution must be an object, got a list"),
+            (api.execute("ws", "pb", {}), 200, '{"id": "x"}', "execution_id must be a non-empty string"),
+            (api.list_executions("ws", {}), 200, '{"total": 0}', "results must be a list"),
         ],
         ids=[
             "empty",
@@ -311,14 +318,14 @@ class TestParseAnswer:
     )
     def test_unreadable_answers(self, call, status, text, fragment):
         with pytest.raises(BlinkResponseError) as info:
-            api.parse_answer(call, status, text, None)
+            api.parse_answer(call, status, text, {})
 
         assert fragment in str(info.value)
 
     def test_reads_results(self):
-        assert api.parse_answer(api.execute("ws", "pb", {}), 200, '{"execution_id": "e-9"}', None) == "e-9"
-        assert api.parse_answer(self.GET, 200, '{"id": "e-1", "state": "running"}', None)["id"] == "e-1"
-        assert api.parse_answer(api.execute_sync("ws", "pb", {}, None, 1), 200, "[1]", None) == [1]
+        assert api.parse_answer(api.execute("ws", "pb", {}), 200, '{"execution_id": "e-9"}', {}) == "e-9"
+        assert api.parse_answer(self.GET, 200, '{"id": "e-1", "state": "running"}', {})["id"] == "e-1"
+        assert api.parse_answer(api.execute_sync("ws", "pb", {}, None, 1), 200, "[1]", {}) == [1]
 
     @pytest.mark.parametrize(
         "body", ['"OK"', "OK", "", "<html>ok</html>"], ids=["json", "text", "empty", "html"]
@@ -326,12 +333,12 @@ class TestParseAnswer:
     def test_a_cancel_reads_the_status_not_the_body(self, body):
         cancel = api.cancel_execution("ws", "e-1")
 
-        assert api.parse_answer(cancel, 200, body, None) is True
-        assert api.parse_answer(cancel, 204, body, None) is True
+        assert api.parse_answer(cancel, 200, body, {}) is True
+        assert api.parse_answer(cancel, 204, body, {}) is True
         with pytest.raises(BlinkBadRequestError):  # procedures.cancel reads it with a GET
-            api.parse_answer(cancel, 400, error_body(400, "Cannot cancel execution"), None)
+            api.parse_answer(cancel, 400, error_body(400, "Cannot cancel execution"), {})
         with pytest.raises(BlinkNotFoundError):
-            api.parse_answer(cancel, 404, error_body(404), None)
+            api.parse_answer(cancel, 404, error_body(404), {})
 
     @settings(deadline=None)  # the deep-nesting examples are slow to build on a busy runner
     @given(
@@ -373,7 +380,7 @@ class TestParseAnswer:
     def test_any_answer_gives_a_value_or_a_provider_error(self, status, text, retry_after, call):
         error: BlinkError | None = None
         try:
-            api.parse_answer(call, status, text, retry_after)
+            api.parse_answer(call, status, text, {} if retry_after is None else {"Retry-After": retry_after})
         except BlinkError as exc:  # anything else propagates and fails the test
             error = exc
 

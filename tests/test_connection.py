@@ -6,6 +6,7 @@ import importlib.util
 import json
 import socket
 
+import certifi
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_2_PLUS
@@ -35,7 +36,7 @@ URLS = [
     ({"host": "https://blink.corp.example/blink/api/v1"}, "https://blink.corp.example/blink"),
     ({"host": "  https://app.blinkops.com  "}, "https://app.blinkops.com"),
     ({"host": "blink.local", "port": 8080}, "https://blink.local:8080"),
-    ({"host": "blink.local", "schema": "http", "port": 8080}, "http://blink.local:8080"),
+    ({"host": "localhost", "schema": "http", "port": 8080}, "http://localhost:8080"),
     ({"host": "blink.local", "schema": "ftp"}, "https://blink.local"),
     ({"host": "https://blink.local:8443", "port": 9000}, "https://blink.local:8443"),
     ({"host": "http://127.0.0.1:8765"}, "http://127.0.0.1:8765"),
@@ -80,6 +81,7 @@ def test_defaults(monkeypatch):
     assert config.headers == {
         "BLINK-API-KEY": "k",
         "Accept": "application/json",
+        "Accept-Encoding": "gzip, deflate",
         "User-Agent": USER_AGENT,
     }
     assert USER_AGENT.startswith("airflow-provider-blink/")
@@ -93,7 +95,7 @@ EXTRAS = [
     ({"verify": " False "}, "verify", False),
     ({"verify": "0"}, "verify", False),
     ({"verify": "true"}, "verify", True),
-    ({"verify": "/etc/ssl/corp-ca.pem"}, "verify", "/etc/ssl/corp-ca.pem"),
+    ({"verify": certifi.where()}, "verify", certifi.where()),
     ({"proxies": {"https": "http://proxy:3128"}}, "proxies", {"https": "http://proxy:3128"}),
     ({"retry_limit": 0}, "retry", RetryPolicy(max_retries=0)),
     ({"retry_limit": "3", "retry_delay": "0.5"}, "retry", RetryPolicy(max_retries=3, initial_delay=0.5)),

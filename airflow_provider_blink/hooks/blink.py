@@ -1,180 +1,49 @@
-"""BlinkHook: the Blink connection and every call to Blink's API, synchronous and asynchronous."""
+"""BlinkHook: the Airflow hook for Blink, its synchronous calls, and the door to :class:`.BlinkAsyncClient`."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import time
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import requests
-import tenacity
-from airflow.providers.common.compat.sdk import BaseHook, mask_secret
+import urllib3.exceptions
+from airflow.providers.common.compat.sdk import BaseHook
 
-from airflow_provider_blink import __version__, api
+from airflow_provider_blink import api
 from airflow_provider_blink.connection_form import (
     CONN_FIELDS,
     CONN_TYPE,
-    DEFAULT_BLINK_URL,
     DEFAULT_CONN_ID,
     UI_FIELD_BEHAVIOUR,
 )
-from airflow_provider_blink.exceptions import (
-    BlinkConfigurationError,
-    BlinkError,
-    BlinkTransportError,
-    redact,
+from airflow_provider_blink.exceptions import BlinkError, BlinkTransportError
+from airflow_provider_blink.hooks import calls, sessions
+from airflow_provider_blink.hooks.answers import CHUNK_BYTES, AnswerBody
+from airflow_provider_blink.hooks.async_client import BlinkAsyncClient
+from airflow_provider_blink.hooks.attempts import CallAttempts
+from airflow_provider_blink.hooks.connection import (
+    DEFAULT_TIMEOUT,
+    USER_AGENT,
+    BlinkConnectionConfig,
+    aread_connection,
+    proxies_for,
+    read_connection,
+    warn_if_unverified,
 )
-from airflow_provider_blink.hooks import sessions
-from airflow_provider_blink.procedures import adrive, all_steps, cancel, drive, started_run
-from airflow_provider_blink.retries import (
-    BlinkStartUncertain,
-    RetryPolicy,
-    arecovered,
-    explain_not_retried,
-    is_ambiguous,
-    recovered,
-)
+from airflow_provider_blink.hooks.deadline import DeadlineAdapter, attempt_deadline
+from airflow_provider_blink.procedures import all_steps, cancel, drive
 
-if TYPE_CHECKING:
-    import aiohttp
-    from airflow.providers.common.compat.sdk import Connection
-
-DEFAULT_TIMEOUT = 30.0
-#: Extra seconds given to a ``run_sync`` request beyond the playbook's own ``timeout``.
-RUN_SYNC_GRACE = 30.0
-USER_AGENT = f"airflow-provider-blink/{__version__}"
-
-
-@dataclass(frozen=True)
-class BlinkConnectionConfig:
-    """
-    Everything the clients need from an Airflow connection, read once (see :func:`read_connection`).
-
-    :param conn_id: the Airflow connection id, for messages.
-    :param url: the Blink URL, e.g. ``https://app.blinkops.com`` (UI links start here).
-    :param api_key: the API key; never shown in ``repr``.
-    :param workspace_id: the default workspace, if the connection sets one.
-    :param timeout: per-request timeout in seconds.
-    :param verify: TLS verification: ``True``, ``False`` or a CA bundle path.
-    :param proxies: requests-style proxies, e.g. ``{"https": "http://proxy:3128"}``.
-    :param retry: how failed calls are retried.
-    """
-
-    conn_id: str
-    url: str
-    api_key: str = field(repr=False)
-    workspace_id: str | None = None
-    timeout: float = DEFAULT_TIMEOUT
-    verify: bool | str = True
-    proxies: dict[str, str] | None = None
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-
-    @property
-    def api_url(self) -> str:
-        return f"{self.url}{api.API_PREFIX}"
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"BLINK-API-KEY": self.api_key, "Accept": "application/json", "User-Agent": USER_AGENT}
-
-    @property
-    def pool_key(self) -> tuple[Any, ...]:
-        """Settings that must match for two users to share one HTTP session."""
-        proxies = tuple(sorted((self.proxies or {}).items()))
-        return (self.conn_id, self.url, self.api_key, self.timeout, self.verify, proxies)
-
-    def workspace(self, override: str | None = None) -> str:
-        """The workspace a call goes to: the task's override, else the connection's default."""
-        workspace_id = override or self.workspace_id
-        if not workspace_id:
-            raise BlinkConfigurationError(
-                f"No Blink workspace: set 'Workspace ID' on connection {self.conn_id!r} "
-                "(extra field 'workspace_id') or pass workspace_id= to the task."
-            )
-        return workspace_id
-
-
-def _blink_url(conn_id: str, host: str | None, schema: str | None, port: int | None) -> str:
-    raw = (host or DEFAULT_BLINK_URL).strip()
-    if "://" not in raw:
-        raw = f"{schema if schema in ('http', 'https') else 'https'}://{raw}"
-    try:
-        parts = urlsplit(raw)
-        has_port = parts.port is not None
-    except ValueError as exc:
-        raise BlinkConfigurationError(
-            f"Connection {conn_id!r}: Blink URL {raw!r} is not valid ({exc})."
-        ) from None
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or parts.query
-        or parts.fragment
-        or any(char.isspace() for char in parts.netloc)
-    ):
-        raise BlinkConfigurationError(
-            f"Connection {conn_id!r}: Blink URL {raw!r} is not a valid http(s) URL; "
-            f"set 'Blink URL' to e.g. {DEFAULT_BLINK_URL} or https://<tenant>.app.blinkops.com."
-        )
-    path = parts.path.rstrip("/")
-    path = path.removesuffix(api.API_PREFIX)
-    netloc = parts.netloc if has_port or not port else f"{parts.netloc}:{port}"
-    return f"{parts.scheme}://{netloc}{path}"
-
-
-def _number(conn_id: str, extra: Mapping[str, Any], name: str, default: float, minimum: float) -> float:
-    value = extra.get(name, default)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if not number >= minimum:
-        raise BlinkConfigurationError(
-            f"Connection {conn_id!r}: extra {name!r} must be a number >= {minimum}, got {value!r}."
-        )
-    return number
-
-
-def _verify(value: Any) -> bool | str:
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
-        return value.strip().lower() in ("true", "1", "yes")
-    return value if isinstance(value, str) else bool(value)
-
-
-def read_connection(conn: Connection) -> BlinkConnectionConfig:
-    """Read a ``blink`` connection: the one place each field and its default are interpreted."""
-    conn_id = conn.conn_id or DEFAULT_CONN_ID
-    if not conn.password:
-        raise BlinkConfigurationError(
-            f"Connection {conn_id!r} has no Blink API key: put it in the 'API Key' (password) field."
-        )
-    mask_secret(conn.password)
-    extra = conn.extra_dejson
-    proxies = extra.get("proxies")
-    if proxies is not None and not isinstance(proxies, dict):
-        raise BlinkConfigurationError(
-            f'Connection {conn_id!r}: extra \'proxies\' must be an object like {{"https": "http://proxy:3128"}}.'
-        )
-    workspace_id = extra.get("workspace_id") or extra.get(f"extra__{CONN_TYPE}__workspace_id")
-    return BlinkConnectionConfig(
-        conn_id=conn_id,
-        url=_blink_url(conn_id, conn.host, conn.schema, conn.port),
-        api_key=conn.password,
-        workspace_id=str(workspace_id).strip() if workspace_id else None,
-        timeout=_number(conn_id, extra, "timeout", DEFAULT_TIMEOUT, 0.001),
-        verify=_verify(extra.get("verify", True)),
-        proxies=proxies,
-        retry=RetryPolicy(
-            max_retries=int(_number(conn_id, extra, "retry_limit", RetryPolicy.max_retries, 0)),
-            initial_delay=_number(conn_id, extra, "retry_delay", RetryPolicy.initial_delay, 0),
-        ),
-    )
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "USER_AGENT",
+    "BlinkAsyncClient",
+    "BlinkConnectionConfig",
+    "BlinkHook",
+    "read_connection",
+]
 
 
 class BlinkHook(BaseHook):
@@ -231,30 +100,26 @@ class BlinkHook(BaseHook):
         return read_connection(self.get_connection(self.blink_conn_id))
 
     async def aget_config(self) -> BlinkConnectionConfig:
-        """
-        The connection, read without blocking the event loop.
-
-        Concurrent readers of one connection in one loop (a triggerer starting many triggers) share
-        the read in flight instead of queueing one look-up each; nothing is kept once it returns.
-        """
-        from airflow.providers.common.compat.connection import get_async_connection
-
-        in_flight = _READS_IN_FLIGHT.setdefault(asyncio.get_running_loop(), {})
-        read = in_flight.get(self.blink_conn_id)
-        if read is None:
-            read = asyncio.ensure_future(get_async_connection(self.blink_conn_id, hook=self))
-            in_flight[self.blink_conn_id] = read
-            read.add_done_callback(lambda _: in_flight.pop(self.blink_conn_id, None))
-        return read_connection(await asyncio.shield(read))
+        """The connection, read without blocking the event loop (see :func:`.aread_connection`)."""
+        return await aread_connection(self, self.blink_conn_id)
 
     @functools.cached_property
     def session(self) -> requests.Session:
-        """One keep-alive session per hook: repeated calls reuse its TCP/TLS connection."""
+        """
+        One keep-alive session per hook: repeated calls reuse its TCP/TLS connection.
+
+        Its settings are worked out here, once: no environment look-up per call (``trust_env``
+        off; the proxies come from :func:`.proxies_for`), and every attempt bounded as a whole.
+        """
         session = requests.Session()
+        session.trust_env = False
         session.headers.update(self.config.headers)
         session.verify = self.config.verify
-        if self.config.proxies:
-            session.proxies.update(self.config.proxies)
+        session.proxies = proxies_for(self.config)
+        adapter = DeadlineAdapter()
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        warn_if_unverified(self.config, self.log)
         return session
 
     def close(self) -> None:
@@ -265,34 +130,35 @@ class BlinkHook(BaseHook):
     def _send(self, call: api.ApiCall[Any]) -> Any:
         timeout = call.timeout or self.config.timeout
         try:
-            with self.session.request(
-                call.method,
-                f"{self.config.api_url}{call.path}",
-                params=call.params,
-                json=call.body,
-                timeout=(min(timeout, self.config.timeout), timeout),
-                stream=True,
-                # Per request: a session's own settings lose to REQUESTS_CA_BUNDLE and proxy env vars.
-                verify=self.config.verify,
-                proxies=self.config.proxies,
-            ) as response:
-                body = bytearray()
-                for chunk in response.iter_content(64 * 1024):
-                    body += chunk
-                    if len(body) > api.MAX_ANSWER_BYTES:
-                        raise api.answer_too_large(call, response.status_code)
-        except (requests.ConnectionError, requests.Timeout) as exc:
+            # The deadline bounds connect, headers and body together: requests' own timeouts bound
+            # each read, so a server trickling its answer could hold the call for ever.
+            with (
+                attempt_deadline(timeout),
+                self.session.request(
+                    call.method,
+                    f"{self.config.api_url}{call.path}",
+                    params=call.params,
+                    json=call.body,
+                    timeout=(min(timeout, self.config.timeout), timeout),
+                    stream=True,
+                    allow_redirects=False,  # the key goes to the configured Blink only
+                ) as response,
+            ):
+                body = AnswerBody(call, response.status_code, response.headers.get("Content-Encoding"))
+                for chunk in response.raw.stream(CHUNK_BYTES, decode_content=False):
+                    body.feed(chunk)
+        except (requests.ConnectionError, requests.Timeout, urllib3.exceptions.ReadTimeoutError) as exc:
             never_connected = isinstance(exc, requests.ConnectTimeout) or _is_refused(exc)
             raise BlinkTransportError(
                 f"Blink did not answer {call.what}: {type(exc).__name__}: {exc}",
                 request_sent=not never_connected,
             ) from None
-        except requests.RequestException as exc:  # e.g. the answer broke off mid-body
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:  # e.g. broke off mid-body
             raise BlinkTransportError(
                 f"Blink's answer to {call.what} broke off: {type(exc).__name__}: {exc}"
             ) from None
-        text = api.decode(bytes(body), response.encoding)
-        return api.parse_answer(call, response.status_code, text, response.headers.get("Retry-After"))
+        text = api.decode(body.done(), response.encoding)
+        return api.parse_answer(call, response.status_code, text, response.headers)
 
     def call(self, call: api.ApiCall[Any], recover: Callable[[], Any] | None = None) -> Any:
         """
@@ -301,37 +167,11 @@ class BlinkHook(BaseHook):
         :param recover: for a call that is not idempotent: after an ambiguous failure, finds what
             the failed attempt did (or ``None``) before the call is sent again.
         """
-        idempotent = call.idempotent or recover is not None
-        try:  # the first attempt outside tenacity: the usual case pays for no retry machinery
-            return self._send(call)
-        except BlinkError as exc:
-            redact(exc, self.config.api_key)
-            if not self.config.retry.retries_after(exc, idempotent=idempotent, log=self.log):
-                explain_not_retried(exc, idempotent=call.idempotent)
-                raise
-            ambiguous, last = is_ambiguous(exc), exc
-            time.sleep(self.config.retry.first_wait(exc))
-        try:
-            for attempt in tenacity.Retrying(
-                **self.config.retry.tenacity_kwargs(idempotent=idempotent, log=self.log)
-            ):
-                with attempt:
-                    if ambiguous and recover is not None and (found := recovered(last, recover)) is not None:
-                        return found
-                    try:
-                        return self._send(call)
-                    except BlinkError as exc:
-                        ambiguous, last = ambiguous or is_ambiguous(exc), exc
-                        redact(exc, self.config.api_key)  # before the retry warning logs it
-                        raise
-        except BlinkStartUncertain:
-            raise
-        except BlinkError as exc:  # already redacted: by the attempt, or by recover()'s own call()
-            if ambiguous and recover is not None and (found := recovered(exc, recover)) is not None:
-                return found
-            explain_not_retried(exc, idempotent=call.idempotent, looked_up=ambiguous and recover is not None)
-            raise
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+        attempts = CallAttempts(call, self.config, self.log, self._send, time.sleep, recover)
+        for step in attempts:
+            with step:
+                step.result = step.action()
+        return attempts.result
 
     def execute_playbook(self, playbook_id: str, *, workspace_id: str | None = None, **body: Any) -> str:
         """
@@ -345,19 +185,8 @@ class BlinkHook(BaseHook):
         :param workspace_id: overrides the connection's workspace.
         :param body: ``input_values``, ``event``, ``runner``, ``trigger_type``, ``callback``, ``past_exec_ref``.
         """
-        workspace = self.config.workspace(workspace_id)
-        call = api.execute(workspace, playbook_id, api.execute_body(**body))
-        first_attempt_ms = _now_ms()
-
-        def recover() -> str | None:
-            found = drive(started_run(workspace, playbook_id, call.body, first_attempt_ms), self.call)
-            if found:
-                self.log.warning(
-                    "Starting playbook %s failed ambiguously; it had started %s", playbook_id, found
-                )
-            return found
-
-        return self.call(call, recover)
+        start = calls.StartPlaybook(self.config, playbook_id, workspace_id, body)
+        return self.call(start.call, lambda: start.found(drive(start.lookup(), self.call), self.log))
 
     def run_playbook_sync(
         self, playbook_id: str, *, workspace_id: str | None = None, timeout: int | None = None, **body: Any
@@ -367,11 +196,7 @@ class BlinkHook(BaseHook):
 
         :param timeout: seconds Blink waits for the playbook (Blink's ``timeout`` query parameter).
         """
-        read_timeout = (timeout or self.config.timeout) + RUN_SYNC_GRACE
-        workspace = self.config.workspace(workspace_id)
-        return self.call(
-            api.execute_sync(workspace, playbook_id, api.execute_body(**body), timeout, read_timeout)
-        )
+        return self.call(calls.run_playbook_sync(self.config, playbook_id, workspace_id, timeout, body))
 
     def get_execution(self, execution_id: str, *, workspace_id: str | None = None) -> dict[str, Any]:
         """Return the execution record."""
@@ -395,15 +220,9 @@ class BlinkHook(BaseHook):
         self, *, workspace_id: str | None = None, page_size: int = api.MAX_PAGE_SIZE, **query: Any
     ) -> Iterator[dict[str, Any]]:
         """Yield every execution matching ``filter``, page by page (memory stays at one page)."""
-        query.setdefault("sort", ["created_at", "id"])  # id: Blink promises no order among ties
-        offset = 0
-        while True:
-            page = self.list_executions(workspace_id=workspace_id, limit=page_size, offset=offset, **query)
-            yield from page["results"]
-            next_offset = api.next_offset(page, offset)
-            if next_offset is None:
-                return
-            offset = next_offset
+        pages = calls.ExecutionPages(self.config.workspace(workspace_id), page_size, query)
+        for page_query in pages:
+            yield from pages.read(self.list_executions(workspace_id=workspace_id, **page_query))
 
     def cancel_execution(self, execution_id: str, *, workspace_id: str | None = None) -> bool:
         """
@@ -414,11 +233,21 @@ class BlinkHook(BaseHook):
         return drive(cancel(self.config.workspace(workspace_id), execution_id), self.call)
 
     def test_connection(self) -> tuple[bool, str]:
-        """Check the URL, key and workspace with one cheap call (list one execution)."""
+        """
+        Check the URL, key and workspace with one cheap call (list one execution).
+
+        Shows Blink's own error text; of an answer that is not Blink's only its status and content
+        type, so pointing the URL at an internal service reveals nothing of it.
+        """
         try:
             workspace = self.config.workspace()
             self.list_executions(limit=1)
         except BlinkError as exc:
+            if exc.foreign_answer:
+                return False, (
+                    f"{self.config.url} answered with {exc.foreign_answer}, which is not Blink's API: "
+                    "check the connection's Blink URL."
+                )
             return False, str(exc)
         return True, f"Connected to Blink at {self.config.url}, workspace {workspace!r}."
 
@@ -439,15 +268,6 @@ class BlinkHook(BaseHook):
                 yield BlinkAsyncClient(config, session, self.log)
 
 
-_READS_IN_FLIGHT: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Future[Any]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def _is_refused(exc: Exception) -> bool:
     """Whether requests failed while connecting (refused, DNS), i.e. before anything was sent."""
     import urllib3.exceptions
@@ -455,187 +275,3 @@ def _is_refused(exc: Exception) -> bool:
     reason: Any = exc.args[0] if exc.args else None
     reason = getattr(reason, "reason", reason)
     return isinstance(reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.NameResolutionError)
-
-
-class BlinkAsyncClient:
-    """
-    Asynchronous Blink calls over one aiohttp session, with the same methods as :class:`BlinkHook`.
-
-    Get one from :meth:`BlinkHook.async_client`.
-    """
-
-    def __init__(self, config: BlinkConnectionConfig, session: aiohttp.ClientSession, log: Any) -> None:
-        import aiohttp
-
-        self.config = config
-        self._session = session
-        self._log = log
-        # Worked out once per client, not per request: a trigger polls through the same client.
-        self._ssl = _aiohttp_ssl(config.verify)
-        self._proxy = _proxy_for(config)
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=config.timeout, sock_read=config.timeout
-        )
-
-    async def _send(self, call: api.ApiCall[Any]) -> Any:
-        import aiohttp
-
-        timeout = self._timeout
-        if call.timeout:
-            timeout = aiohttp.ClientTimeout(
-                total=None, sock_connect=self.config.timeout, sock_read=call.timeout
-            )
-        try:
-            async with self._session.request(
-                call.method,
-                f"{self.config.api_url}{call.path}",
-                params=call.params,
-                json=call.body,
-                ssl=self._ssl,
-                proxy=self._proxy,
-                timeout=timeout,
-            ) as response:
-                status, retry_after = response.status, response.headers.get("Retry-After")
-                if response.content_length is not None and response.content_length <= api.MAX_ANSWER_BYTES:
-                    body = await response.read()
-                else:  # unknown or too large a length: read no more than the cap
-                    body = await response.content.read(api.MAX_ANSWER_BYTES + 1)
-                    while len(body) <= api.MAX_ANSWER_BYTES and (more := await response.content.read(65536)):
-                        body += more
-                    if len(body) > api.MAX_ANSWER_BYTES:
-                        raise api.answer_too_large(call, status)
-                text = api.decode(body, response.charset)
-        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-            raise BlinkTransportError(
-                f"Blink did not answer {call.what}: {type(exc).__name__}: {exc}", request_sent=False
-            ) from None
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise BlinkTransportError(
-                f"Blink did not answer {call.what}: {type(exc).__name__}: {exc or 'timed out'}"
-            ) from None
-        return api.parse_answer(call, status, text, retry_after)
-
-    async def call(self, call: api.ApiCall[Any], recover: Callable[[], Awaitable[Any]] | None = None) -> Any:
-        """Make one API call with retries (same policy and ``recover`` as :meth:`BlinkHook.call`)."""
-        idempotent = call.idempotent or recover is not None
-        try:  # the first attempt outside tenacity (see BlinkHook.call)
-            return await self._send(call)
-        except BlinkError as exc:
-            redact(exc, self.config.api_key)
-            if not self.config.retry.retries_after(exc, idempotent=idempotent, log=self._log):
-                explain_not_retried(exc, idempotent=call.idempotent)
-                raise
-            ambiguous, last = is_ambiguous(exc), exc
-            await asyncio.sleep(self.config.retry.first_wait(exc))
-        try:
-            async for attempt in tenacity.AsyncRetrying(
-                **self.config.retry.tenacity_kwargs(idempotent=idempotent, log=self._log)
-            ):
-                with attempt:
-                    if (
-                        ambiguous
-                        and recover is not None
-                        and (found := await arecovered(last, recover)) is not None
-                    ):
-                        return found
-                    try:
-                        return await self._send(call)
-                    except BlinkError as exc:
-                        ambiguous, last = ambiguous or is_ambiguous(exc), exc
-                        redact(exc, self.config.api_key)  # before the retry warning logs it
-                        raise
-        except BlinkStartUncertain:
-            raise
-        except BlinkError as exc:  # already redacted: by the attempt, or by recover()'s own call()
-            if ambiguous and recover is not None and (found := await arecovered(exc, recover)) is not None:
-                return found
-            explain_not_retried(exc, idempotent=call.idempotent, looked_up=ambiguous and recover is not None)
-            raise
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
-
-    async def execute_playbook(
-        self, playbook_id: str, *, workspace_id: str | None = None, **body: Any
-    ) -> str:
-        """Async :meth:`BlinkHook.execute_playbook` (with the same protection against a second run)."""
-        workspace = self.config.workspace(workspace_id)
-        call = api.execute(workspace, playbook_id, api.execute_body(**body))
-        first_attempt_ms = _now_ms()
-
-        async def recover() -> str | None:
-            found = await adrive(started_run(workspace, playbook_id, call.body, first_attempt_ms), self.call)
-            if found:
-                self._log.warning(
-                    "Starting playbook %s failed ambiguously; it had started %s", playbook_id, found
-                )
-            return found
-
-        return await self.call(call, recover)
-
-    async def run_playbook_sync(
-        self, playbook_id: str, *, workspace_id: str | None = None, timeout: int | None = None, **body: Any
-    ) -> Any:
-        """Async :meth:`BlinkHook.run_playbook_sync`."""
-        read_timeout = (timeout or self.config.timeout) + RUN_SYNC_GRACE
-        workspace = self.config.workspace(workspace_id)
-        return await self.call(
-            api.execute_sync(workspace, playbook_id, api.execute_body(**body), timeout, read_timeout)
-        )
-
-    async def get_execution(self, execution_id: str, *, workspace_id: str | None = None) -> dict[str, Any]:
-        """Async :meth:`BlinkHook.get_execution`."""
-        return await self.call(api.get_execution(self.config.workspace(workspace_id), execution_id))
-
-    async def get_execution_steps(
-        self, execution_id: str, *, workspace_id: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Async :meth:`BlinkHook.get_execution_steps`."""
-        return await adrive(all_steps(self.config.workspace(workspace_id), execution_id), self.call)
-
-    async def list_executions(self, *, workspace_id: str | None = None, **query: Any) -> dict[str, Any]:
-        """Async :meth:`BlinkHook.list_executions`."""
-        return await self.call(
-            api.list_executions(self.config.workspace(workspace_id), api.rql_query(**query))
-        )
-
-    async def iter_executions(
-        self, *, workspace_id: str | None = None, page_size: int = api.MAX_PAGE_SIZE, **query: Any
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Async :meth:`BlinkHook.iter_executions`."""
-        query.setdefault("sort", ["created_at", "id"])  # id: Blink promises no order among ties
-        offset = 0
-        while True:
-            page = await self.list_executions(
-                workspace_id=workspace_id, limit=page_size, offset=offset, **query
-            )
-            for execution in page["results"]:
-                yield execution
-            next_offset = api.next_offset(page, offset)
-            if next_offset is None:
-                return
-            offset = next_offset
-
-    async def cancel_execution(self, execution_id: str, *, workspace_id: str | None = None) -> bool:
-        """Async :meth:`BlinkHook.cancel_execution`."""
-        return await adrive(cancel(self.config.workspace(workspace_id), execution_id), self.call)
-
-
-def _aiohttp_ssl(verify: bool | str) -> Any:
-    if verify is True:
-        return True
-    if verify is False:
-        return False
-    import ssl
-
-    return _ssl_context(verify, ssl)
-
-
-@functools.lru_cache(maxsize=8)
-def _ssl_context(cafile: str, ssl: Any) -> Any:
-    return ssl.create_default_context(cafile=cafile)
-
-
-def _proxy_for(config: BlinkConnectionConfig) -> str | None:
-    if not config.proxies:
-        return None
-    scheme = urlsplit(config.url).scheme
-    return config.proxies.get(scheme) or config.proxies.get("all")

@@ -1,0 +1,1 @@
+"""BlinkNotifier: Airflow callbacks that start a Blink playbook."""

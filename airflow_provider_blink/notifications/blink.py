@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.notifier import BaseNotifier
 
-from airflow_provider_blink import api
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkError
-from airflow_provider_blink.operators.blink import check_poll_interval
+from airflow_provider_blink.tasks.arguments import check_poll_interval
+from airflow_provider_blink.tasks.request import (
+    TEMPLATE_FIELDS,
+    TEMPLATE_FIELDS_RENDERERS,
+    PlaybookRequest,
+    StartsPlaybook,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -39,13 +45,14 @@ def airflow_inputs(context: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-class BlinkNotifier(BaseNotifier):
+class BlinkNotifier(StartsPlaybook, BaseNotifier):
     """
     Start a Blink playbook from an Airflow callback, e.g. ``on_failure_callback=BlinkNotifier(...)``.
 
     The playbook gets ``input_values`` built from the Airflow context (``dag_id``, ``task_id``,
     ``map_index``, ``run_id``, ``try_number``, ``state``, ``logical_date``, ``exception``,
-    ``log_url``), updated with your own ``input_values`` (templated). Fire-and-forget by default. A
+    ``log_url``; each passed through Airflow's secrets masker), updated with your own
+    ``input_values`` (templated). Fire-and-forget by default. A
     notifier that cannot reach Blink logs the error and returns: it never hides the task's own
     failure or fails a successful task.
 
@@ -64,16 +71,8 @@ class BlinkNotifier(BaseNotifier):
     :param timeout: seconds to wait at most when waiting.
     """
 
-    template_fields: Sequence[str] = (
-        "playbook_id",
-        "workspace_id",
-        "input_values",
-        "event",
-        "runner",
-        "callback",
-    )
-    success_states: Collection[str] | None = None
-    failure_states: Collection[str] | None = None
+    template_fields: Sequence[str] = TEMPLATE_FIELDS
+    template_fields_renderers = TEMPLATE_FIELDS_RENDERERS
 
     def __init__(
         self,
@@ -93,26 +92,14 @@ class BlinkNotifier(BaseNotifier):
         timeout: float | None = 600.0,
     ) -> None:
         super().__init__()
-        api.start_request(
-            playbook_id,
-            input_values=input_values,
-            event=event,
-            runner=runner,
-            trigger_type=trigger_type,
-            callback=callback,
-            past_exec_ref=past_exec_ref,
-            parse_time=True,
+        request = PlaybookRequest(
+            playbook_id, input_values, event, runner, trigger_type, callback, past_exec_ref
         )
-        self.playbook_id = playbook_id
-        self.input_values = input_values
+        request.check_at_parse_time()
+        request.set_on(self)
         self.include_airflow_context = include_airflow_context
         self.workspace_id = workspace_id
         self.blink_conn_id = blink_conn_id
-        self.event = event
-        self.runner = runner
-        self.trigger_type = trigger_type
-        self.callback = callback
-        self.past_exec_ref = past_exec_ref
         self.wait_for_completion = wait_for_completion
         self.poll_interval = check_poll_interval(poll_interval)
         self.timeout = timeout
@@ -124,18 +111,17 @@ class BlinkNotifier(BaseNotifier):
         return BlinkHook(self.blink_conn_id)
 
     def notify(self, context: Context) -> None:
-        inputs = dict(airflow_inputs(context)) if self.include_airflow_context else {}
+        from airflow.providers.common.compat.sdk import redact
+
+        # Through Airflow's secrets masker: an exception text may carry a password Airflow's log masks.
+        inputs: dict[str, Any] = {}
+        if self.include_airflow_context:
+            inputs = {name: redact(value, name) for name, value in airflow_inputs(context).items()}
         inputs.update(self.input_values or {})
         try:
+            fields = dataclasses.replace(self.playbook_request(), input_values=inputs).fields()
             execution_id = self.hook.execute_playbook(
-                self.playbook_id,
-                workspace_id=self.workspace_id,
-                input_values=inputs,
-                event=self.event,
-                runner=self.runner,
-                trigger_type=self.trigger_type,
-                callback=self.callback,
-                past_exec_ref=self.past_exec_ref,
+                self.playbook_id, workspace_id=self.workspace_id, **fields
             )
             self.log.info(
                 "Started Blink playbook %s from an Airflow callback: execution %s",
@@ -148,8 +134,10 @@ class BlinkNotifier(BaseNotifier):
             self.log.error("BlinkNotifier could not run playbook %s: %s", self.playbook_id, exc)
 
     def _wait(self, execution_id: str) -> None:
-        from airflow_provider_blink.triggers.blink import build_trigger, execution_from_event, wait_for_event
+        from airflow_provider_blink.tasks import waiting
+        from airflow_provider_blink.tasks.events import execution_from_event
 
-        trigger = build_trigger(self, execution_id, self.timeout, cancel_on_kill=False)
-        execution = execution_from_event(wait_for_event(trigger), execution_id, None)
+        watch = waiting.ExecutionWatch(self.blink_conn_id, self.workspace_id, self.poll_interval)
+        trigger = waiting.build_trigger(watch, execution_id, self.timeout, cancel_on_kill=False)
+        execution = execution_from_event(waiting.wait_for_event(trigger), execution_id, None)
         self.log.info("Blink execution %s finished: %s", execution_id, execution.get("state_ui"))

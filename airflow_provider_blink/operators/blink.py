@@ -6,9 +6,8 @@ import functools
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
+from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin
 
-from airflow_provider_blink import api
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import (
     BlinkApiError,
@@ -19,7 +18,15 @@ from airflow_provider_blink.exceptions import (
     BlinkOutputUnavailable,
 )
 from airflow_provider_blink.links.blink import BlinkExecutionLink, push_execution
-from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
+from airflow_provider_blink.states import ExecutionOutcome, decide_outcome, outcome_of_state
+from airflow_provider_blink.tasks.arguments import check_poll_interval, resolve_deferrable
+from airflow_provider_blink.tasks.events import execution_from_event, finished_event
+from airflow_provider_blink.tasks.request import (
+    TEMPLATE_FIELDS,
+    TEMPLATE_FIELDS_RENDERERS,
+    PlaybookRequest,
+    StartsPlaybook,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -27,21 +34,7 @@ if TYPE_CHECKING:
     from airflow_provider_blink.hooks.blink import BlinkHook
 
 
-def check_poll_interval(poll_interval: Any, name: str = "poll_interval") -> float:
-    """Reject a poll interval that is not a positive number (shared with the sensor: ``poke_interval``)."""
-    if isinstance(poll_interval, bool) or not isinstance(poll_interval, int | float) or poll_interval <= 0:
-        raise BlinkConfigurationError(f"{name} must be a positive number of seconds, got {poll_interval!r}.")
-    return float(poll_interval)
-
-
-def resolve_deferrable(deferrable: bool | None) -> bool:
-    """``None`` means Airflow's ``[operators] default_deferrable``."""
-    if deferrable is None:
-        return conf.getboolean("operators", "default_deferrable", fallback=False)
-    return deferrable
-
-
-class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
+class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperator):
     """
     Start a Blink playbook and wait for its execution to finish.
 
@@ -83,17 +76,8 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
         a worker crash follows the running execution instead of starting another; default ``True``.
     """
 
-    template_fields: Sequence[str] = (
-        "playbook_id",
-        "workspace_id",
-        "input_values",
-        "event",
-        "runner",
-        "trigger_type",
-        "callback",
-        "past_exec_ref",
-    )
-    template_fields_renderers = {"input_values": "json", "event": "json", "callback": "json"}
+    template_fields: Sequence[str] = TEMPLATE_FIELDS
+    template_fields_renderers = TEMPLATE_FIELDS_RENDERERS
     operator_extra_links = (BlinkExecutionLink(),)
     ui_color = "#e8f0fe"
 
@@ -123,16 +107,10 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        api.start_request(
-            playbook_id,
-            input_values=input_values,
-            event=event,
-            runner=runner,
-            trigger_type=trigger_type,
-            callback=callback,
-            past_exec_ref=past_exec_ref,
-            parse_time=True,
+        request = PlaybookRequest(
+            playbook_id, input_values, event, runner, trigger_type, callback, past_exec_ref
         )
+        request.check_at_parse_time()
         if run_sync and deferrable:
             raise BlinkConfigurationError(
                 "run_sync=True makes one blocking request and cannot defer; drop deferrable=True, "
@@ -144,14 +122,8 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
             raise BlinkConfigurationError(
                 f"timeout must be a positive number of seconds or None, got {timeout!r}."
             )
-        self.playbook_id = playbook_id
+        request.set_on(self)
         self.workspace_id = workspace_id
-        self.input_values = input_values
-        self.event = event
-        self.runner = runner
-        self.trigger_type = trigger_type
-        self.callback = callback
-        self.past_exec_ref = past_exec_ref
         self.blink_conn_id = blink_conn_id
         self.wait_for_completion = wait_for_completion
         self.deferrable = False if run_sync else resolve_deferrable(deferrable)
@@ -165,9 +137,9 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
         self.output_step_id = output_step_id
         self.rerun_from_failure = rerun_from_failure
         self.execution_id: str | None = None
-        self._pending_body: dict[str, Any] = {}
-        self._result: dict[str, Any] | None = None
-        self._published = False
+        # The mixin calls poll_until_complete and then get_job_result for a run it just started,
+        # with no way to pass the summary from one to the other: kept here by execution id.
+        self._summaries: dict[str, dict[str, Any]] = {}
 
     @functools.cached_property
     def hook(self) -> BlinkHook:
@@ -176,15 +148,7 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
         return BlinkHook(self.blink_conn_id)
 
     def _body(self) -> dict[str, Any]:
-        return api.start_request(
-            self.playbook_id,
-            input_values=self.input_values,
-            event=self.event,
-            runner=self.runner,
-            trigger_type=self.trigger_type,
-            callback=self.callback,
-            past_exec_ref=self.past_exec_ref,
-        )
+        return self.playbook_request().body()
 
     def _url(self, execution_id: str) -> str:
         from airflow_provider_blink.executions import execution_url
@@ -193,16 +157,17 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
         return execution_url(config.url, config.workspace(self.workspace_id), self.playbook_id, execution_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        body = self._body()
+        body = self._body()  # checked before anything reaches Blink, whichever way the task runs
         if self.run_sync:
             return self._run_sync(body)
         if not self.wait_for_completion:
             execution_id = self._start(context, body)
-            return {"execution_id": execution_id, "execution_url": self._url(execution_id)}
-        self._pending_body = body
+            url = self._url(execution_id)
+            push_execution(context, execution_id, url)
+            return {"execution_id": execution_id, "execution_url": url}
         return self.execute_resumable(context)
 
-    def _start(self, context: Context, body: dict[str, Any], *, publish: bool = True) -> str:
+    def _start(self, context: Context, body: dict[str, Any]) -> str:
         previous = self._previous_execution(context, body)
         if previous is not None and self._follows(context, previous):
             execution_id = str(previous["id"])
@@ -219,8 +184,6 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
             )
             self.log.info("Started Blink execution %s of playbook %s", execution_id, self.playbook_id)
         self.execution_id = execution_id  # for on_kill
-        if publish:
-            self._follow(context, execution_id)
         return execution_id
 
     def _previous_execution(self, context: Context, body: dict[str, Any]) -> dict[str, Any] | None:
@@ -264,19 +227,13 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
     def _without_task_state(context: Context) -> bool:
         return context.get("task_state_store") is None
 
-    def _follow(self, context: Context, execution_id: str) -> None:
-        """Publish the execution (for the "Blink" link) once per try."""
-        if not self._published:
-            self._published = True
-            push_execution(context, execution_id, self._url(execution_id))
-
     # ResumableJobMixin: on Airflow 3.3+ a retry after a worker crash follows the execution the
     # crashed try started (kept in task_state_store) instead of starting a second one.
 
     def submit_job(self, context: Context) -> str:
         # Publishing waits for poll_until_complete: the mixin stores the id right after this
         # returns, and a crash before that would lose it.
-        return self._start(context, self._pending_body, publish=False)
+        return self._start(context, self._body())
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
         from airflow_provider_blink.states import execution_state
@@ -291,37 +248,44 @@ class BlinkExecutePlaybookOperator(ResumableJobMixin, BaseOperator):
 
     # Returns the summary: on a reconnect, execute_resumable() returns what this returns.
     def poll_until_complete(self, external_id: Any, context: Context) -> dict[str, Any]:  # type: ignore[override]
-        self.execution_id = str(external_id)
-        self._follow(context, str(external_id))
-        self._result = self._wait(context, str(external_id))
-        return self._result
+        execution_id = self.execution_id = str(external_id)  # for on_kill
+        push_execution(context, execution_id, self._url(execution_id))  # the "Blink" link, once per try
+        summary = self._summaries[execution_id] = self._wait(context, execution_id)
+        return summary
 
     def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
-        if self._result is None:  # the execution had already succeeded before this try
-            self._result = self.poll_until_complete(external_id, context)
-        return self._result
+        summary = self._summaries.get(str(external_id))
+        if summary is None:  # the execution had already succeeded before this try
+            summary = self.poll_until_complete(external_id, context)
+        return summary
 
     def _outcome_of(self, state: str) -> ExecutionOutcome:
-        return decide_outcome({"state_ui": state}, self.success_states, self.failure_states)
+        return outcome_of_state(state, self.success_states, self.failure_states)
 
     def _wait(self, context: Context, execution_id: str) -> dict[str, Any]:
-        from airflow_provider_blink.triggers.blink import build_trigger, finished_event, wait_for_event
+        from airflow_provider_blink.tasks import waiting
 
         execution = self.hook.get_execution(execution_id, workspace_id=self.workspace_id)
         outcome = decide_outcome(execution, self.success_states, self.failure_states)
         if outcome is not ExecutionOutcome.RUNNING:
             return self.execute_complete(context, finished_event(execution, outcome), execution_id)
-        trigger = build_trigger(self, execution_id, self.timeout, cancel_on_kill=True)
+        watch = waiting.ExecutionWatch(
+            self.blink_conn_id,
+            self.workspace_id,
+            self.poll_interval,
+            self.success_states,
+            self.failure_states,
+        )
+        trigger = waiting.build_trigger(watch, execution_id, self.timeout, cancel_on_kill=True)
         if self.deferrable:
             self.defer(trigger=trigger, method_name="execute_complete", kwargs={"execution_id": execution_id})
-        return self.execute_complete(context, wait_for_event(trigger), execution_id)
+        return self.execute_complete(context, waiting.wait_for_event(trigger), execution_id)
 
     def execute_complete(
         self, context: Context, event: dict[str, Any], execution_id: str | None = None
     ) -> dict[str, Any]:
         """Finish the task from the trigger's event: return the summary, or fail saying why."""
         from airflow_provider_blink.executions import summarize
-        from airflow_provider_blink.triggers.blink import execution_from_event
 
         event_execution_id = event.get("execution_id") if isinstance(event, dict) else None
         url = self._url(event_execution_id) if isinstance(event_execution_id, str) else None

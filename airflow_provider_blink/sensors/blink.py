@@ -11,7 +11,8 @@ from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSki
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkConfigurationError, BlinkError, BlinkExecutionTimeout
 from airflow_provider_blink.links.blink import BlinkExecutionLink, push_execution
-from airflow_provider_blink.operators.blink import check_poll_interval, resolve_deferrable
+from airflow_provider_blink.tasks.arguments import check_poll_interval, resolve_deferrable
+from airflow_provider_blink.tasks.events import execution_from_event, finished_event
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context, PokeReturnValue
@@ -55,7 +56,7 @@ class BlinkExecutionSensor(BaseSensorOperator):
         self.workspace_id = workspace_id
         self.blink_conn_id = blink_conn_id
         self.deferrable = resolve_deferrable(deferrable)
-        self.poll_interval = check_poll_interval(self.poke_interval, "poke_interval")
+        check_poll_interval(self.poke_interval, "poke_interval")
         self.success_states = success_states
         self.failure_states = failure_states
         self._execution_published = False
@@ -85,8 +86,6 @@ class BlinkExecutionSensor(BaseSensorOperator):
 
     def _finish(self, event: dict[str, Any]) -> dict[str, Any]:
         """The execution of a success event; otherwise fail (or skip, with ``soft_fail``)."""
-        from airflow_provider_blink.triggers.blink import execution_from_event
-
         try:
             return execution_from_event(event, self._execution_id(), self._url(event.get("execution")))
         except BlinkExecutionTimeout as exc:
@@ -102,7 +101,6 @@ class BlinkExecutionSensor(BaseSensorOperator):
         from airflow.providers.common.compat.sdk import PokeReturnValue
 
         from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
-        from airflow_provider_blink.triggers.blink import finished_event
 
         execution = self.hook.get_execution(self._execution_id(), workspace_id=self.workspace_id)
         if not self._execution_published:  # once per try: the "Blink" link works while the sensor waits
@@ -117,13 +115,20 @@ class BlinkExecutionSensor(BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
-        from airflow_provider_blink.triggers.blink import build_trigger
+        from airflow_provider_blink.tasks import waiting
 
         done = self.poke(context)
         if not isinstance(done, bool):
             return done.xcom_value
+        watch = waiting.ExecutionWatch(
+            self.blink_conn_id,
+            self.workspace_id,
+            float(self.poke_interval),
+            self.success_states,
+            self.failure_states,
+        )
         self.defer(
-            trigger=build_trigger(self, self._execution_id(), self.timeout, cancel_on_kill=False),
+            trigger=waiting.build_trigger(watch, self._execution_id(), self.timeout, cancel_on_kill=False),
             method_name="execute_complete",
         )
 

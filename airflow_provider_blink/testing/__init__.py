@@ -1,4 +1,5 @@
-"""A Blink API emulator for tests, demos and users' own DAG tests.
+"""
+A Blink API emulator for tests, demos and users' own DAG tests.
 
 Importing this package does not import Airflow. Typical use::
 

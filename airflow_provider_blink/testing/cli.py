@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def server_ssl_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
-    """The HTTPS context for ``--tls-cert``/``--tls-key``; ``None`` (plain HTTP) when neither is given.
+    """
+    The HTTPS context for ``--tls-cert``/``--tls-key``; ``None`` (plain HTTP) when neither is given.
 
     :raises ValueError: only one of them is given.
     :raises OSError: a file cannot be read or is not a matching PEM certificate and key.

@@ -34,7 +34,8 @@ _BACKLOG = 2048
 
 
 class BlinkEmulator:
-    """A Blink REST API emulator listening on loopback, usable from sync and async code alike.
+    """
+    A Blink REST API emulator listening on loopback, usable from sync and async code alike.
 
     Its server runs on its own event loop in a daemon thread; every public method is thread-safe.
     Use it as a context manager, or call :meth:`start` and :meth:`stop`.
@@ -99,7 +100,8 @@ class BlinkEmulator:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> BlinkEmulator:
-        """Start serving; returns once the port accepts connections.
+        """
+        Start serving; returns once the port accepts connections.
 
         :raises RuntimeError: if already running or the server fails to start.
         """
@@ -217,7 +219,8 @@ class BlinkEmulator:
         return _copy(self._state.records())
 
     def execution(self, execution_id: str) -> dict[str, Any]:
-        """A copy of one execution record.
+        """
+        A copy of one execution record.
 
         :raises KeyError: unknown id.
         """
@@ -234,7 +237,8 @@ class BlinkEmulator:
     def finish(
         self, execution_id: str, state: str = COMPLETED, *, error_details: dict[str, str] | None = None
     ) -> dict[str, Any]:
-        """Force an execution into the final ``state`` (a ``state_ui``) now; returns its record.
+        """
+        Force an execution into the final ``state`` (a ``state_ui``) now; returns its record.
 
         :param error_details: defaults to the run's scripted ``error_details`` (``{}`` for Completed).
         :raises KeyError: unknown id.
@@ -253,7 +257,8 @@ class BlinkEmulator:
         workspace_id: str | None = None,
         finished_at: int | None = None,
     ) -> list[str]:
-        """Insert ``count`` already-finished executions of a playbook, quickly; returns their ids.
+        """
+        Insert ``count`` already-finished executions of a playbook, quickly; returns their ids.
 
         :param workspace_id: needed only when several workspaces hold a playbook with this id.
         :param finished_at: every one finishes at this epoch ms (default: one after another).

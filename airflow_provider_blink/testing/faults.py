@@ -16,7 +16,8 @@ KINDS = PROCESSED_KINDS | UNPROCESSED_KINDS
 
 @dataclass(frozen=True)
 class Fault:
-    """One injected misbehaviour, applied to the next ``times`` matching requests (after auth).
+    """
+    One injected misbehaviour, applied to the next ``times`` matching requests (after auth).
 
     Kinds: ``status`` (answer ``status`` with an ErrorWrapper, plus ``Retry-After`` when
     ``retry_after`` is set; not processed), ``close_before`` (drop the connection unread; not

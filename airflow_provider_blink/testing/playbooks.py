@@ -19,7 +19,8 @@ def raw_state(state_ui: str) -> str:
 
 @dataclass(frozen=True)
 class Phase:
-    """A running state a run passes through, from ``at`` seconds after its start.
+    """
+    A running state a run passes through, from ``at`` seconds after its start.
 
     Blink's runs may wait in ``Pending``/``Paused`` (a step waits for a person) and other running
     states (NOTES.md, "Execution states"); ``state_ui`` and ``state`` need not agree.
@@ -44,7 +45,8 @@ class Phase:
 
 @dataclass(frozen=True)
 class Outcome:
-    """The script of one run: how long it takes, which states it shows, and how it ends.
+    """
+    The script of one run: how long it takes, which states it shows, and how it ends.
 
     :param duration: seconds of real time from start to the final state.
     :param final_state: ``state_ui`` of the final state (``Completed``, ``Failed``, ``Cancelled`` …).
@@ -92,7 +94,8 @@ class Outcome:
 
 @dataclass(frozen=True)
 class ScriptedPlaybook:
-    """A playbook the emulator can run, scripted to end in a given state after a given time.
+    """
+    A playbook the emulator can run, scripted to end in a given state after a given time.
 
     :param id: the playbook id used in the execute path.
     :param name: the playbook name (``playbook_name`` and ``display_name`` of its executions).

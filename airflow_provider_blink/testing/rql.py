@@ -57,7 +57,8 @@ class Query:
 
 
 def parse_query(raw: str | None, fields: Collection[str] | None = None) -> Query:
-    """Parse the ``q`` parameter (a JSON object); ``None`` or empty means the default query.
+    """
+    Parse the ``q`` parameter (a JSON object); ``None`` or empty means the default query.
 
     :param raw: the raw parameter value.
     :param fields: the fields the answer's records have (e.g. a list item's); the filter and the

@@ -86,7 +86,8 @@ class AnswerStyle:
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One request the emulator received, with the API key redacted.
+    """
+    One request the emulator received, with the API key redacted.
 
     :param status: the status sent, or 0 when the connection was closed without a response.
     """
@@ -256,7 +257,8 @@ class _BlinkApi:
     # -- endpoints --------------------------------------------------------------------------------
 
     async def execute(self, request: web.Request) -> web.Response:
-        """Start a run; with ``run_sync=true`` wait for it and answer its output.
+        """
+        Start a run; with ``run_sync=true`` wait for it and answer its output.
 
         Blink does not document ``run_sync`` failures; the emulator's assumption: a run ending in any
         state but Completed answers 400 ``"playbook execution failed"`` (details: the error message or
@@ -343,6 +345,8 @@ class _BlinkApi:
 
     async def steps(self, request: web.Request) -> web.Response:
         """
+        Answer one page of an execution's steps.
+
         Not in the seeds: NOTES.md ("Steps") gives ``{limit, offset, total, results}``. How a client
         pages is undocumented; the emulator's assumption: the list's RQL ``q`` (``limit``/``offset``).
         """

@@ -1,4 +1,5 @@
-"""The emulator's state: workspaces, keys, playbooks and executions, safe to share between threads.
+"""
+The emulator's state: workspaces, keys, playbooks and executions, safe to share between threads.
 
 Executions progress lazily: each read compares the monotonic clock with the run's script, so nothing
 ticks in the background.
@@ -46,7 +47,8 @@ def _now_ms() -> int:
 
 @dataclass
 class Execution:
-    """One execution: a published record plus the script that moves it to its final state.
+    """
+    One execution: a published record plus the script that moves it to its final state.
 
     ``record`` holds every field of Blink's single GET (seed 003) plus the emulator's own
     bookkeeping (``past_exec_ref``); the server answers projections of it (:mod:`.records`).
@@ -276,7 +278,8 @@ class EmulatorState:
         state_ui: str = COMPLETED,
         finished_at: int | None = None,
     ) -> list[str]:
-        """Insert ``count`` runs of ``playbook`` that already finished in ``state_ui``, oldest first.
+        """
+        Insert ``count`` runs of ``playbook`` that already finished in ``state_ui``, oldest first.
 
         :param finished_at: every run finishes at this epoch ms (default: one after another).
         """
@@ -347,7 +350,8 @@ class EmulatorState:
         cancel_reason: str = "",
         only_running: bool = False,
     ) -> dict[str, Any]:
-        """Force an execution into a final state now and return its record.
+        """
+        Force an execution into a final state now and return its record.
 
         :raises LookupFailed: unknown execution.
         :raises NotRunning: ``only_running`` and the execution already finished.

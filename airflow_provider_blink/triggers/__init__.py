@@ -1,0 +1,1 @@
+"""BlinkExecutionTrigger and BlinkExecutionEventTrigger."""

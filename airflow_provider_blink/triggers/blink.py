@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Collection
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
-from airflow_provider_blink.exceptions import (
-    BlinkError,
-    BlinkExecutionFailed,
-    BlinkExecutionTimeout,
-    BlinkPermanentError,
-)
-from airflow_provider_blink.executions import failure_message
+from airflow_provider_blink.exceptions import BlinkError
+from airflow_provider_blink.executions import summarize
 from airflow_provider_blink.hooks.blink import BlinkAsyncClient, BlinkHook
 from airflow_provider_blink.retries import is_retryable
 from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
+from airflow_provider_blink.tasks.events import EventStatus, finished_event
 
-EventStatus = Literal["success", "failed", "timeout", "error"]
-EVENT_STATUSES: frozenset[str] = frozenset({"success", "failed", "timeout", "error"})
 #: Seconds of back-to-back transient failures (Blink down, 5xx) the trigger rides out.
 DEFAULT_ERROR_BUDGET = 300.0
 
@@ -33,7 +26,8 @@ class BlinkExecutionTrigger(BaseTrigger):
     Poll a Blink execution until it finishes, the deadline passes, or Blink fails for good.
 
     Yields exactly one event: ``{"status": "success"|"failed"|"timeout"|"error", "execution_id",
-    "execution" (the last record read, or None), "message", "permanent"}``. Serialises ids,
+    "execution" (the summary of the last record read, or None: never its inputs, event or step
+    data, as Airflow keeps the event in its database), "message", "permanent"}``. Serialises ids,
     the connection id and plain settings only; the API key is read from the connection in
     :meth:`run`.
 
@@ -174,94 +168,7 @@ class BlinkExecutionTrigger(BaseTrigger):
         return {
             "status": status,
             "execution_id": self.execution_id,
-            "execution": execution,
+            "execution": None if execution is None else summarize(execution),
             "message": message,
             "permanent": permanent,
         }
-
-
-def finished_event(execution: dict[str, Any], outcome: ExecutionOutcome) -> dict[str, Any]:
-    """The event for an execution that reached a final state (also used without a trigger)."""
-    return {
-        "status": outcome.value,
-        "execution_id": execution["id"],
-        "execution": execution,
-        "message": f"Execution {execution['id']!r} {outcome.value}",
-        "permanent": False,
-    }
-
-
-def read_event(event: Any, execution_id: str | None) -> dict[str, Any]:
-    """
-    Check an event from :class:`BlinkExecutionTrigger` before acting on it.
-
-    :raises BlinkError: if the event is not one this trigger yields, or is for another execution.
-    """
-    if (
-        not isinstance(event, dict)
-        or event.get("status") not in EVENT_STATUSES
-        or not isinstance(event.get("execution_id"), str)
-    ):
-        raise BlinkError(f"Unexpected event from BlinkExecutionTrigger: {event!r}")
-    if execution_id is not None and event["execution_id"] != execution_id:
-        raise BlinkError(
-            f"BlinkExecutionTrigger reported on execution {event['execution_id']!r}, expected {execution_id!r}"
-        )
-    return event
-
-
-def wait_for_event(trigger: BlinkExecutionTrigger) -> dict[str, Any]:
-    """Run the trigger in this process until its event: the same wait, without deferring."""
-
-    async def first_event() -> dict[str, Any]:
-        async with contextlib.aclosing(trigger.run()) as events:  # type: ignore[type-var]
-            async for event in events:
-                return event.payload
-        raise BlinkError("BlinkExecutionTrigger ended without an event")
-
-    return asyncio.run(first_event())
-
-
-class WatchesExecution(Protocol):
-    """What a task waiting on an execution carries (the operator and the sensor both do)."""
-
-    blink_conn_id: str
-    workspace_id: str | None
-    poll_interval: float
-    success_states: Collection[str] | None
-    failure_states: Collection[str] | None
-
-
-def build_trigger(
-    task: WatchesExecution, execution_id: str, timeout: float | None, *, cancel_on_kill: bool
-) -> BlinkExecutionTrigger:
-    """The one place a task's settings become a trigger, so operator and sensor cannot drift apart."""
-    return BlinkExecutionTrigger(
-        execution_id=execution_id,
-        blink_conn_id=task.blink_conn_id,
-        workspace_id=task.workspace_id,
-        poll_interval=task.poll_interval,
-        end_time=None if timeout is None else time.time() + timeout,
-        success_states=task.success_states,
-        failure_states=task.failure_states,
-        cancel_on_kill=cancel_on_kill,
-    )
-
-
-def execution_from_event(event: Any, execution_id: str | None, url: str | None) -> dict[str, Any]:
-    """
-    Return the finished execution from a success event; raise what any other event stands for.
-
-    :raises BlinkExecutionFailed: the execution ended in a failure state.
-    :raises BlinkExecutionTimeout: the deadline passed first.
-    :raises BlinkPermanentError: Blink refused the watch for good (e.g. 401/404).
-    :raises BlinkError: Blink stayed unreachable beyond the trigger's error budget.
-    """
-    event = read_event(event, execution_id)
-    if event["status"] == "success":
-        return event["execution"]
-    if event["status"] == "failed":
-        raise BlinkExecutionFailed(failure_message(event["execution"], url))
-    if event["status"] == "timeout":
-        raise BlinkExecutionTimeout(event["message"])
-    raise (BlinkPermanentError if event.get("permanent") else BlinkError)(event["message"])

@@ -76,9 +76,52 @@ class Watermark:
 
     @classmethod
     def load(cls, value: Any, default_finished_at: int) -> Watermark:
+        """The stored watermark; one from the future (stored before records were checked) is dropped."""
         if isinstance(value, dict) and isinstance(value.get("finished_at"), int):
-            return cls(value["finished_at"], value.get("ids") or ())
+            if value["finished_at"] <= _now_ms() + CLOCK_SKEW_MS:
+                return cls(value["finished_at"], value.get("ids") or ())
+            logging.getLogger(__name__).warning(
+                "Ignoring the stored watermark %s: it lies in the future", value["finished_at"]
+            )
         return cls(default_finished_at)
+
+
+#: How far ahead of this machine's clock Blink's may run: a ``finished_at`` beyond it is not believed.
+CLOCK_SKEW_MS = 5 * 60 * 1000
+
+
+class RecordCheck:
+    """
+    Keeps records that would poison the watermark out of the stream.
+
+    Those are records without an id, or with a ``finished_at`` that is not a time up to
+    :data:`CLOCK_SKEW_MS` ahead of now (it would move the watermark where no real execution can
+    be, and the watcher would never fire again). Each is logged once (it comes back every poll).
+    """
+
+    def __init__(self, log: logging.Logger) -> None:
+        self._log = log
+        self._warned: set[tuple[Any, Any]] = set()
+
+    def admits(self, execution: Mapping[str, Any]) -> bool:
+        execution_id, finished_at = execution.get("id"), execution.get("finished_at")
+        if not isinstance(execution_id, str) or not execution_id:
+            problem = f"a record without an id (finished_at={finished_at!r})"
+        elif (
+            not isinstance(finished_at, int)
+            or isinstance(finished_at, bool)
+            or finished_at > _now_ms() + CLOCK_SKEW_MS
+        ):
+            problem = f"execution {execution_id!r}: its finished_at {finished_at!r} is not a time up to now"
+        else:
+            return True
+        key = (execution_id if isinstance(execution_id, str) else None, repr(finished_at))
+        if key not in self._warned:
+            if len(self._warned) > 1000:
+                self._warned.clear()
+            self._warned.add(key)
+            self._log.warning("Skipping %s from Blink's list of finished executions", problem)
+        return False
 
 
 async def finished_executions(
@@ -92,9 +135,11 @@ async def finished_executions(
     Yield each execution that finishes from ``since_ms`` on, once, forever: one list call per poll.
 
     Transient Blink errors are logged and the next poll tries again; permanent ones are raised.
+    Records that would poison the watermark are skipped (see :class:`RecordCheck`).
     """
     log = logging.getLogger(__name__)
     cursor = Watermark(since_ms)
+    check = RecordCheck(log)
     async with BlinkHook(blink_conn_id).async_client(shared=True) as client:
         while True:
             query: dict[str, Any] = {"finished_at": {"$gte": max(cursor.finished_at, 1)}}
@@ -106,7 +151,7 @@ async def finished_executions(
                 async for execution in client.iter_executions(
                     workspace_id=workspace_id, filter=query, sort=["finished_at", "id"]
                 ):
-                    if cursor.admits(execution):
+                    if check.admits(execution) and cursor.admits(execution):
                         cursor.advance(execution)
                         yield execution
             except BlinkError as exc:

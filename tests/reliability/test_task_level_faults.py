@@ -25,7 +25,7 @@ from conftest import connection_json
 from test_example_dags import register, run, task_instance, xcom
 from test_retries import requests_to, wait_for, with_key
 
-import airflow_provider_blink.triggers.blink as triggers
+import airflow_provider_blink.tasks.waiting as triggers
 from airflow_provider_blink.exceptions import (
     BlinkAuthenticationError,
     BlinkError,

@@ -17,8 +17,9 @@ from conftest import start_directly as start
 
 # Imported here, not inside the trigger's first run: an import would count as a slow callback.
 import airflow_provider_blink.hooks.blink  # noqa: F401
+from airflow_provider_blink.tasks.events import EVENT_STATUSES
 from airflow_provider_blink.testing import BlinkEmulator, Fault
-from airflow_provider_blink.triggers.blink import EVENT_STATUSES, BlinkExecutionTrigger
+from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
 CLASSPATH = "airflow_provider_blink.triggers.blink.BlinkExecutionTrigger"
 EVENT_KEYS = {"status", "execution_id", "execution", "message", "permanent"}

@@ -1,0 +1,65 @@
+"""The trigger a task waits for an execution with: deferred to the triggerer, or run in process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_blink.exceptions import BlinkError
+from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
+
+
+@dataclass(frozen=True)
+class ExecutionWatch:
+    """
+    How a task watches an execution: through which connection, how often, and which states end it how.
+
+    :param blink_conn_id: the Airflow connection to Blink.
+    :param workspace_id: overrides the connection's workspace.
+    :param poll_interval: seconds between polls.
+    :param success_states: states that count as success (see :mod:`.states`).
+    :param failure_states: states that count as failure.
+    """
+
+    blink_conn_id: str
+    workspace_id: str | None
+    poll_interval: float
+    success_states: Collection[str] | None = None
+    failure_states: Collection[str] | None = None
+
+
+def build_trigger(
+    watch: ExecutionWatch, execution_id: str, timeout: float | None, *, cancel_on_kill: bool
+) -> BlinkExecutionTrigger:
+    """
+    The one place a task's settings become a trigger, so operator, sensor and notifier cannot drift apart.
+
+    :param timeout: seconds from now until the deadline; ``None`` waits indefinitely.
+    :param cancel_on_kill: cancel the execution when a user kills the deferred task (the task started it).
+    """
+    return BlinkExecutionTrigger(
+        execution_id=execution_id,
+        blink_conn_id=watch.blink_conn_id,
+        workspace_id=watch.workspace_id,
+        poll_interval=watch.poll_interval,
+        end_time=None if timeout is None else time.time() + timeout,
+        success_states=watch.success_states,
+        failure_states=watch.failure_states,
+        cancel_on_kill=cancel_on_kill,
+    )
+
+
+def wait_for_event(trigger: BlinkExecutionTrigger) -> dict[str, Any]:
+    """Run the trigger in this process until its event: the same wait, without deferring."""
+
+    async def first_event() -> dict[str, Any]:
+        async with contextlib.aclosing(trigger.run()) as events:  # type: ignore[type-var]
+            async for event in events:
+                return event.payload
+        raise BlinkError("BlinkExecutionTrigger ended without an event")
+
+    return asyncio.run(first_event())

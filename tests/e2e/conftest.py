@@ -1,6 +1,6 @@
 """End-to-end fixtures: one real Airflow 3 deployment per session, with the Blink emulator as Blink.
 
-The deployment (``tests/e2e/harness.py``) runs PostgreSQL, the emulator, ``airflow api-server``,
+The deployment (``tests/e2e/harness/``) runs PostgreSQL, the emulator, ``airflow api-server``,
 ``scheduler`` (LocalExecutor), ``dag-processor`` and ``triggerer`` as separate processes on loopback,
 with ``example_dags/`` and ``tests/e2e/dags/`` deployed. Tests talk to it only the way an operator
 would: Airflow's REST API, the web UI in a real browser, signals to its processes, and Blink's API.
@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e.harness import E2E_DAGS, REPO, BlinkApi, Deployment, utcnow
-from e2e.runs import EXAMPLE_DEFERRABLE, RunObservation, watch_run
+from e2e.harness.blink import BlinkApi
+from e2e.harness.deployment import E2E_DAGS, REPO, Deployment
+from e2e.harness.runs import EXAMPLE_DEFERRABLE, RunObservation, watch_run
+from e2e.harness.waiting import utcnow
 
 from airflow_provider_blink.testing import DEMO_PLAYBOOKS
 

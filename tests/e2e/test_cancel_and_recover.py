@@ -18,8 +18,11 @@ from typing import Any
 
 import psutil
 import pytest
-from e2e.harness import BlinkApi, Deployment, utcnow, wait_until, worker_processes
-from e2e.runs import RUN_TIMEOUT, started, wait_deferred
+from e2e.harness.blink import BlinkApi
+from e2e.harness.deployment import Deployment
+from e2e.harness.processes import worker_processes
+from e2e.harness.runs import RUN_TIMEOUT, started, wait_deferred
+from e2e.harness.waiting import utcnow, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 

@@ -6,7 +6,10 @@ import signal
 from typing import Any
 
 import pytest
-from e2e.harness import BlinkApi, ComponentFailed, Deployment, utcnow, wait_until
+from e2e.harness.blink import BlinkApi
+from e2e.harness.deployment import Deployment
+from e2e.harness.processes import ComponentFailed
+from e2e.harness.waiting import utcnow, wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -173,3 +173,11 @@ def worker_processes(ti_id: str) -> list[psutil.Process]:
             if ti_id in " ".join(proc.info["cmdline"] or ()):
                 found.append(proc)
     return found
+
+
+def task_runners(ti_id: str) -> list[psutil.Process]:
+    """The processes running the task itself: those titled with the task instance id whose children
+    are not (the LocalExecutor's supervisor may carry the id in its title too)."""
+    matches = worker_processes(ti_id)
+    pids = {p.pid for p in matches}
+    return [p for p in matches if not any(c.pid in pids for c in p.children(recursive=True))]

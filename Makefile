@@ -1,5 +1,5 @@
 # The README's commands. Each sets up what it needs (virtualenvs, Airflow homes) by itself.
-.PHONY: demo test e2e bench lint clean
+.PHONY: demo test e2e e2e-scale bench lint clean
 
 demo:  ## Run example DAG 1 through real Airflow against the bundled Blink emulator.
 	scripts/demo.sh
@@ -9,6 +9,9 @@ test:  ## ruff, mypy and pytest on the newest Airflow 3 and on Airflow 2.11.
 
 e2e:  ## A real Airflow 3 deployment (PostgreSQL, scheduler, triggerer ...) and a browser, vs the emulator.
 	scripts/e2e.sh
+
+e2e-scale:  ## Scale-out: CeleryExecutor workers and two triggerers, 500 deferred tasks, one of each killed mid-wait.
+	scripts/e2e-scale.sh
 
 bench:  ## Performance: 1,000 triggers vs bare aiohttp over TLS, DAG parse cost, sync hook, pagination.
 	scripts/bench.sh

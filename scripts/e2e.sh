@@ -20,7 +20,7 @@ fi
 
 # Its own virtualenv: the newest Airflow 3 plus Playwright (driving the system Chromium, never a
 # downloaded browser) and the PostgreSQL drivers Airflow needs (psycopg2 for the ORM, asyncpg async).
-scripts/setup-venv.sh .venv-e2e "apache-airflow>=3,<4" test,e2e
+scripts/setup-venv.sh .venv-e2e "apache-airflow>=3,<4" test,e2e,scale
 
 echo "== end-to-end suite on Airflow $(.venv-e2e/bin/python -c 'from importlib.metadata import version; print(version("apache-airflow"))')"
-exec .venv-e2e/bin/python -m pytest tests/e2e -p no:cacheprovider -v --durations=20 "$@"
+exec .venv-e2e/bin/python -m pytest tests/e2e --ignore=tests/e2e/scale -p no:cacheprovider -v --durations=20 "$@"

@@ -81,6 +81,20 @@ class AirflowApi:
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return list(self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=100)["task_instances"])
 
+    def mapped_task_instances(self, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
+        """Every mapped instance of ``task_id`` in a run, by map index (the API pages 100 at a time)."""
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self.get(
+                f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/listMapped",
+                limit=100,
+                offset=len(found),
+                order_by="map_index",
+            )
+            found.extend(page["task_instances"])
+            if not page["task_instances"] or len(found) >= page["total_entries"]:
+                return found
+
     def task_instance(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, Any]:
         suffix = "" if map_index < 0 else f"/{map_index}"
         return dict(self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}{suffix}"))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from e2e.harness.processes import Component, base_env
+from e2e.harness.processes import Component, ComponentFailed, base_env
 from e2e.harness.waiting import wait_until
 
 
@@ -109,5 +109,48 @@ class BlinkEmulatorProcess:
             "extra": {"workspace_id": self.workspace_id},
         }
 
+    def check_alive(self) -> None:
+        self.component.check_alive()
+
     def stop(self) -> None:
         self.component.stop(signal.SIGTERM, timeout=15)
+
+
+class InProcessEmulator:
+    """The emulator on a thread of the test process: tests may also end executions (``finish``).
+
+    Same surface as :class:`BlinkEmulatorProcess` for the deployment; ``emulator`` is the
+    :class:`~airflow_provider_blink.testing.BlinkEmulator` itself.
+    """
+
+    def __init__(self, *, api_key: str, workspace_id: str, playbooks: Iterable[Mapping[str, Any]]) -> None:
+        from airflow_provider_blink.testing import BlinkEmulator, ScriptedPlaybook
+
+        self.api_key = api_key
+        self.workspace_id = workspace_id
+        self.emulator = BlinkEmulator(
+            api_key=api_key, workspaces=[workspace_id], playbooks=[ScriptedPlaybook(**pb) for pb in playbooks]
+        )
+        self.url = ""
+        self.api: BlinkApi | None = None
+
+    def start(self) -> None:
+        self.emulator.start()
+        self.url = self.emulator.url
+        self.api = BlinkApi(self.url, self.api_key, self.workspace_id)
+
+    def connection(self, url: str | None = None) -> dict[str, Any]:
+        """The ``blink_default`` Airflow connection for this emulator, or reaching it through ``url``."""
+        return {
+            "conn_type": "blink",
+            "host": url or self.url,
+            "password": self.api_key,
+            "extra": {"workspace_id": self.workspace_id},
+        }
+
+    def check_alive(self) -> None:
+        if not self.emulator.running:
+            raise ComponentFailed("the in-process Blink emulator is not running")
+
+    def stop(self) -> None:
+        self.emulator.stop()

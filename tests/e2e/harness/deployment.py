@@ -26,7 +26,7 @@ from typing import Any
 
 import requests
 from e2e.harness.airflow_api import AirflowApi
-from e2e.harness.blink import BlinkEmulatorProcess
+from e2e.harness.blink import BlinkEmulatorProcess, InProcessEmulator
 from e2e.harness.postgres import Postgres
 from e2e.harness.processes import LOOPBACK, Component, ComponentFailed, base_env, free_port, run_checked
 from e2e.harness.waiting import utcnow, wait_until
@@ -48,6 +48,10 @@ class Deployment:
 
     api_key = "blink-e2e-key-" + secrets.token_hex(8)
     workspace_id = "e2e-workspace"
+    #: Airflow's components, in start order (each is ``airflow <name>``; see :meth:`build_component`).
+    component_names: tuple[str, ...] = COMPONENTS
+    #: Stop order: the scheduler first, so nothing new is scheduled while the rest go down.
+    stop_order: tuple[str, ...] = ("scheduler", "triggerer", "dag-processor", "api-server")
 
     def __init__(
         self,
@@ -68,7 +72,25 @@ class Deployment:
             shutil.copy2(path, self.dags / path.name)
         self.python = sys.executable
         self.postgres = Postgres(self.base / "pgdata", self.logs / "postgres.log")
-        self.emulator = BlinkEmulatorProcess(
+        self.emulator: BlinkEmulatorProcess | InProcessEmulator = self.build_emulator(playbooks)
+        self.api_port = free_port()
+        self.base_url = f"http://{LOOPBACK}:{self.api_port}"
+        self.password = secrets.token_urlsafe(12)
+        self.extra_env = dict(extra_env or {})
+        self.components: dict[str, Component] = {}
+        #: components a test killed on purpose (no longer checked for being alive, nor stopped).
+        self.killed: dict[str, Component] = {}
+        self.api = AirflowApi(self.base_url, ADMIN_USER, self.password)
+        self.api.explain = self.explain_run
+        self.timings: dict[str, float] = {}
+
+    # -- bring-up --------------------------------------------------------------------------------
+
+    def build_emulator(
+        self, playbooks: Iterable[Mapping[str, Any]]
+    ) -> BlinkEmulatorProcess | InProcessEmulator:
+        """The Blink emulator: ``python -m airflow_provider_blink.testing`` in its own process."""
+        return BlinkEmulatorProcess(
             api_key=self.api_key,
             workspace_id=self.workspace_id,
             playbooks=playbooks,
@@ -76,16 +98,6 @@ class Deployment:
             log_path=self.logs / "blink-emulator.log",
             python=self.python,
         )
-        self.api_port = free_port()
-        self.base_url = f"http://{LOOPBACK}:{self.api_port}"
-        self.password = secrets.token_urlsafe(12)
-        self.extra_env = dict(extra_env or {})
-        self.components: dict[str, Component] = {}
-        self.api = AirflowApi(self.base_url, ADMIN_USER, self.password)
-        self.api.explain = self.explain_run
-        self.timings: dict[str, float] = {}
-
-    # -- bring-up --------------------------------------------------------------------------------
 
     def airflow_env(self) -> dict[str, str]:
         from cryptography.fernet import Fernet
@@ -130,7 +142,8 @@ class Deployment:
         env.update(self.extra_env)
         return env
 
-    def _component(self, name: str, env: dict[str, str]) -> Component:
+    def build_component(self, name: str, env: dict[str, str]) -> Component:
+        """The process of component ``name``: ``airflow <name>`` with the deployment's environment."""
         argv = [self.python, "-m", "airflow", name]
         if name in ("scheduler", "triggerer"):
             argv.append("--skip-serve-logs")  # logs are local files the api-server reads itself
@@ -153,10 +166,10 @@ class Deployment:
         )
         self.timings["db migrate"] = time.monotonic() - mark
         mark = time.monotonic()
-        for name in COMPONENTS:
-            self.components[name] = self._component(name, env)
+        for name in self.component_names:
+            self.components[name] = self.build_component(name, env)
             self.components[name].start()
-        self.wait_healthy(COMPONENTS, timeout=180)
+        self.wait_healthy(self.component_names, timeout=180)
         self.api.login()
         self.timings["components healthy"] = time.monotonic() - mark
         self.timings["bring-up"] = time.monotonic() - began
@@ -165,7 +178,7 @@ class Deployment:
         for component in self.components.values():
             component.check_alive()
         self.postgres.component.check_alive()
-        self.emulator.component.check_alive()
+        self.emulator.check_alive()
 
     def wait_healthy(
         self, names: Iterable[str], *, timeout: float, heartbeat_after: datetime | None = None
@@ -239,6 +252,12 @@ class Deployment:
 
     # -- operations tests perform ----------------------------------------------------------------
 
+    def kill(self, name: str) -> None:
+        """SIGKILL component ``name``'s whole process group (a crash) and leave it dead."""
+        component = self.components.pop(name)
+        self.killed[name] = component
+        component.kill()
+
     def restart(self, name: str, *, crash: bool = False, timeout: float = 120) -> float:
         """Stop a component (SIGTERM and wait, or ``crash``: SIGKILL its process group), start it again,
         and wait until its fresh heartbeat is healthy; returns the seconds it was gone."""
@@ -301,7 +320,7 @@ class Deployment:
     def stop(self) -> None:
         """Stop everything, newest first: Airflow components, the emulator, then PostgreSQL."""
         errors: list[str] = []
-        for name in ("scheduler", "triggerer", "dag-processor", "api-server"):
+        for name in self.stop_order:
             component = self.components.get(name)
             if component is not None:
                 try:

@@ -120,6 +120,14 @@ class Postgres:
         except psycopg2.OperationalError:  # not accepting connections yet
             return False
 
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Rows of one read-only query on Airflow's database (what the REST API does not show)."""
+        with self._connect("airflow") as conn, conn.cursor() as cur:
+            cur.execute(sql, params)
+            rows = list(cur.fetchall())
+            conn.rollback()
+            return rows
+
     def stop(self) -> None:
         # SIGINT is PostgreSQL's "fast" shutdown: disconnect clients, checkpoint, exit.
         self.component.stop(signal.SIGINT, timeout=30)

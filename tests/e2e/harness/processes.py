@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,12 @@ class Component:
     log_path: Path
     user: str | None = None
     proc: subprocess.Popen[bytes] | None = None
+    #: when :meth:`start` last ran
+    started_at: datetime | None = None
 
     def start(self) -> None:
         """Start the process (appending to its log, so restarts keep the history)."""
+        self.started_at = utcnow()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             log.write(

@@ -222,6 +222,28 @@ class DistributedDeployment(Deployment):
                 return name
         return None
 
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the deployment's processes: every component, PostgreSQL and Redis
+        with their children (exited task processes included once reaped), plus this test process
+        (the emulator and relays run on its threads). Differences of two readings price a scenario."""
+        roots = [c.proc for c in (*self.components.values(), self.postgres.component, self.redis.component)]
+        total = sum(os.times()[:4])
+        for proc in roots:
+            if proc is None:
+                continue
+            try:
+                root = psutil.Process(proc.pid)
+                processes = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            for each in processes:
+                try:
+                    times = each.cpu_times()
+                except psutil.Error:
+                    continue
+                total += times.user + times.system + times.children_user + times.children_system
+        return total
+
     def peak_rss(self, name: str) -> dict[int, int]:
         """Peak resident memory (``VmHWM``, bytes) of each live process of component ``name``, by pid."""
         component = self.components[name]

@@ -7,6 +7,7 @@ the bulk counts come from Airflow's database, the per-task checks at the end fro
 from __future__ import annotations
 
 import collections
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,15 +20,17 @@ TASK_ID = "wait"
 
 @dataclass(frozen=True)
 class FanOut:
-    """A running fan-out: its run id and size."""
+    """A running fan-out: its run id, size and when it was triggered (``time.monotonic()``)."""
 
     run_id: str
     size: int
+    started_at: float
 
 
 def start_fan_out(deployment: DistributedDeployment, size: int, label: str) -> FanOut:
+    started_at = time.monotonic()
     run_id = deployment.api.trigger(DAG_ID, run_id=f"scale__{label}", conf={"count": size})
-    return FanOut(run_id, size)
+    return FanOut(run_id, size, started_at)
 
 
 def task_states(deployment: DistributedDeployment, run: FanOut) -> dict[str, int]:

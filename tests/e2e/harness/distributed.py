@@ -106,6 +106,12 @@ class DistributedDeployment(Deployment):
                 "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": str(settings.triggerer_dead_after),
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(settings.task_dead_after),
                 "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+                # Hundreds of task starts at once queue up at the execution API on 2 cores; Airflow's
+                # advice "under high load": a longer timeout than 5 s (its retries then suffice).
+                "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
+                # One api-server worker per core (Airflow's advice; its default is 1): every task
+                # start and finish goes through the execution API.
+                "AIRFLOW__API__WORKERS": "2",
                 "BLINK_SCALE_POLL_INTERVAL": str(settings.poll_interval),
             }
         )

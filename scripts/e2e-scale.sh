@@ -7,18 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-missing=()
-ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
-command -v redis-server >/dev/null || missing+=(redis-server)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "== apt-get install ${missing[*]}"
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-# Debian's packages may start their own servers on the default ports; the suite runs private ones
-# on free loopback ports instead.
+scripts/install-debian-packages.sh postgresql redis-server
 
 # The same virtualenv as scripts/e2e.sh (its "scale" extra adds the Celery provider).
 scripts/setup-venv.sh .venv-e2e "apache-airflow>=3,<4" test,e2e,scale

@@ -11,15 +11,13 @@ place). ``BLINK_E2E_KEEP=1`` keeps the temp dir (logs, config) even when every t
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from e2e.harness.blink import BlinkApi
-from e2e.harness.deployment import E2E_DAGS, REPO, Deployment
+from e2e.harness.deployment import E2E_DAGS, REPO, Deployment, running
 from e2e.harness.runs import EXAMPLE_DEFERRABLE, RunObservation, watch_run
 from e2e.harness.waiting import utcnow
 
@@ -104,27 +102,14 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     """The running deployment, shared by the whole session and torn down at its end."""
     dag_files = sorted((REPO / "example_dags").glob("*.py")) + sorted(E2E_DAGS.glob("*.py"))
     dep = Deployment(playbooks=PLAYBOOKS, dag_files=dag_files)
-    REPORT["base"] = dep.base
-    print(f"\nBlink e2e deployment under {dep.base} (logs in {dep.logs})", flush=True)
-    up = False
-    try:
-        dep.start()
-        began = time.monotonic()
-        dep.wait_for_dags([*EXAMPLE_DAGS, *E2E_DAG_IDS], timeout=180)
-        dep.timings["DAGs parsed"] = time.monotonic() - began
-        up = True
+    with running(
+        dep,
+        [*EXAMPLE_DAGS, *E2E_DAG_IDS],
+        report=REPORT,
+        tests_failed=lambda: request.session.testsfailed,
+        parse_timeout=180,
+    ):
         yield dep
-    finally:
-        began = time.monotonic()
-        try:
-            dep.stop()
-        finally:
-            REPORT["timings"].update(dep.timings)
-            REPORT["timings"]["teardown"] = time.monotonic() - began
-            failed = not up or request.session.testsfailed > 0
-            keep = failed or os.environ.get("BLINK_E2E_KEEP") == "1"
-            REPORT["kept"] = keep
-            dep.cleanup(keep=keep)
 
 
 @pytest.fixture(scope="session")

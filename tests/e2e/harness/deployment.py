@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import shutil
 import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from e2e.harness.airflow_api import AirflowApi
@@ -341,3 +342,43 @@ class Deployment:
             shutil.rmtree(self.base / "pgdata", ignore_errors=True)
         else:
             shutil.rmtree(self.base, ignore_errors=True)
+
+
+D = TypeVar("D", bound=Deployment)
+
+
+@contextlib.contextmanager
+def running(
+    dep: D,
+    dag_ids: Iterable[str],
+    *,
+    report: dict[str, Any],
+    tests_failed: Callable[[], int],
+    parse_timeout: float,
+) -> Iterator[D]:
+    """Bring ``dep`` up with ``dag_ids`` parsed; on exit tear it down, keeping its temp dir (logs,
+    config) when bring-up or a test failed, or with ``BLINK_E2E_KEEP=1``.
+
+    :param report: receives ``base``, ``timings`` and ``kept`` for the suite's summary.
+    :param tests_failed: how many tests have failed so far (read at teardown).
+    """
+    report["base"] = dep.base
+    print(f"\n{type(dep).__name__} under {dep.base} (logs in {dep.logs})", flush=True)
+    up = False
+    try:
+        dep.start()
+        began = time.monotonic()
+        dep.wait_for_dags(dag_ids, timeout=parse_timeout)
+        dep.timings["DAGs parsed"] = time.monotonic() - began
+        up = True
+        yield dep
+    finally:
+        began = time.monotonic()
+        try:
+            dep.stop()
+        finally:
+            report.setdefault("timings", {}).update(dep.timings)
+            report["timings"]["teardown"] = time.monotonic() - began
+            keep = not up or tests_failed() > 0 or os.environ.get("BLINK_E2E_KEEP") == "1"
+            report["kept"] = keep
+            dep.cleanup(keep=keep)

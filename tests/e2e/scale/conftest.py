@@ -12,13 +12,12 @@ overrides the single-host one of ``tests/e2e/conftest.py`` for this directory, s
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e.harness.deployment import E2E_DAGS
+from e2e.harness.deployment import E2E_DAGS, running
 from e2e.harness.distributed import DistributedDeployment, ScaleSettings
 from e2e.harness.figures import FIGURES
 
@@ -65,25 +64,10 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[DistributedDeployment
         dag_files=[E2E_DAGS / "blink_e2e_dags.py", *sorted(SCALE_DAGS.glob("*.py"))],
         settings=ScaleSettings(),
     )
-    REPORT["base"] = dep.base
-    print(f"\nBlink scale deployment under {dep.base} (logs in {dep.logs})", flush=True)
-    up = False
-    try:
-        dep.start()
-        began = time.monotonic()
-        dep.wait_for_dags(DAG_IDS, timeout=240)
-        dep.timings["DAGs parsed"] = time.monotonic() - began
-        up = True
+    with running(
+        dep, DAG_IDS, report=REPORT, tests_failed=lambda: request.session.testsfailed, parse_timeout=240
+    ):
         yield dep
-    finally:
-        began = time.monotonic()
-        try:
-            dep.stop()
-        finally:
-            REPORT["timings"] = {**dep.timings, "teardown": time.monotonic() - began}
-            keep = not up or request.session.testsfailed > 0 or os.environ.get("BLINK_E2E_KEEP") == "1"
-            REPORT["kept"] = keep
-            dep.cleanup(keep=keep)
 
 
 @pytest.fixture(scope="session")

@@ -53,6 +53,8 @@ class Deployment:
     component_names: tuple[str, ...] = COMPONENTS
     #: Stop order: the scheduler first, so nothing new is scheduled while the rest go down.
     stop_order: tuple[str, ...] = ("scheduler", "triggerer", "dag-processor", "api-server")
+    #: seconds the components get to become healthy at start (bring-up on 2 busy cores is slow)
+    bring_up_timeout = 180.0
 
     def __init__(
         self,
@@ -170,7 +172,7 @@ class Deployment:
         for name in self.component_names:
             self.components[name] = self.build_component(name, env)
             self.components[name].start()
-        self.wait_healthy(self.component_names, timeout=180)
+        self.wait_healthy(self.component_names, timeout=self.bring_up_timeout)
         self.api.login()
         self.timings["components healthy"] = time.monotonic() - mark
         self.timings["bring-up"] = time.monotonic() - began

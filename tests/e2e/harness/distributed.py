@@ -65,6 +65,7 @@ class DistributedDeployment(Deployment):
 
     component_names = ("api-server", "scheduler", "dag-processor", *TRIGGERERS, *WORKERS)
     stop_order = ("scheduler", *TRIGGERERS, *WORKERS, "dag-processor", "api-server")
+    bring_up_timeout = 420.0  # seven Airflow processes starting at once
 
     def __init__(
         self,

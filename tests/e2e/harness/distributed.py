@@ -219,13 +219,13 @@ class DistributedDeployment(Deployment):
         return {names.get(job, "unassigned" if job is None else f"job {job}"): int(n) for job, n in rows}
 
     def component_of(self, pid: int) -> str | None:
-        """The component whose process group ``pid`` belongs to (each component leads its own group)."""
+        """The component whose process ``pid`` is, or descends from (a task under a worker)."""
         try:
-            group = os.getpgid(pid)
-        except ProcessLookupError:
+            lineage = [pid, *(p.pid for p in psutil.Process(pid).parents())]
+        except psutil.Error:
             return None
         for name, component in self.components.items():
-            if component.pid == group:
+            if component.proc is not None and component.proc.pid in lineage:
                 return name
         return None
 

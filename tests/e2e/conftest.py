@@ -51,7 +51,7 @@ def _playbook(playbook_id: str, duration: float, **fields: Any) -> dict[str, Any
 #: - the trigger fires only after the scheduler has drained the deferring worker's "success" event,
 #:   which reaches it up to ``[workers] min_heartbeat_interval`` (5 s) late; Airflow 3.3 fails a
 #:   task that has already resumed when that event arrives (apache/airflow#72716).
-#: The others outlast a component restart or a user's action.
+#: The others outlast a component restart (up to ~60 s on a busy 2-core machine) or a user's action.
 PLAYBOOKS = [
     *(
         {
@@ -66,8 +66,8 @@ PLAYBOOKS = [
         for pb in DEMO_PLAYBOOKS
     ),
     _playbook("long-wait", 5),
-    _playbook("restart-sigterm", 40),
-    _playbook("restart-sigkill", 40),
+    _playbook("restart-sigterm", 90),
+    _playbook("restart-sigkill", 90),
     _playbook("crash-wait", 20),
     _playbook("cancel-me", 120),
     _playbook("watched-only", 20),

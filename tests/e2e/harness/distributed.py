@@ -194,15 +194,19 @@ class DistributedDeployment(Deployment):
 
         return wait_until(f"{name}'s triggerer job", found, timeout=timeout, diagnose=component.tail)
 
-    def wait_worker_ready(self, name: str, *, timeout: float) -> None:
-        """Wait until Celery worker ``name`` logs that it consumes tasks."""
+    def wait_worker_ready(self, name: str, *, timeout: float, after: int = 0) -> None:
+        """Wait until Celery worker ``name`` logs that it consumes tasks.
+
+        :param after: read its log from this offset on (a restarted worker appends to the old log).
+        """
         component = self.components[name]
 
         def ready() -> bool:
             component.check_alive()
-            return (
-                f"{name}@" in (text := component.log_path.read_text(errors="replace")) and " ready." in text
-            )
+            with component.log_path.open("rb") as log:
+                log.seek(after)
+                text = log.read().decode(errors="replace")
+            return f"{name}@" in text and " ready." in text
 
         try:
             wait_until(f"Celery {name} to be ready", ready, timeout=timeout, diagnose=component.tail)

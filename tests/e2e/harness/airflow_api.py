@@ -41,7 +41,16 @@ class AirflowApi:
         return token
 
     def request(self, method: str, path: str, *, ok: Iterable[int] = (200, 201, 204), **kw: Any) -> Any:
-        response = self.session.request(method, f"{self.base_url}/api/v2{path}", timeout=30, **kw)
+        """One API call; a read that times out is asked again, twice (the api-server of a busy 2-core
+        deployment can take longer than 30 s to answer)."""
+        attempts = 3 if method == "GET" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self.session.request(method, f"{self.base_url}/api/v2{path}", timeout=30, **kw)
+                break
+            except requests.Timeout:
+                if attempt == attempts:
+                    raise
         if response.status_code not in set(ok):
             _raise_for(response, force=True)
         if not response.content:

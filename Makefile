@@ -1,5 +1,5 @@
 # The README's commands. Each sets up what it needs (virtualenvs, Airflow homes) by itself.
-.PHONY: demo test test-all e2e bench lint clean
+.PHONY: demo test test-all e2e e2e-scale bench lint clean
 
 demo:  ## Run example DAG 1 through real Airflow against the bundled Blink emulator.
 	scripts/demo.sh
@@ -12,6 +12,9 @@ test-all:  ## The same on every Airflow line: 2.11, 3.0, 3.1, 3.2 and the newest
 
 e2e:  ## A real Airflow 3 deployment (PostgreSQL, scheduler, triggerer ...) and a browser, vs the emulator.
 	scripts/e2e.sh
+
+e2e-scale:  ## Scale-out: CeleryExecutor workers and two triggerers, 500 deferred tasks, one of each killed mid-wait.
+	scripts/e2e-scale.sh
 
 bench:  ## Performance: 1,000 triggers vs bare aiohttp over TLS, DAG parse cost, sync hook, pagination.
 	scripts/bench.sh

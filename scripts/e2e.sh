@@ -6,21 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-missing=()
-ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
-[ -x /usr/bin/chromium ] || missing+=(chromium chromium-driver)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "== apt-get install ${missing[*]}"
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-# Debian's package starts its own cluster on 5432; the suite runs a private one on a free port instead.
+scripts/install-debian-packages.sh postgresql chromium chromium-driver
 
 # Its own virtualenv: the newest Airflow 3 plus Playwright (driving the system Chromium, never a
-# downloaded browser) and the PostgreSQL drivers Airflow needs (psycopg2 for the ORM, asyncpg async).
-scripts/setup-venv.sh .venv-e2e "apache-airflow>=3,<4" test,e2e
+# downloaded browser) and the PostgreSQL drivers Airflow needs (psycopg2 for the ORM, asyncpg async);
+# shared with scripts/e2e-scale.sh, whose "scale" extra (the Celery provider) it installs too.
+scripts/setup-venv.sh .venv-e2e "apache-airflow>=3,<4" test,e2e,scale
 
 echo "== end-to-end suite on Airflow $(.venv-e2e/bin/python -c 'from importlib.metadata import version; print(version("apache-airflow"))')"
-exec .venv-e2e/bin/python -m pytest tests/e2e -p no:cacheprovider -v --durations=20 "$@"
+exec .venv-e2e/bin/python -m pytest tests/e2e --ignore=tests/e2e/scale -p no:cacheprovider -v --durations=20 "$@"

@@ -1,6 +1,6 @@
 """End-to-end fixtures: one real Airflow 3 deployment per session, with the Blink emulator as Blink.
 
-The deployment (``tests/e2e/harness.py``) runs PostgreSQL, the emulator, ``airflow api-server``,
+The deployment (``tests/e2e/harness/``) runs PostgreSQL, the emulator, ``airflow api-server``,
 ``scheduler`` (LocalExecutor), ``dag-processor`` and ``triggerer`` as separate processes on loopback,
 with ``example_dags/`` and ``tests/e2e/dags/`` deployed. Tests talk to it only the way an operator
 would: Airflow's REST API, the web UI in a real browser, signals to its processes, and Blink's API.
@@ -11,15 +11,15 @@ place). ``BLINK_E2E_KEEP=1`` keeps the temp dir (logs, config) even when every t
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e.harness import E2E_DAGS, REPO, BlinkApi, Deployment, utcnow
-from e2e.runs import EXAMPLE_DEFERRABLE, RunObservation, watch_run
+from e2e.harness.blink import BlinkApi
+from e2e.harness.deployment import E2E_DAGS, REPO, Deployment, running
+from e2e.harness.runs import EXAMPLE_DEFERRABLE, RunObservation, watch_run
+from e2e.harness.waiting import utcnow
 
 from airflow_provider_blink.testing import DEMO_PLAYBOOKS
 
@@ -51,7 +51,7 @@ def _playbook(playbook_id: str, duration: float, **fields: Any) -> dict[str, Any
 #: - the trigger fires only after the scheduler has drained the deferring worker's "success" event,
 #:   which reaches it up to ``[workers] min_heartbeat_interval`` (5 s) late; Airflow 3.3 fails a
 #:   task that has already resumed when that event arrives (apache/airflow#72716).
-#: The others outlast a component restart or a user's action.
+#: The others outlast a component restart (up to ~60 s on a busy 2-core machine) or a user's action.
 PLAYBOOKS = [
     *(
         {
@@ -66,8 +66,8 @@ PLAYBOOKS = [
         for pb in DEMO_PLAYBOOKS
     ),
     _playbook("long-wait", 5),
-    _playbook("restart-sigterm", 40),
-    _playbook("restart-sigkill", 40),
+    _playbook("restart-sigterm", 90),
+    _playbook("restart-sigkill", 90),
     _playbook("crash-wait", 20),
     _playbook("cancel-me", 120),
     _playbook("watched-only", 20),
@@ -102,27 +102,14 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     """The running deployment, shared by the whole session and torn down at its end."""
     dag_files = sorted((REPO / "example_dags").glob("*.py")) + sorted(E2E_DAGS.glob("*.py"))
     dep = Deployment(playbooks=PLAYBOOKS, dag_files=dag_files)
-    REPORT["base"] = dep.base
-    print(f"\nBlink e2e deployment under {dep.base} (logs in {dep.logs})", flush=True)
-    up = False
-    try:
-        dep.start()
-        began = time.monotonic()
-        dep.wait_for_dags([*EXAMPLE_DAGS, *E2E_DAG_IDS], timeout=180)
-        dep.timings["DAGs parsed"] = time.monotonic() - began
-        up = True
+    with running(
+        dep,
+        [*EXAMPLE_DAGS, *E2E_DAG_IDS],
+        report=REPORT,
+        tests_failed=lambda: request.session.testsfailed,
+        parse_timeout=180,
+    ):
         yield dep
-    finally:
-        began = time.monotonic()
-        try:
-            dep.stop()
-        finally:
-            REPORT["timings"].update(dep.timings)
-            REPORT["timings"]["teardown"] = time.monotonic() - began
-            failed = not up or request.session.testsfailed > 0
-            keep = failed or os.environ.get("BLINK_E2E_KEEP") == "1"
-            REPORT["kept"] = keep
-            dep.cleanup(keep=keep)
 
 
 @pytest.fixture(scope="session")

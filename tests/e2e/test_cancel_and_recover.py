@@ -18,8 +18,11 @@ from typing import Any
 
 import psutil
 import pytest
-from e2e.harness import BlinkApi, Deployment, utcnow, wait_until, worker_processes
-from e2e.runs import RUN_TIMEOUT, started, wait_deferred
+from e2e.harness.blink import BlinkApi
+from e2e.harness.deployment import Deployment
+from e2e.harness.processes import task_runners
+from e2e.harness.runs import RUN_TIMEOUT, started, wait_deferred
+from e2e.harness.waiting import utcnow, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -148,11 +151,3 @@ def test_worker_crash_retry_reattaches(deployment: Deployment, blink: BlinkApi) 
         f"the retry started {len(executions) - 1} new Blink execution(s) instead of reattaching to "
         f"{first['id']}: {[(e['id'], e['state_ui']) for e in executions]}"
     )
-
-
-def task_runners(ti_id: str) -> list[psutil.Process]:
-    """The processes running the task itself: those titled with the task instance id whose children
-    are not (the LocalExecutor's supervisor may carry the id in its title too)."""
-    matches = worker_processes(ti_id)
-    pids = {p.pid for p in matches}
-    return [p for p in matches if not any(c.pid in pids for c in p.children(recursive=True))]

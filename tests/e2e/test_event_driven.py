@@ -6,62 +6,19 @@ import signal
 from typing import Any
 
 import pytest
-from e2e.harness import BlinkApi, ComponentFailed, Deployment, utcnow, wait_until
+from e2e.harness.blink import BlinkApi
+from e2e.harness.deployment import Deployment
+from e2e.harness.events import finished, start_execution, unpause_and_parse, wait_for_runs_covering
+from e2e.harness.processes import ComponentFailed
+from e2e.harness.waiting import utcnow, wait_until
 
 pytestmark = pytest.mark.e2e
-
-DAG_ID = "blink_e2e_event_driven"
-PLAYBOOK = "event-source"
-
-
-def start_execution(blink: BlinkApi) -> str:
-    response = blink.session.post(
-        f"{blink.url}/api/v1/workspace/{blink.workspace_id}/playbooks/{PLAYBOOK}/execute", json={}, timeout=10
-    )
-    response.raise_for_status()
-    return str(response.json()["execution_id"])
-
-
-def finished(blink: BlinkApi, execution_id: str) -> bool:
-    return blink.execution(execution_id)["state_ui"] == "Completed"
-
-
-def runs_and_their_executions(deployment: Deployment) -> list[list[str]]:
-    """For each DAG run of the watched asset, oldest first: the executions its asset events carry."""
-    api = deployment.api
-    runs = api.get(f"/dags/{DAG_ID}/dagRuns", limit=100, order_by="id")["dag_runs"]
-    result = []
-    for run in runs:
-        events = api.get(f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/upstreamAssetEvents")["asset_events"]
-        result.append([e["extra"]["payload"]["execution_id"] for e in events])
-    return result
-
-
-def wait_for_runs_covering(deployment: Deployment, execution_ids: list[str]) -> list[list[str]]:
-    def covered() -> list[list[str]] | None:
-        runs = runs_and_their_executions(deployment)
-        seen = [e for run in runs for e in run]
-        return runs if all(e in seen for e in execution_ids) else None
-
-    return wait_until(
-        f"DAG runs of {DAG_ID} for executions {execution_ids}",
-        covered,
-        timeout=120,
-        interval=0.5,
-        diagnose=lambda: str(runs_and_their_executions(deployment)),
-    )
 
 
 def test_each_finished_execution_starts_one_dag_run_across_a_triggerer_restart(
     deployment: Deployment, blink: BlinkApi
 ) -> None:
-    api = deployment.api
-    dag = api.dag(DAG_ID)
-    assert dag is not None
-    if dag["is_paused"]:
-        api.request("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
-    # The watcher starts once the unpaused DAG is parsed again; ask for that now, as a user would.
-    api.request("PUT", f"/parseDagFile/{dag['file_token']}")
+    unpause_and_parse(deployment)
 
     first = start_execution(blink)
     wait_for_runs_covering(deployment, [first])

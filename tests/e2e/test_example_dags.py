@@ -12,8 +12,9 @@ import json
 from collections.abc import Callable
 
 import pytest
-from e2e.harness import BlinkApi, Deployment
-from e2e.runs import EXAMPLE_DEFERRABLE, TRIGGER_CLASSPATH, RunObservation, fired_events
+from e2e.harness.blink import BlinkApi
+from e2e.harness.deployment import Deployment
+from e2e.harness.runs import EXAMPLE_DEFERRABLE, TRIGGER_CLASSPATH, RunObservation, fired_events
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 

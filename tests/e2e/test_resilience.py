@@ -10,8 +10,10 @@ from __future__ import annotations
 import collections
 
 import pytest
-from e2e.harness import BlinkApi, Deployment, utcnow, wait_until
-from e2e.runs import RUN_TIMEOUT, fired_events, started, wait_deferred
+from e2e.harness.blink import BlinkApi
+from e2e.harness.deployment import Deployment
+from e2e.harness.runs import RUN_TIMEOUT, fired_events, started, wait_deferred
+from e2e.harness.waiting import utcnow, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 

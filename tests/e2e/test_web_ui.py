@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e.harness import ADMIN_USER, Deployment
-from e2e.runs import RunObservation
+from e2e.harness.deployment import ADMIN_USER, Deployment
+from e2e.harness.runs import RunObservation
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from e2e.harness import Deployment, wait_until, worker_processes
+from e2e.harness.deployment import Deployment
+from e2e.harness.processes import worker_processes
+from e2e.harness.waiting import wait_until
 
 TRIGGER_CLASSPATH = "airflow_provider_blink.triggers.blink.BlinkExecutionTrigger"
 #: How long one DAG run may take before a test gives up (task start-up is slow on 2 cores).

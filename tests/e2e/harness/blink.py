@@ -1,0 +1,156 @@
+"""The Blink emulator in its own process, and Blink's REST API to read executions back."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import requests
+from e2e.harness.processes import Component, ComponentFailed, base_env
+from e2e.harness.waiting import wait_until
+
+
+class BlinkApi:
+    """Reads executions back from the emulator through Blink's public REST API (as any client would)."""
+
+    def __init__(self, url: str, api_key: str, workspace_id: str) -> None:
+        self.url = url
+        self.workspace_id = workspace_id
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.session.headers["BLINK-API-KEY"] = api_key
+
+    def _get(self, path: str, **params: str) -> Any:
+        response = self.session.get(
+            f"{self.url}/api/v1/workspace/{self.workspace_id}{path}", params=params, timeout=10
+        )
+        response.raise_for_status()
+        return response.json()
+
+    def executions(self, playbook_id: str) -> list[dict[str, Any]]:
+        """Every execution of ``playbook_id``, oldest first."""
+        query = {"filter": {"playbook_id": playbook_id}, "sort": ["created_at"], "limit": 1000}
+        return list(self._get("/executions", q=json.dumps(query))["results"])
+
+    def executions_for_run(self, playbook_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Executions of ``playbook_id`` whose inputs carry ``run_id`` (the e2e DAGs pass it)."""
+        return [e for e in self.executions(playbook_id) if (e.get("inputs") or {}).get("run_id") == run_id]
+
+    def execution(self, execution_id: str) -> dict[str, Any]:
+        return dict(self._get(f"/executions/{execution_id}"))
+
+
+class BlinkEmulatorProcess:
+    """``python -m airflow_provider_blink.testing`` in its own process, serving ``playbooks``."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        workspace_id: str,
+        playbooks: Iterable[Mapping[str, Any]],
+        work_dir: Path,
+        log_path: Path,
+        python: str,
+    ) -> None:
+        self.api_key = api_key
+        self.workspace_id = workspace_id
+        self.config_path = work_dir / "blink-emulator.json"
+        self.config_path.write_text(
+            json.dumps(
+                {"api_key": api_key, "workspaces": [workspace_id], "playbooks": list(playbooks)}, indent=2
+            )
+        )
+        self.ready_file = work_dir / "blink-emulator.url"
+        self.component = Component(
+            "blink-emulator",
+            [
+                python,
+                "-m",
+                "airflow_provider_blink.testing",
+                "--port",
+                "0",
+                "--api-key",
+                api_key,
+                "--workspace",
+                workspace_id,
+                "--config",
+                str(self.config_path),
+                "--ready-file",
+                str(self.ready_file),
+            ],
+            env=base_env(),
+            log_path=log_path,
+        )
+        self.url = ""
+        self.api: BlinkApi | None = None
+
+    def start(self) -> None:
+        self.component.start()
+
+        def ready() -> str | None:
+            self.component.check_alive()
+            return self.ready_file.read_text().strip() if self.ready_file.exists() else None
+
+        self.url = wait_until(
+            "the Blink emulator's ready file", ready, timeout=60, diagnose=self.component.tail
+        )
+        self.api = BlinkApi(self.url, self.api_key, self.workspace_id)
+
+    def connection(self) -> dict[str, Any]:
+        """The ``blink_default`` Airflow connection for this emulator."""
+        return {
+            "conn_type": "blink",
+            "host": self.url,
+            "password": self.api_key,
+            "extra": {"workspace_id": self.workspace_id},
+        }
+
+    def check_alive(self) -> None:
+        self.component.check_alive()
+
+    def stop(self) -> None:
+        self.component.stop(signal.SIGTERM, timeout=15)
+
+
+class InProcessEmulator:
+    """The emulator on a thread of the test process: tests may also end executions (``finish``).
+
+    Same surface as :class:`BlinkEmulatorProcess` for the deployment; ``emulator`` is the
+    :class:`~airflow_provider_blink.testing.BlinkEmulator` itself.
+    """
+
+    def __init__(self, *, api_key: str, workspace_id: str, playbooks: Iterable[Mapping[str, Any]]) -> None:
+        from airflow_provider_blink.testing import BlinkEmulator, ScriptedPlaybook
+
+        self.api_key = api_key
+        self.workspace_id = workspace_id
+        self.emulator = BlinkEmulator(
+            api_key=api_key, workspaces=[workspace_id], playbooks=[ScriptedPlaybook(**pb) for pb in playbooks]
+        )
+        self.url = ""
+        self.api: BlinkApi | None = None
+
+    def start(self) -> None:
+        self.emulator.start()
+        self.url = self.emulator.url
+        self.api = BlinkApi(self.url, self.api_key, self.workspace_id)
+
+    def connection(self, url: str | None = None) -> dict[str, Any]:
+        """The ``blink_default`` Airflow connection for this emulator, or reaching it through ``url``."""
+        return {
+            "conn_type": "blink",
+            "host": url or self.url,
+            "password": self.api_key,
+            "extra": {"workspace_id": self.workspace_id},
+        }
+
+    def check_alive(self) -> None:
+        if not self.emulator.running:
+            raise ComponentFailed("the in-process Blink emulator is not running")
+
+    def stop(self) -> None:
+        self.emulator.stop()

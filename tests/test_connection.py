@@ -8,12 +8,14 @@ import socket
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
-from conftest import API_KEY, WORKSPACE, connection_json
 
 import airflow_provider_blink
 from airflow_provider_blink.exceptions import BlinkConfigurationError
 from airflow_provider_blink.hooks.blink import USER_AGENT, BlinkHook
 from airflow_provider_blink.retries import RetryPolicy
+
+from support.connections import connection_json
+from support.emulator import API_KEY, WORKSPACE
 
 HOOK_CLASS = "airflow_provider_blink.hooks.blink.BlinkHook"
 
@@ -213,9 +215,7 @@ def test_test_connection_succeeds(emulator):
 
 
 def test_test_connection_reports_a_wrong_key(emulator, monkeypatch):
-    conn = json.loads(connection_json(emulator))
-    conn["password"] = "not-the-key"
-    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", json.dumps(conn))
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection_json(emulator, key="not-the-key"))
 
     ok, message = BlinkHook().test_connection()
 

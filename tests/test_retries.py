@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 import tenacity
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
-from conftest import API_KEY, TEST_PLAYBOOKS, WORKSPACE, connection_json
 
 from airflow_provider_blink import retries
 from airflow_provider_blink.exceptions import (
@@ -38,6 +37,9 @@ from airflow_provider_blink.exceptions import (
 from airflow_provider_blink.hooks.blink import BlinkAsyncClient, BlinkHook
 from airflow_provider_blink.retries import MAX_RETRY_AFTER, RetryPolicy, is_retryable
 from airflow_provider_blink.testing import BlinkEmulator, Fault
+
+from support.connections import connection_json
+from support.emulator import API_KEY, TEST_PLAYBOOKS, WORKSPACE
 
 VIEWER_KEY = "blink-viewer-key-0b1c2d3e4f"
 MAY_HAVE_REACHED = "may have reached Blink"
@@ -468,14 +470,7 @@ def count_attempts(monkeypatch) -> list[str]:
     ids=["get", "execute"],
 )
 def test_connection_refused_is_retried_even_for_execute(monkeypatch, client, count_attempts, method, args):
-    conn = json.dumps(
-        {
-            "conn_type": "blink",
-            "host": f"http://127.0.0.1:{closed_port()}",
-            "password": API_KEY,
-            "extra": {"workspace_id": WORKSPACE, "retry_limit": 2, "retry_delay": 0.01, "timeout": 2},
-        }
-    )
+    conn = connection_json(f"http://127.0.0.1:{closed_port()}", timeout=2)
     monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", conn)
 
     with pytest.raises(BlinkTransportError) as info:
@@ -508,13 +503,8 @@ def latin1_gateway(monkeypatch) -> Iterator[None]:
                 conn.sendall(answer)
 
     threading.Thread(target=serve, daemon=True).start()
-    conn = {
-        "conn_type": "blink",
-        "host": f"http://127.0.0.1:{server.getsockname()[1]}",
-        "password": API_KEY,
-        "extra": {"workspace_id": WORKSPACE, "retry_limit": 0, "timeout": 5},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", json.dumps(conn))
+    conn = connection_json(f"http://127.0.0.1:{server.getsockname()[1]}", retry_limit=0)
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", conn)
     yield
     server.close()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import WORKSPACE, connection_json
 
 from airflow_provider_blink.exceptions import (
     BlinkBadRequestError,
@@ -18,6 +17,9 @@ from airflow_provider_blink.exceptions import (
 )
 from airflow_provider_blink.hooks.blink import USER_AGENT, BlinkHook
 from airflow_provider_blink.testing import ScriptedPlaybook
+
+from support.connections import connection_json
+from support.emulator import WORKSPACE
 
 CALLBACK = {
     "url": "https://hooks.example.com/blink",

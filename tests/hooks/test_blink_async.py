@@ -10,11 +10,13 @@ from collections.abc import Iterator
 
 import aiohttp
 import pytest
-from conftest import WORKSPACE, connection_json
 from tcp_forwarder import CountingProxy
 
 from airflow_provider_blink.exceptions import BlinkBadRequestError, BlinkNotFoundError
 from airflow_provider_blink.hooks.blink import USER_AGENT, BlinkAsyncClient, BlinkHook
+
+from support.connections import connection_json
+from support.emulator import WORKSPACE
 
 CALLBACK = {"url": "https://hooks.example.com/blink", "method": "POST", "excludeDefaultMetadata": True}
 BODY = {
@@ -144,9 +146,7 @@ async def test_client_reads_the_same_connection_as_the_hook(emulator, monkeypatc
 def proxy(emulator, monkeypatch) -> Iterator[CountingProxy]:
     """``blink_default`` pointing at a connection-counting proxy in front of the emulator."""
     counting = CountingProxy(emulator.port)
-    conn = json.loads(connection_json(emulator))
-    conn["host"] = f"http://127.0.0.1:{counting.port}"
-    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", json.dumps(conn))
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection_json(f"http://127.0.0.1:{counting.port}"))
     yield counting
     counting.close()
 

@@ -4,28 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import connection_json
 from tcp_forwarder import CountingProxy
 
 from airflow_provider_blink.hooks.blink import BlinkHook
 from airflow_provider_blink.hooks.sessions import CONNECTION_LIMIT, shared_session_count
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
+from support.connections import connection_json
+
 
 @pytest.fixture
 def proxy(emulator, monkeypatch) -> Iterator[CountingProxy]:
     """``blink_default`` and ``blink_other`` both reach the emulator through a counting forwarder."""
     counting = CountingProxy(emulator.port)
-    conn = json.loads(connection_json(emulator))
-    conn["host"] = f"http://127.0.0.1:{counting.port}"
-    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", json.dumps(conn))
-    monkeypatch.setenv("AIRFLOW_CONN_BLINK_OTHER", json.dumps(conn))
+    conn = connection_json(f"http://127.0.0.1:{counting.port}")
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", conn)
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_OTHER", conn)
     yield counting
     counting.close()
 
@@ -117,10 +116,8 @@ async def test_a_rotated_key_gets_a_new_pool(emulator, proxy, monkeypatch):
     [execution_id] = start_executions(emulator, "slow", 1)
     hook = BlinkHook()
     async with hook.async_client(shared=True) as before:
-        conn = json.loads(connection_json(emulator))
-        conn["host"] = f"http://127.0.0.1:{proxy.port}"
-        conn["password"] = "rotated-key-0123456789"
-        monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", json.dumps(conn))
+        rotated = connection_json(f"http://127.0.0.1:{proxy.port}", key="rotated-key-0123456789")
+        monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", rotated)
         async with BlinkHook().async_client(shared=True) as after:
             assert after._session is not before._session
             assert shared_session_count() == 2

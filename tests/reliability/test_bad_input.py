@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
-from conftest import API_KEY, TEST_PLAYBOOKS, WORKSPACE, connection_json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -37,6 +36,9 @@ from airflow_provider_blink.exceptions import (
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 from airflow_provider_blink.testing import DEMO_PLAYBOOKS, BlinkEmulator, ScriptedPlaybook
+
+from support.connections import connection_json
+from support.emulator import API_KEY, TEST_PLAYBOOKS, WORKSPACE
 
 POLL = 0.1
 VIEWER_KEY = "blink-viewer-key-bad-input-5e6f"

@@ -28,7 +28,6 @@ from typing import Any
 import pytest
 import test_retries
 from airflow.providers.common.compat.sdk import AirflowFailException
-from conftest import connection_json
 from test_retries import Client, requests_to, wait_for
 
 from airflow_provider_blink.exceptions import (
@@ -46,6 +45,8 @@ from airflow_provider_blink.exceptions import (
 from airflow_provider_blink.hooks.blink import BlinkHook
 from airflow_provider_blink.retries import RetryPolicy
 from airflow_provider_blink.testing import BlinkEmulator, Fault
+
+from support.connections import connection_json
 
 # The shared fixtures: ``client`` (sync and async) and ``blink`` (an emulator with a viewer key and
 # a wrong-key connection too).

@@ -32,13 +32,14 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import API_KEY, WORKSPACE
 from test_retries import closed_port, requests_to, wait_for
 
 from airflow_provider_blink.exceptions import BlinkApiError, BlinkTransportError
 from airflow_provider_blink.hooks.blink import BlinkAsyncClient, BlinkHook
 from airflow_provider_blink.testing import BlinkEmulator, Fault
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
+
+from support.connections import connection_json
 
 #: Scaled-down production settings (see the module docstring).
 OUTAGE = 2.0
@@ -147,23 +148,6 @@ def attempts(monkeypatch) -> Attempts:
     return record
 
 
-def connection(host: str, **extra: Any) -> str:
-    return json.dumps(
-        {
-            "conn_type": "blink",
-            "host": host,
-            "password": API_KEY,
-            "extra": {
-                "workspace_id": WORKSPACE,
-                "retry_limit": 2,
-                "retry_delay": 0.01,
-                "timeout": 5,
-                **extra,
-            },
-        }
-    )
-
-
 def trigger_for(execution_id: str, **settings: Any) -> BlinkExecutionTrigger:
     return BlinkExecutionTrigger(
         execution_id=execution_id, **{"poll_interval": POLL, "error_budget": ERROR_BUDGET, **settings}
@@ -229,7 +213,7 @@ async def forwarder(emulator, monkeypatch) -> AsyncIterator[Forwarder]:
     """A :class:`Forwarder` to the emulator, as connection ``blink_forwarded``."""
     relay = Forwarder(emulator.port)
     await relay.listen()
-    monkeypatch.setenv("AIRFLOW_CONN_BLINK_FORWARDED", connection(f"http://127.0.0.1:{relay.port}"))
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_FORWARDED", connection_json(f"http://127.0.0.1:{relay.port}"))
     yield relay
     if relay._server is not None:
         await relay.refuse()
@@ -310,9 +294,9 @@ async def test_survives_an_outage_of_refused_connections(emulator, forwarder, at
 async def test_a_spent_error_budget_yields_one_clear_error_event(emulator, monkeypatch, caplog, outage):
     execution_id = start_slow_run()
     if outage == "refused":
-        monkeypatch.setenv("AIRFLOW_CONN_BLINK_DOWN", connection(f"http://127.0.0.1:{closed_port()}"))
+        monkeypatch.setenv("AIRFLOW_CONN_BLINK_DOWN", connection_json(f"http://127.0.0.1:{closed_port()}"))
     else:
-        monkeypatch.setenv("AIRFLOW_CONN_BLINK_DOWN", connection(emulator.url))
+        monkeypatch.setenv("AIRFLOW_CONN_BLINK_DOWN", connection_json(emulator.url))
         kind = "close_before" if outage == "dropped" else "status"
         emulator.inject(Fault("get", kind, status=503 if outage == "503" else None, times=None))
     started = time.monotonic()
@@ -357,7 +341,7 @@ async def test_the_deadline_is_honoured_within_one_poll_interval(emulator, monke
     elif blink == "5xx":
         emulator.inject(Fault("get", "status", status=500, times=None))
     else:
-        monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection(f"http://127.0.0.1:{closed_port()}"))
+        monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection_json(f"http://127.0.0.1:{closed_port()}"))
     poll_interval = 0.2
     end_time = time.time() + 0.5
 

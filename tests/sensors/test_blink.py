@@ -15,12 +15,13 @@ from airflow.providers.common.compat.sdk import (
     PokeReturnValue,
     TaskDeferred,
 )
-from conftest import start_directly as start
 
 from airflow_provider_blink.exceptions import BlinkConfigurationError, BlinkError, BlinkExecutionFailed
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 from airflow_provider_blink.testing import DEMO_WORKSPACE, BlinkEmulator, ScriptedPlaybook
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
+
+from support.emulator import start_directly as start
 
 
 class RecordingTI:

@@ -13,12 +13,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from conftest import start_directly as start
 
 # Imported here, not inside the trigger's first run: an import would count as a slow callback.
 import airflow_provider_blink.hooks.blink  # noqa: F401
 from airflow_provider_blink.testing import BlinkEmulator, Fault
 from airflow_provider_blink.triggers.blink import EVENT_STATUSES, BlinkExecutionTrigger
+
+from support.emulator import start_directly as start
 
 CLASSPATH = "airflow_provider_blink.triggers.blink.BlinkExecutionTrigger"
 EVENT_KEYS = {"status", "execution_id", "execution", "message", "permanent"}

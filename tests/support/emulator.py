@@ -1,0 +1,56 @@
+"""The Blink the tests run against: its key, workspace and playbooks, and reading back what it saw."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from airflow_provider_blink.testing import DEMO_WORKSPACE, BlinkEmulator, ScriptedPlaybook
+
+#: A key distinctive enough to search for in logs, XCom and messages.
+API_KEY = "blink-test-key-7f3a9c2e51d84b06"
+WORKSPACE = DEMO_WORKSPACE
+
+#: Quick playbooks for tests, beside the demo ones (enrich-ioc, isolate-host, failing-playbook).
+TEST_PLAYBOOKS = [
+    ScriptedPlaybook(
+        id="quick-ok",
+        name="Quick success",
+        workspace_id=WORKSPACE,
+        duration=0.3,
+        final_state="Completed",
+        output={"answer": 42},
+    ),
+    ScriptedPlaybook(
+        id="quick-fail",
+        name="Quick failure",
+        workspace_id=WORKSPACE,
+        duration=0.3,
+        final_state="Failed",
+        error_details={"message": "step 'lookup' failed: upstream returned 500", "error_code": "STEP_FAILED"},
+    ),
+    ScriptedPlaybook(id="slow", name="Slow", workspace_id=WORKSPACE, duration=60.0, final_state="Completed"),
+]
+
+
+def start_directly(emulator: BlinkEmulator, playbook_id: str) -> str:
+    """Start a run in the emulator over HTTP, not through the provider (as another tool or a person would)."""
+    response = requests.post(
+        f"{emulator.url}/api/v1/workspace/{WORKSPACE}/playbooks/{playbook_id}/execute",
+        headers={"BLINK-API-KEY": emulator.api_key},
+        json={},
+        timeout=5,
+    )
+    response.raise_for_status()
+    return str(response.json()["execution_id"])
+
+
+def requests_to(emulator: BlinkEmulator, method: str, suffix: str) -> list[Any]:
+    """The requests the emulator received with ``method`` to a path ending in ``suffix``, oldest first."""
+    return [r for r in emulator.requests if r.method == method and r.path.endswith(suffix)]
+
+
+def url_of(emulator: BlinkEmulator, playbook_id: str, execution_id: str) -> str:
+    """The execution's page in the emulated Blink UI (what the extra link and the summary point at)."""
+    return f"{emulator.url}/workspace/{WORKSPACE}/workflow/{playbook_id}/edit?execution_id={execution_id}"

@@ -39,6 +39,7 @@ from airflow_provider_blink.testing import DEMO_PLAYBOOKS, BlinkEmulator, Script
 
 from support.connections import connection_json
 from support.emulator import API_KEY, TEST_PLAYBOOKS, WORKSPACE
+from support.task_instance import context_for
 
 POLL = 0.1
 VIEWER_KEY = "blink-viewer-key-bad-input-5e6f"
@@ -157,22 +158,9 @@ def sensor(**kwargs: Any) -> Task:
     return Task(BlinkExecutionSensor, {**base, "deferrable": False, **kwargs})
 
 
-class RecordingTI:
-    """Stands in for the task instance: records each XCom push."""
-
-    stats_tags: dict[str, str] = {}  # read by ResumableJobMixin on Airflow 3.3+
-
-    def __init__(self) -> None:
-        self.pushed: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any, **_: Any) -> None:
-        self.pushed[key] = value
-
-
 def run(task: Any, params: dict[str, Any]) -> Any:
     """Render the task's templates and execute it in process, as a worker would."""
-    ti = RecordingTI()
-    context: Any = {"ti": ti, "task_instance": ti, "params": params, "run_id": "manual__bad_input"}
+    context = context_for(params=params, run_id="manual__bad_input")
     task.render_template_fields(context)
     return task.execute(context)
 

@@ -30,7 +30,6 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
-from operators.test_blink import RecordingTI, context_for
 from test_retries import Client, requests_to, wait_for
 
 from airflow_provider_blink.exceptions import BlinkExecutionTimeout
@@ -39,12 +38,10 @@ from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 from airflow_provider_blink.testing import BlinkEmulator, Fault
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
+from support.task_instance import context_for
+
 POLL = 0.1
 AIRFLOW_3_3 = tuple(int(part) for part in version("apache-airflow").split(".")[:2]) >= (3, 3)
-
-
-def context() -> Any:
-    return context_for(RecordingTI())
 
 
 @dataclass
@@ -66,7 +63,7 @@ def deferred_operator(**kwargs: Any) -> Deferred:
     op = BlinkExecutePlaybookOperator(
         task_id="run_playbook", **{"playbook_id": "slow", "poll_interval": POLL, "deferrable": True, **kwargs}
     )
-    ctx = context()
+    ctx = context_for()
     with pytest.raises(TaskDeferred) as raised:
         op.execute(ctx)
     deferral = raised.value
@@ -81,7 +78,7 @@ def sensor_trigger(execution_id: str) -> BlinkExecutionTrigger:
         task_id="wait", execution_id=execution_id, poke_interval=POLL, deferrable=True
     )
     with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute(context())
+        sensor.execute(context_for())
     return deferred.value.trigger
 
 

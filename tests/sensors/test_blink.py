@@ -22,21 +22,7 @@ from airflow_provider_blink.testing import DEMO_WORKSPACE, BlinkEmulator, Script
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
 from support.emulator import start_directly as start
-
-
-class RecordingTI:
-    """Stands in for the task instance: records each XCom push."""
-
-    def __init__(self) -> None:
-        self.pushed: list[tuple[str, Any]] = []
-
-    def xcom_push(self, key: str, value: Any, **_: Any) -> None:
-        self.pushed.append((key, value))
-
-
-def context_for(ti: RecordingTI | None = None) -> Any:
-    ti = ti or RecordingTI()
-    return {"ti": ti, "task_instance": ti}
+from support.task_instance import RecordingTI, context_for
 
 
 def url_of(emulator: BlinkEmulator, playbook_id: str, execution_id: str) -> str:
@@ -93,7 +79,7 @@ class TestPoke:
         task.poke(context_for(ti))
 
         url = url_of(emulator, "slow", execution_id)
-        assert ti.pushed == [
+        assert ti.pushes == [
             ("execution_id", execution_id),
             ("execution_url", url),
             ("_link_BlinkExecutionLink", url),
@@ -153,7 +139,7 @@ class TestDeferrable:
 
         trigger = defer.trigger
         assert isinstance(trigger, BlinkExecutionTrigger)
-        assert ("execution_url", url_of(emulator, "slow", execution_id)) in ti.pushed, (
+        assert ("execution_url", url_of(emulator, "slow", execution_id)) in ti.pushes, (
             "published before deferring"
         )
         assert defer.method_name == "execute_complete"

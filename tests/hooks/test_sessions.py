@@ -16,6 +16,7 @@ from airflow_provider_blink.hooks.sessions import CONNECTION_LIMIT, shared_sessi
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
 from support.connections import connection_json
+from support.triggers import next_event
 
 
 @pytest.fixture
@@ -32,12 +33,6 @@ def proxy(emulator, monkeypatch) -> Iterator[CountingProxy]:
 def start_executions(emulator, playbook_id: str, count: int) -> list[str]:
     hook = BlinkHook()
     return [hook.execute_playbook(playbook_id) for _ in range(count)]
-
-
-async def first_event(trigger: BlinkExecutionTrigger) -> dict[str, Any]:
-    async for event in trigger.run():
-        return event.payload
-    raise AssertionError("the trigger ended without an event")
 
 
 async def wait_until(check, timeout: float = 10.0) -> None:
@@ -60,7 +55,7 @@ async def test_triggers_on_one_connection_share_one_bounded_pool(emulator, proxy
             await asyncio.sleep(0.01)
 
     watcher = asyncio.create_task(watch_pool())
-    events = await asyncio.gather(*(first_event(t) for t in triggers))
+    events = await asyncio.gather(*(next_event(t) for t in triggers))
     watcher.cancel()
 
     assert [e["status"] for e in events] == ["success"] * 300
@@ -77,7 +72,7 @@ async def test_triggers_on_one_connection_share_one_bounded_pool(emulator, proxy
 async def test_cancelled_triggers_release_the_pool(emulator, proxy):
     execution_ids = start_executions(emulator, "slow", 20)
     tasks = [
-        asyncio.create_task(first_event(BlinkExecutionTrigger(execution_id=e, poll_interval=0.05)))
+        asyncio.create_task(next_event(BlinkExecutionTrigger(execution_id=e, poll_interval=0.05)))
         for e in execution_ids
     ]
     await wait_until(lambda: len(emulator.requests) >= 20 + 40)  # every trigger polled at least twice
@@ -95,9 +90,9 @@ async def test_cancelled_triggers_release_the_pool(emulator, proxy):
 async def test_each_connection_id_has_its_own_pool(emulator, proxy):
     [first, second] = start_executions(emulator, "slow", 2)
     tasks = [
-        asyncio.create_task(first_event(BlinkExecutionTrigger(execution_id=first, poll_interval=0.05))),
+        asyncio.create_task(next_event(BlinkExecutionTrigger(execution_id=first, poll_interval=0.05))),
         asyncio.create_task(
-            first_event(
+            next_event(
                 BlinkExecutionTrigger(execution_id=second, blink_conn_id="blink_other", poll_interval=0.05)
             )
         ),

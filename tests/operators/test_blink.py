@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime
 import json
 import threading
@@ -23,7 +21,7 @@ from airflow_provider_blink.exceptions import (
 )
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.testing import DEMO_WORKSPACE, BlinkEmulator, ScriptedPlaybook
-from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
+from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger, wait_for_event
 
 from support.task_instance import RecordingTI, context_for
 
@@ -35,24 +33,12 @@ def operator(**kwargs: Any) -> BlinkExecutePlaybookOperator:
     return BlinkExecutePlaybookOperator(**kwargs)
 
 
-def first_event(trigger: BlinkExecutionTrigger) -> dict[str, Any]:
-    """Run the trigger as the triggerer would, until its first event."""
-
-    async def run() -> dict[str, Any]:
-        async with contextlib.aclosing(trigger.run()) as events:
-            async for event in events:
-                return dict(event.payload)
-        raise AssertionError("the trigger yielded no event")
-
-    return asyncio.run(run())
-
-
 def run_to_the_end(op: BlinkExecutePlaybookOperator, context: Any) -> dict[str, Any]:
     """Run the task as Airflow would: ``execute``, and after a deferral the trigger and ``execute_complete``."""
     try:
         return op.execute(context)
     except TaskDeferred as deferred:
-        return op.execute_complete(context, first_event(deferred.trigger), **(deferred.kwargs or {}))
+        return op.execute_complete(context, wait_for_event(deferred.trigger), **(deferred.kwargs or {}))
 
 
 def url_of(emulator: BlinkEmulator, playbook_id: str, execution_id: str) -> str:
@@ -170,7 +156,9 @@ class TestWaitsForTheExecution:
         emulator.finish(ti.pushed["execution_id"], "Cancelled")
 
         with pytest.raises(BlinkExecutionFailed, match="Cancelled"):
-            op.execute_complete(context_for(ti), first_event(deferred.value.trigger), **deferred.value.kwargs)
+            op.execute_complete(
+                context_for(ti), wait_for_event(deferred.value.trigger), **deferred.value.kwargs
+            )
 
 
 class TestDeferrable:
@@ -213,7 +201,7 @@ class TestDeferrable:
         with pytest.raises(TaskDeferred) as deferred:
             op.execute(context_for(ti))
 
-        event = first_event(deferred.value.trigger)
+        event = wait_for_event(deferred.value.trigger)
         summary = op.execute_complete(context_for(ti), event, **deferred.value.kwargs)
 
         assert event["status"] == "success"
@@ -228,7 +216,7 @@ class TestDeferrable:
         with pytest.raises(TaskDeferred) as deferred:
             op.execute(context_for())
         deferred_summary = op.execute_complete(
-            context_for(), first_event(deferred.value.trigger), **deferred.value.kwargs
+            context_for(), wait_for_event(deferred.value.trigger), **deferred.value.kwargs
         )
 
         ignore = {

@@ -40,6 +40,7 @@ from airflow_provider_blink.testing import BlinkEmulator, Fault
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
 from support.connections import connection_json
+from support.triggers import all_events
 
 #: Scaled-down production settings (see the module docstring).
 OUTAGE = 2.0
@@ -152,11 +153,6 @@ def trigger_for(execution_id: str, **settings: Any) -> BlinkExecutionTrigger:
     return BlinkExecutionTrigger(
         execution_id=execution_id, **{"poll_interval": POLL, "error_budget": ERROR_BUDGET, **settings}
     )
-
-
-async def all_events(trigger: BlinkExecutionTrigger) -> list[dict[str, Any]]:
-    async with contextlib.aclosing(trigger.run()) as events:  # type: ignore[type-var]
-        return [event.payload async for event in events]
 
 
 async def polled(emu: BlinkEmulator, execution_id: str, times: int = 3) -> None:

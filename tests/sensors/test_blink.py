@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import time
 from typing import Any
@@ -19,7 +17,7 @@ from airflow.providers.common.compat.sdk import (
 from airflow_provider_blink.exceptions import BlinkConfigurationError, BlinkError, BlinkExecutionFailed
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 from airflow_provider_blink.testing import DEMO_WORKSPACE, BlinkEmulator, ScriptedPlaybook
-from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
+from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger, wait_for_event
 
 from support.emulator import start_directly as start
 from support.task_instance import RecordingTI, context_for
@@ -34,18 +32,6 @@ def url_of(emulator: BlinkEmulator, playbook_id: str, execution_id: str) -> str:
 def sensor(execution_id: Any, **kwargs: Any) -> BlinkExecutionSensor:
     kwargs = {"task_id": "wait_for_execution", "poke_interval": 0.1, "timeout": 30, **kwargs}
     return BlinkExecutionSensor(execution_id=execution_id, **kwargs)
-
-
-def first_event(trigger: BlinkExecutionTrigger) -> dict[str, Any]:
-    """Run the trigger as the triggerer would, until its first event."""
-
-    async def run() -> dict[str, Any]:
-        async with contextlib.aclosing(trigger.run()) as events:
-            async for event in events:
-                return dict(event.payload)
-        raise AssertionError("the trigger yielded no event")
-
-    return asyncio.run(run())
 
 
 def deferred(task: BlinkExecutionSensor, context: Any = None) -> TaskDeferred:
@@ -164,7 +150,7 @@ class TestDeferrable:
         execution_id = start(emulator, "quick-ok")
         task = sensor(execution_id, deferrable=True)
 
-        record = task.execute_complete(context_for(), first_event(deferred(task).trigger))
+        record = task.execute_complete(context_for(), wait_for_event(deferred(task).trigger))
 
         assert record["id"] == execution_id
         assert record["state_ui"] == "Completed"
@@ -174,7 +160,7 @@ class TestDeferrable:
         task = sensor(execution_id, deferrable=True)
 
         with pytest.raises(BlinkExecutionFailed, match="upstream returned 500"):
-            task.execute_complete(context_for(), first_event(deferred(task).trigger))
+            task.execute_complete(context_for(), wait_for_event(deferred(task).trigger))
 
     @pytest.mark.parametrize(
         ("soft_fail", "error"),
@@ -186,7 +172,7 @@ class TestDeferrable:
         task = sensor(execution_id, deferrable=True, timeout=0.3, soft_fail=soft_fail)
 
         with pytest.raises(error, match=execution_id):
-            task.execute_complete(context_for(), first_event(deferred(task).trigger))
+            task.execute_complete(context_for(), wait_for_event(deferred(task).trigger))
 
         assert emulator.execution(execution_id)["state_ui"] == "In Progress", "a sensor never cancels"
 

@@ -20,6 +20,7 @@ from airflow_provider_blink.testing import BlinkEmulator, Fault
 from airflow_provider_blink.triggers.blink import EVENT_STATUSES, BlinkExecutionTrigger
 
 from support.emulator import start_directly as start
+from support.triggers import all_events
 
 CLASSPATH = "airflow_provider_blink.triggers.blink.BlinkExecutionTrigger"
 EVENT_KEYS = {"status", "execution_id", "execution", "message", "permanent"}
@@ -27,12 +28,6 @@ EVENT_KEYS = {"status", "execution_id", "execution", "message", "permanent"}
 
 def trigger_for(execution_id: str, **settings: Any) -> BlinkExecutionTrigger:
     return BlinkExecutionTrigger(execution_id=execution_id, **{"poll_interval": 0.1, **settings})
-
-
-async def all_events(trigger: BlinkExecutionTrigger) -> list[dict[str, Any]]:
-    """Run the trigger to its end and collect every event payload it yields."""
-    async with contextlib.aclosing(trigger.run()) as events:
-        return [event.payload async for event in events]
 
 
 async def only_event(trigger: BlinkExecutionTrigger) -> dict[str, Any]:

@@ -16,6 +16,8 @@ from airflow_provider_blink.triggers.blink_events import (
     Watermark,
 )
 
+from support.triggers import all_events
+
 
 class AssetStateStore:
     """What the triggerer injects for a watched asset (Airflow 3.3+): an async key/value store."""
@@ -38,16 +40,7 @@ def watcher(store: AssetStateStore | None = None, **kwargs: Any) -> BlinkExecuti
 
 async def collect(trigger: BlinkExecutionEventTrigger, count: int, timeout: float = 10.0) -> list[dict]:
     """The trigger's first ``count`` events (it runs forever, as watchers do), then stop it."""
-    events: list[dict] = []
-
-    async def consume() -> None:
-        async for event in trigger.run():
-            events.append(event.payload)
-            if len(events) == count:
-                return
-
-    await asyncio.wait_for(consume(), timeout)
-    return events
+    return await asyncio.wait_for(all_events(trigger, count), timeout)
 
 
 def start(playbook_id: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import socket
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
@@ -16,6 +15,7 @@ from airflow_provider_blink.retries import RetryPolicy
 
 from support.connections import connection_json
 from support.emulator import API_KEY, WORKSPACE
+from support.network import closed_port
 
 HOOK_CLASS = "airflow_provider_blink.hooks.blink.BlinkHook"
 
@@ -252,12 +252,9 @@ def test_test_connection_reports_a_missing_workspace(emulator, monkeypatch):
 
 
 def test_test_connection_reports_an_unreachable_blink(monkeypatch):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     hook = use_connection(
         monkeypatch,
-        host=f"http://127.0.0.1:{port}",
+        host=f"http://127.0.0.1:{closed_port()}",
         password="k",
         extra={"workspace_id": "w", "retry_limit": 0},
     )

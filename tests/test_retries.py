@@ -40,6 +40,7 @@ from airflow_provider_blink.testing import BlinkEmulator, Fault
 
 from support.connections import connection_json
 from support.emulator import API_KEY, TEST_PLAYBOOKS, WORKSPACE
+from support.network import closed_port
 
 VIEWER_KEY = "blink-viewer-key-0b1c2d3e4f"
 MAY_HAVE_REACHED = "may have reached Blink"
@@ -257,12 +258,6 @@ def with_key(conn: str, key: str) -> str:
     data = json.loads(conn)
     data["password"] = key
     return json.dumps(data)
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

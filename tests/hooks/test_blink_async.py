@@ -10,13 +10,13 @@ from collections.abc import Iterator
 
 import aiohttp
 import pytest
-from tcp_forwarder import CountingProxy
 
 from airflow_provider_blink.exceptions import BlinkBadRequestError, BlinkNotFoundError
 from airflow_provider_blink.hooks.blink import USER_AGENT, BlinkAsyncClient, BlinkHook
 
 from support.connections import connection_json
 from support.emulator import WORKSPACE
+from support.network import TcpRelay
 
 CALLBACK = {"url": "https://hooks.example.com/blink", "method": "POST", "excludeDefaultMetadata": True}
 BODY = {
@@ -143,9 +143,9 @@ async def test_client_reads_the_same_connection_as_the_hook(emulator, monkeypatc
 
 
 @pytest.fixture
-def proxy(emulator, monkeypatch) -> Iterator[CountingProxy]:
+def proxy(emulator, monkeypatch) -> Iterator[TcpRelay]:
     """``blink_default`` pointing at a connection-counting proxy in front of the emulator."""
-    counting = CountingProxy(emulator.port)
+    counting = TcpRelay(emulator.port)
     monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection_json(f"http://127.0.0.1:{counting.port}"))
     yield counting
     counting.close()

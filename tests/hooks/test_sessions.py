@@ -9,20 +9,20 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from tcp_forwarder import CountingProxy
 
 from airflow_provider_blink.hooks.blink import BlinkHook
 from airflow_provider_blink.hooks.sessions import CONNECTION_LIMIT, shared_session_count
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
 from support.connections import connection_json
+from support.network import TcpRelay
 from support.triggers import next_event
 
 
 @pytest.fixture
-def proxy(emulator, monkeypatch) -> Iterator[CountingProxy]:
+def proxy(emulator, monkeypatch) -> Iterator[TcpRelay]:
     """``blink_default`` and ``blink_other`` both reach the emulator through a counting forwarder."""
-    counting = CountingProxy(emulator.port)
+    counting = TcpRelay(emulator.port)
     conn = connection_json(f"http://127.0.0.1:{counting.port}")
     monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", conn)
     monkeypatch.setenv("AIRFLOW_CONN_BLINK_OTHER", conn)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import threading
 import time
 import traceback
@@ -50,6 +49,7 @@ from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
 from support.connections import connection_json
 from support.emulator import API_KEY, WORKSPACE
+from support.network import closed_port
 
 DAG_ID = "blink_api_key_never_leaks"
 POLL = 0.1
@@ -64,13 +64,6 @@ HELD = {
 def conn_json(host: str) -> str:
     """A connection to ``host`` that gives up quickly: one retry, a one-second timeout."""
     return connection_json(host, retry_limit=1, timeout=1)
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -26,13 +26,13 @@ import re
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import requests
-from test_retries import closed_port, requests_to, wait_for
+from test_retries import requests_to, wait_for
 
 from airflow_provider_blink.exceptions import BlinkApiError, BlinkTransportError
 from airflow_provider_blink.hooks.blink import BlinkAsyncClient, BlinkHook
@@ -40,6 +40,7 @@ from airflow_provider_blink.testing import BlinkEmulator, Fault
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
 from support.connections import connection_json
+from support.network import TcpRelay, closed_port
 from support.triggers import all_events
 
 #: Scaled-down production settings (see the module docstring).
@@ -162,57 +163,12 @@ async def polled(emu: BlinkEmulator, execution_id: str, times: int = 3) -> None:
     )
 
 
-class Forwarder:
-    """A TCP forwarder in front of the emulator that can stop listening (refusing connections) and resume."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = 0
-        self.accepted = 0
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def listen(self) -> None:
-        """Listen on :attr:`port` (a free one the first time; the same one after :meth:`refuse`)."""
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port, reuse_address=True)
-        self.port = int(self._server.sockets[0].getsockname()[1])
-
-    async def refuse(self) -> None:
-        """Close the listening socket and every open connection: new connections are refused."""
-        assert self._server is not None
-        self._server.close()
-        for writer in list(self._writers):
-            writer.transport.abort()
-        await self._server.wait_closed()
-        self._server = None
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.accepted += 1
-        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        self._writers |= {writer, upstream_writer}
-        try:
-            await asyncio.gather(self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer))
-        finally:
-            self._writers -= {writer, upstream_writer}
-
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        writer.close()
-
-
 @pytest.fixture
-async def forwarder(emulator, monkeypatch) -> AsyncIterator[Forwarder]:
-    """A :class:`Forwarder` to the emulator, as connection ``blink_forwarded``."""
-    relay = Forwarder(emulator.port)
-    await relay.listen()
-    monkeypatch.setenv("AIRFLOW_CONN_BLINK_FORWARDED", connection_json(f"http://127.0.0.1:{relay.port}"))
-    yield relay
-    if relay._server is not None:
-        await relay.refuse()
+def forwarder(emulator, monkeypatch) -> Iterator[TcpRelay]:
+    """A relay to the emulator, as connection ``blink_forwarded``."""
+    with TcpRelay(emulator.port) as relay:
+        monkeypatch.setenv("AIRFLOW_CONN_BLINK_FORWARDED", connection_json(f"http://127.0.0.1:{relay.port}"))
+        yield relay
 
 
 def start_slow_run() -> str:
@@ -260,15 +216,15 @@ async def test_survives_an_outage_of_refused_connections(emulator, forwarder, at
         watching = asyncio.create_task(all_events(trigger_for(execution_id, blink_conn_id="blink_forwarded")))
         await polled(emulator, execution_id)
 
-        await forwarder.refuse()
+        forwarder.refuse()
         outage_start = time.monotonic()
         await asyncio.sleep(OUTAGE / 2)
         emulator.finish(execution_id, "Completed")
         await asyncio.sleep(OUTAGE / 2)
         outage_end = time.monotonic()
         assert not watching.done(), "the trigger is still waiting out the outage"
-        accepted_before = forwarder.accepted
-        await forwarder.listen()  # Blink is back, on the same address
+        accepted_before = forwarder.connections
+        forwarder.listen()  # Blink is back, on the same address
 
         events = await asyncio.wait_for(watching, timeout=10)
 
@@ -280,7 +236,7 @@ async def test_survives_an_outage_of_refused_connections(emulator, forwarder, at
     refused = attempts.between(outage_start, outage_end, "refused")
     assert len(refused) >= 20, "the trigger kept polling through the outage"
     assert max(refused) > outage_end - 0.5, "... until its very end"
-    assert forwarder.accepted > accepted_before, "it reconnected after the outage"
+    assert forwarder.connections > accepted_before, "it reconnected after the outage"
 
 
 # -- the budget is spent: one error event, not a crash ------------------------------------------------

@@ -23,6 +23,7 @@ from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.testing import DEMO_WORKSPACE, BlinkEmulator, ScriptedPlaybook
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger, wait_for_event
 
+from support.emulator import url_of
 from support.task_instance import RecordingTI, context_for
 
 SUMMARY_TIMINGS = ("created_at", "started_at", "finished_at", "duration")
@@ -39,12 +40,6 @@ def run_to_the_end(op: BlinkExecutePlaybookOperator, context: Any) -> dict[str, 
         return op.execute(context)
     except TaskDeferred as deferred:
         return op.execute_complete(context, wait_for_event(deferred.trigger), **(deferred.kwargs or {}))
-
-
-def url_of(emulator: BlinkEmulator, playbook_id: str, execution_id: str) -> str:
-    return (
-        f"{emulator.url}/workspace/{DEMO_WORKSPACE}/workflow/{playbook_id}/edit?execution_id={execution_id}"
-    )
 
 
 def posts(emulator: BlinkEmulator) -> list[Any]:

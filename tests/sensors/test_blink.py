@@ -16,17 +16,12 @@ from airflow.providers.common.compat.sdk import (
 
 from airflow_provider_blink.exceptions import BlinkConfigurationError, BlinkError, BlinkExecutionFailed
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
-from airflow_provider_blink.testing import DEMO_WORKSPACE, BlinkEmulator, ScriptedPlaybook
+from airflow_provider_blink.testing import DEMO_WORKSPACE, ScriptedPlaybook
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger, wait_for_event
 
 from support.emulator import start_directly as start
+from support.emulator import url_of
 from support.task_instance import RecordingTI, context_for
-
-
-def url_of(emulator: BlinkEmulator, playbook_id: str, execution_id: str) -> str:
-    return (
-        f"{emulator.url}/workspace/{DEMO_WORKSPACE}/workflow/{playbook_id}/edit?execution_id={execution_id}"
-    )
 
 
 def sensor(execution_id: Any, **kwargs: Any) -> BlinkExecutionSensor:

@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from test_example_dags import register, run, task_instance
 
 from airflow_provider_blink.exceptions import BlinkConfigurationError
 from airflow_provider_blink.notifications.blink import BlinkNotifier, airflow_inputs
 
 from support.connections import connection_json
+from support.dag_runs import register, run, task_instance
 
 
 def failing_task(x: int) -> None:

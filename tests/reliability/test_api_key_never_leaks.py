@@ -24,7 +24,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,7 +33,6 @@ from typing import Any
 import pytest
 import requests
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
-from test_example_dags import register
 
 from airflow_provider_blink.exceptions import (
     BlinkAuthenticationError,
@@ -48,6 +47,7 @@ from airflow_provider_blink.testing import BlinkEmulator, ScriptedPlaybook
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
 from support.connections import connection_json
+from support.dag_runs import on_defer, register
 from support.emulator import API_KEY, WORKSPACE
 from support.network import closed_port
 
@@ -115,19 +115,13 @@ class Deferrals:
 @pytest.fixture
 def deferrals(monkeypatch: pytest.MonkeyPatch) -> Deferrals:
     seen = Deferrals()
-    for cls in BLINK_TASKS:
-        original: Callable[..., Any] = cls.defer
 
-        def recording_defer(
-            self: Any, *args: Any, _original: Callable[..., Any] = original, **kwargs: Any
-        ) -> Any:
-            trigger = kwargs["trigger"]
-            for name, value in seen.while_deferred.get(self.task_id, {}).items():
-                setattr(trigger, name, value)
-            seen.triggers[self.task_id] = trigger
-            return _original(self, *args, **kwargs)
+    def record(task: Any, trigger: BlinkExecutionTrigger) -> None:
+        for name, value in seen.while_deferred.get(task.task_id, {}).items():
+            setattr(trigger, name, value)
+        seen.triggers[task.task_id] = trigger
 
-        monkeypatch.setattr(cls, "defer", recording_defer)
+    on_defer(monkeypatch, BLINK_TASKS, record)
     return seen
 
 

@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
-from test_example_dags import register, run, task_instance, xcom
 from test_retries import requests_to, wait_for, with_key
 
 import airflow_provider_blink.triggers.blink as triggers
@@ -35,6 +34,7 @@ from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.testing import BlinkEmulator, Fault
 
 from support.connections import connection_json
+from support.dag_runs import register, run, task_instance, xcom
 
 TASK_ID = "run_playbook"
 

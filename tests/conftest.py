@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib.metadata import version
 from pathlib import Path
 
@@ -23,8 +23,9 @@ os.environ.pop("AIRFLOW_CONN_BLINK_DEFAULT", None)
 
 from airflow_provider_blink.testing import DEMO_PLAYBOOKS, BlinkEmulator  # noqa: E402
 
+from support.clients import Client  # noqa: E402
 from support.connections import connection_json  # noqa: E402
-from support.emulator import API_KEY, TEST_PLAYBOOKS, WORKSPACE  # noqa: E402
+from support.emulator import API_KEY, TEST_PLAYBOOKS, VIEWER_KEY, WORKSPACE  # noqa: E402
 
 
 @pytest.fixture
@@ -35,6 +36,27 @@ def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[BlinkEmulator]:
     ) as emu:
         monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection_json(emu))
         yield emu
+
+
+@pytest.fixture
+def blink(monkeypatch: pytest.MonkeyPatch) -> Iterator[BlinkEmulator]:
+    """An emulator with a read-only key too; connections ``blink_default``, ``blink_viewer``, ``blink_wrong_key``."""
+    with BlinkEmulator(
+        api_key=API_KEY,
+        workspaces=[WORKSPACE],
+        playbooks=TEST_PLAYBOOKS,
+        viewer_keys={VIEWER_KEY: [WORKSPACE]},
+    ) as emu:
+        monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection_json(emu))
+        monkeypatch.setenv("AIRFLOW_CONN_BLINK_VIEWER", connection_json(emu, key=VIEWER_KEY))
+        monkeypatch.setenv("AIRFLOW_CONN_BLINK_WRONG_KEY", connection_json(emu, key="not-the-key"))
+        yield emu
+
+
+@pytest.fixture(params=["sync", "async"])
+def client(request: pytest.FixtureRequest) -> Callable[..., Client]:
+    """Make a :class:`~support.clients.Client` for a connection id, once per mode (sync, async)."""
+    return lambda conn_id="blink_default": Client(request.param, conn_id)
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,6 @@ the sync hook and through the async client, since both must follow the same rule
 
 from __future__ import annotations
 
-import asyncio
-import json
 import socket
 import threading
 import time
@@ -39,10 +37,10 @@ from airflow_provider_blink.retries import MAX_RETRY_AFTER, RetryPolicy, is_retr
 from airflow_provider_blink.testing import BlinkEmulator, Fault
 
 from support.connections import connection_json
-from support.emulator import API_KEY, TEST_PLAYBOOKS, WORKSPACE
+from support.emulator import API_KEY, requests_to
 from support.network import closed_port
+from support.waiting import wait_for
 
-VIEWER_KEY = "blink-viewer-key-0b1c2d3e4f"
 MAY_HAVE_REACHED = "may have reached Blink"
 
 
@@ -214,50 +212,6 @@ def _raise(error: BaseException) -> Callable[[], None]:
 
 
 # -- through the hook, against the emulator -----------------------------------------------------
-
-
-class Client:
-    """Call one hook method the sync way (``BlinkHook``) or the async way (``async_client()``)."""
-
-    def __init__(self, mode: str, conn_id: str = "blink_default") -> None:
-        self.mode = mode
-        self.conn_id = conn_id
-
-    def __call__(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        hook = BlinkHook(self.conn_id)
-        if self.mode == "sync":
-            return getattr(hook, method)(*args, **kwargs)
-
-        async def run() -> Any:
-            async with hook.async_client() as client:
-                return await getattr(client, method)(*args, **kwargs)
-
-        return asyncio.run(run())
-
-
-@pytest.fixture(params=["sync", "async"])
-def client(request) -> Callable[..., Client]:
-    """Make a :class:`Client` for a connection id, once per mode."""
-    return lambda conn_id="blink_default": Client(request.param, conn_id)
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.02)
-    return result
-
-
-def requests_to(emu: BlinkEmulator, method: str, suffix: str) -> list:
-    return [r for r in emu.requests if r.method == method and r.path.endswith(suffix)]
-
-
-def with_key(conn: str, key: str) -> str:
-    data = json.loads(conn)
-    data["password"] = key
-    return json.dumps(data)
 
 
 @pytest.fixture
@@ -514,22 +468,6 @@ def test_an_error_page_that_is_not_utf8_is_still_a_server_error(latin1_gateway, 
 
 
 # -- errors that retrying cannot fix ------------------------------------------------------------
-
-
-@pytest.fixture
-def blink(monkeypatch) -> Iterator[BlinkEmulator]:
-    """An emulator with a read-only key too; connections ``blink_default``, ``blink_viewer``, ``blink_wrong_key``."""
-    with BlinkEmulator(
-        api_key=API_KEY,
-        workspaces=[WORKSPACE],
-        playbooks=TEST_PLAYBOOKS,
-        viewer_keys={VIEWER_KEY: [WORKSPACE]},
-    ) as emu:
-        conn = connection_json(emu)
-        monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", conn)
-        monkeypatch.setenv("AIRFLOW_CONN_BLINK_VIEWER", with_key(conn, VIEWER_KEY))
-        monkeypatch.setenv("AIRFLOW_CONN_BLINK_WRONG_KEY", with_key(conn, "not-the-key"))
-        yield emu
 
 
 CLIENT_ERRORS = [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 from support.connections import connection_json
 from support.network import TcpRelay
 from support.triggers import next_event
+from support.waiting import wait_until
 
 
 @pytest.fixture
@@ -33,13 +33,6 @@ def proxy(emulator, monkeypatch) -> Iterator[TcpRelay]:
 def start_executions(emulator, playbook_id: str, count: int) -> list[str]:
     hook = BlinkHook()
     return [hook.execute_playbook(playbook_id) for _ in range(count)]
-
-
-async def wait_until(check, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_triggers_on_one_connection_share_one_bounded_pool(emulator, proxy):

@@ -38,11 +38,10 @@ from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 from airflow_provider_blink.testing import DEMO_PLAYBOOKS, BlinkEmulator, ScriptedPlaybook
 
 from support.connections import connection_json
-from support.emulator import API_KEY, TEST_PLAYBOOKS, WORKSPACE
+from support.emulator import API_KEY, TEST_PLAYBOOKS, VIEWER_KEY, WORKSPACE
 from support.task_instance import context_for
 
 POLL = 0.1
-VIEWER_KEY = "blink-viewer-key-bad-input-5e6f"
 SEEN_AT = datetime.datetime(2026, 1, 1, 9, 30, tzinfo=datetime.timezone.utc)
 #: Small enough for a quick test: the limit is lowered to 1 MiB for the "very large response" row.
 HUGE_OUTPUT = {"blob": "x" * (2 * 2**20)}

@@ -29,7 +29,6 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
-from test_retries import Client, requests_to, wait_for
 
 from airflow_provider_blink.exceptions import BlinkExecutionTimeout
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
@@ -37,8 +36,11 @@ from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 from airflow_provider_blink.testing import BlinkEmulator, Fault
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
+from support.clients import Client
+from support.emulator import requests_to
 from support.task_instance import context_for
 from support.triggers import next_event
+from support.waiting import wait_for
 
 POLL = 0.1
 AIRFLOW_3_3 = tuple(int(part) for part in version("apache-airflow").split(".")[:2]) >= (3, 3)

@@ -32,7 +32,6 @@ from typing import Any
 
 import pytest
 import requests
-from test_retries import requests_to, wait_for
 
 from airflow_provider_blink.exceptions import BlinkApiError, BlinkTransportError
 from airflow_provider_blink.hooks.blink import BlinkAsyncClient, BlinkHook
@@ -40,8 +39,10 @@ from airflow_provider_blink.testing import BlinkEmulator, Fault
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
 from support.connections import connection_json
+from support.emulator import requests_to
 from support.network import TcpRelay, closed_port
 from support.triggers import all_events
+from support.waiting import wait_for
 
 #: Scaled-down production settings (see the module docstring).
 OUTAGE = 2.0

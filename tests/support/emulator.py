@@ -11,6 +11,8 @@ from airflow_provider_blink.testing import DEMO_WORKSPACE, BlinkEmulator, Script
 #: A key distinctive enough to search for in logs, XCom and messages.
 API_KEY = "blink-test-key-7f3a9c2e51d84b06"
 WORKSPACE = DEMO_WORKSPACE
+#: A read-only (Viewer) key, for emulators that have one.
+VIEWER_KEY = "blink-viewer-key-0b1c2d3e4f"
 
 #: Quick playbooks for tests, beside the demo ones (enrich-ioc, isolate-host, failing-playbook).
 TEST_PLAYBOOKS = [

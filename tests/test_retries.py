@@ -37,7 +37,7 @@ from airflow_provider_blink.retries import MAX_RETRY_AFTER, RetryPolicy, is_retr
 from airflow_provider_blink.testing import BlinkEmulator, Fault
 
 from support.connections import connection_json
-from support.emulator import API_KEY, requests_to
+from support.emulator import API_KEY, inject, requests_to
 from support.network import closed_port
 from support.waiting import wait_for
 
@@ -222,41 +222,30 @@ def fast_timeout(emulator, monkeypatch) -> BlinkEmulator:
 
 
 GET_FAULTS = [
-    ([Fault("get", "status", times=2, status=503)], None, 3),
-    ([Fault("get", "status", status=429)], None, 2),
-    ([Fault("get", "status", times=2, status=500)], None, 3),
-    ([Fault("get", "status", times=None, status=500)], BlinkServerError, 3),
-    ([Fault("get", "status_after", status=502)], None, 2),
-    ([Fault("get", "html", status=504)], None, 2),
-    ([Fault("get", "close_before")], None, 2),
-    ([Fault("get", "close_after")], None, 2),
-    ([Fault("get", "slow", delay=1.0)], None, 2),
-    ([Fault("get", "malformed_json")], BlinkResponseError, 1),
-    ([Fault("get", "empty")], BlinkResponseError, 1),
-    ([Fault("get", "status", status=429, retry_after=MAX_RETRY_AFTER + 1)], BlinkRateLimitError, 1),
-]
-GET_FAULT_IDS = [
-    "503-twice-then-ok",
-    "429-then-ok",
-    "500-twice-then-ok",
-    "500-always",
-    "502-after-processing",
-    "504-html",
-    "closed-before-answer",
-    "closed-after-processing",
-    "slower-than-timeout",
-    "malformed-json",
-    "empty-body",
-    "retry-after-too-long",
+    pytest.param([Fault("get", "status", times=2, status=503)], None, 3, id="503-twice-then-ok"),
+    pytest.param([Fault("get", "status", status=429)], None, 2, id="429-then-ok"),
+    pytest.param([Fault("get", "status", times=2, status=500)], None, 3, id="500-twice-then-ok"),
+    pytest.param([Fault("get", "status", times=None, status=500)], BlinkServerError, 3, id="500-always"),
+    pytest.param([Fault("get", "status_after", status=502)], None, 2, id="502-after-processing"),
+    pytest.param([Fault("get", "html", status=504)], None, 2, id="504-html"),
+    pytest.param([Fault("get", "close_before")], None, 2, id="closed-before-answer"),
+    pytest.param([Fault("get", "close_after")], None, 2, id="closed-after-processing"),
+    pytest.param([Fault("get", "slow", delay=1.0)], None, 2, id="slower-than-timeout"),
+    pytest.param([Fault("get", "malformed_json")], BlinkResponseError, 1, id="malformed-json"),
+    pytest.param([Fault("get", "empty")], BlinkResponseError, 1, id="empty-body"),
+    pytest.param(
+        [Fault("get", "status", status=429, retry_after=MAX_RETRY_AFTER + 1)],
+        BlinkRateLimitError,
+        1,
+        id="retry-after-too-long",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("faults", "error", "attempts"), GET_FAULTS, ids=GET_FAULT_IDS)
+@pytest.mark.parametrize(("faults", "error", "attempts"), GET_FAULTS)
 def test_get_execution_under_faults(fast_timeout, client, faults, error, attempts):
-    emu = fast_timeout
-    [execution_id] = emu.seed_executions("quick-ok", 1)
-    for fault in faults:
-        emu.inject(fault)
+    [execution_id] = fast_timeout.seed_executions("quick-ok", 1)
+    emu = inject(fast_timeout, faults)
 
     if error is None:
         assert client()("get_execution", execution_id)["id"] == execution_id
@@ -272,34 +261,30 @@ def test_get_execution_under_faults(fast_timeout, client, faults, error, attempt
 
 EXECUTE_FAULTS = [
     # faults, POSTs sent, whether the hook looked for a run the failed attempt may have started
-    ([Fault("execute", "status", times=2, status=503)], 3, False),
-    ([Fault("execute", "status", status=429)], 2, False),
-    ([Fault("execute", "status", status=429), Fault("execute", "status", status=503)], 3, False),
-    ([Fault("execute", "status_after", status=502)], 1, True),
-    ([Fault("execute", "status", status=500)], 2, True),
-    ([Fault("execute", "html", status=504)], 2, True),
-    ([Fault("execute", "close_after")], 1, True),
-    ([Fault("execute", "close_before")], 2, True),
-    ([Fault("execute", "slow_after", delay=1.0)], 1, True),
-]
-EXECUTE_FAULT_IDS = [
-    "503-twice-then-ok",
-    "429-then-ok",
-    "429-then-503-then-ok",
-    "502-after-starting-adopts-the-run",
-    "500-before-starting-sends-again",
-    "504-html-before-starting-sends-again",
-    "dropped-after-starting-adopts-the-run",
-    "dropped-before-starting-sends-again",
-    "answer-slower-than-timeout-adopts-the-run",
+    pytest.param([Fault("execute", "status", times=2, status=503)], 3, False, id="503-twice-then-ok"),
+    pytest.param([Fault("execute", "status", status=429)], 2, False, id="429-then-ok"),
+    pytest.param(
+        [Fault("execute", "status", status=429), Fault("execute", "status", status=503)],
+        3,
+        False,
+        id="429-then-503-then-ok",
+    ),
+    pytest.param(
+        [Fault("execute", "status_after", status=502)], 1, True, id="502-after-starting-adopts-the-run"
+    ),
+    pytest.param([Fault("execute", "status", status=500)], 2, True, id="500-before-starting-sends-again"),
+    pytest.param([Fault("execute", "html", status=504)], 2, True, id="504-html-before-starting-sends-again"),
+    pytest.param([Fault("execute", "close_after")], 1, True, id="dropped-after-starting-adopts-the-run"),
+    pytest.param([Fault("execute", "close_before")], 2, True, id="dropped-before-starting-sends-again"),
+    pytest.param(
+        [Fault("execute", "slow_after", delay=1.0)], 1, True, id="answer-slower-than-timeout-adopts-the-run"
+    ),
 ]
 
 
-@pytest.mark.parametrize(("faults", "posts", "looked_up"), EXECUTE_FAULTS, ids=EXECUTE_FAULT_IDS)
+@pytest.mark.parametrize(("faults", "posts", "looked_up"), EXECUTE_FAULTS)
 def test_execute_starts_exactly_one_run_through_faults(fast_timeout, client, faults, posts, looked_up):
-    emu = fast_timeout
-    for fault in faults:
-        emu.inject(fault)
+    emu = inject(fast_timeout, faults)
 
     execution_id = client()("execute_playbook", "quick-ok", input_values={"host": "h-1"})
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import requests
 
-from airflow_provider_blink.testing import DEMO_WORKSPACE, BlinkEmulator, ScriptedPlaybook
+from airflow_provider_blink.testing import DEMO_WORKSPACE, BlinkEmulator, Fault, ScriptedPlaybook
 
 #: A key distinctive enough to search for in logs, XCom and messages.
 API_KEY = "blink-test-key-7f3a9c2e51d84b06"
@@ -46,6 +47,13 @@ def start_directly(emulator: BlinkEmulator, playbook_id: str) -> str:
     )
     response.raise_for_status()
     return str(response.json()["execution_id"])
+
+
+def inject(emulator: BlinkEmulator, faults: Iterable[Fault]) -> BlinkEmulator:
+    """Queue each of ``faults`` in ``emulator``, in order; the emulator."""
+    for fault in faults:
+        emulator.inject(fault)
+    return emulator
 
 
 def requests_to(emulator: BlinkEmulator, method: str, suffix: str) -> list[Any]:

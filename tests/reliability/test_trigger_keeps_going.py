@@ -26,7 +26,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,22 +179,34 @@ def start_slow_run() -> str:
 # -- a minute of outage, scaled down -------------------------------------------------------------------
 
 
-async def test_survives_an_outage_of_5xx_and_reports_the_run_that_finished_meanwhile(
-    emulator, attempts, caplog
-):
+async def ride_out_an_outage(
+    emulator: BlinkEmulator,
+    caplog: pytest.LogCaptureFixture,
+    *,
+    down: Callable[[], None],
+    up: Callable[[], None],
+    conn_id: str = "blink_default",
+) -> tuple[float, float]:
+    """
+    Watch a slow run through an outage of :data:`OUTAGE` seconds and check the trigger rode it out.
+
+    ``down()`` starts the outage; halfway through, the run finishes in Blink (Blink goes on while
+    its API is down); ``up()`` ends it. The trigger must neither block nor hold the loop, and must
+    report the finished run once Blink is back. Returns when the outage started and ended.
+    """
     execution_id = start_slow_run()
     with watching_the_loop(caplog) as watch:
-        watching = asyncio.create_task(all_events(trigger_for(execution_id)))
+        watching = asyncio.create_task(all_events(trigger_for(execution_id, blink_conn_id=conn_id)))
         await polled(emulator, execution_id)
 
-        emulator.inject(Fault("get", "status", status=503, times=None))
+        down()
         outage_start = time.monotonic()
         await asyncio.sleep(OUTAGE / 2)
         emulator.finish(execution_id, "Completed")  # Blink goes on while the API is down
         await asyncio.sleep(OUTAGE / 2)
         outage_end = time.monotonic()
         assert not watching.done(), "the trigger is still waiting out the outage"
-        emulator.clear_faults()
+        up()
 
         events = await asyncio.wait_for(watching, timeout=10)
 
@@ -203,41 +215,43 @@ async def test_survives_an_outage_of_5xx_and_reports_the_run_that_finished_meanw
     (event,) = events
     assert event["status"] == "success"
     assert event["execution"]["state_ui"] == "Completed"
+    return outage_start, outage_end
+
+
+async def test_survives_an_outage_of_5xx_and_reports_the_run_that_finished_meanwhile(
+    emulator, attempts, caplog
+):
+    outage_start, outage_end = await ride_out_an_outage(
+        emulator,
+        caplog,
+        down=lambda: emulator.inject(Fault("get", "status", status=503, times=None)),
+        up=emulator.clear_faults,
+    )
+
     failures = attempts.between(outage_start, outage_end, "503")
     assert len(failures) >= 20, "the trigger kept polling through the outage"
     assert max(failures) > outage_end - 0.5, "... until its very end"
-    assert len([r for r in requests_to(emulator, "GET", execution_id) if r.status == 503]) == len(
+    [execution] = emulator.executions
+    assert len([r for r in requests_to(emulator, "GET", execution["id"]) if r.status == 503]) == len(
         attempts.between(0, time.monotonic(), "503")
     )
 
 
 async def test_survives_an_outage_of_refused_connections(emulator, forwarder, attempts, caplog):
-    execution_id = start_slow_run()
-    with watching_the_loop(caplog) as watch:
-        watching = asyncio.create_task(all_events(trigger_for(execution_id, blink_conn_id="blink_forwarded")))
-        await polled(emulator, execution_id)
+    accepted_before: list[int] = []
 
-        forwarder.refuse()
-        outage_start = time.monotonic()
-        await asyncio.sleep(OUTAGE / 2)
-        emulator.finish(execution_id, "Completed")
-        await asyncio.sleep(OUTAGE / 2)
-        outage_end = time.monotonic()
-        assert not watching.done(), "the trigger is still waiting out the outage"
-        accepted_before = forwarder.connections
-        forwarder.listen()  # Blink is back, on the same address
+    def back_on_the_same_address() -> None:
+        accepted_before.append(forwarder.connections)
+        forwarder.listen()
 
-        events = await asyncio.wait_for(watching, timeout=10)
+    outage_start, outage_end = await ride_out_an_outage(
+        emulator, caplog, down=forwarder.refuse, up=back_on_the_same_address, conn_id="blink_forwarded"
+    )
 
-    assert watch.blocking == [], "the trigger made a blocking call on the event loop"
-    assert watch.stalls == [], "the trigger held the event loop"
-    (event,) = events
-    assert event["status"] == "success"
-    assert event["execution"]["state_ui"] == "Completed"
     refused = attempts.between(outage_start, outage_end, "refused")
     assert len(refused) >= 20, "the trigger kept polling through the outage"
     assert max(refused) > outage_end - 0.5, "... until its very end"
-    assert forwarder.connections > accepted_before, "it reconnected after the outage"
+    assert forwarder.connections > accepted_before[0], "it reconnected after the outage"
 
 
 # -- the budget is spent: one error event, not a crash ------------------------------------------------

@@ -214,28 +214,26 @@ def test_test_connection_succeeds(emulator):
     assert json.loads(request.query["q"]) == {"limit": 1}  # one cheap call
 
 
-def test_test_connection_reports_a_wrong_key(emulator, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection_json(emulator, key="not-the-key"))
+REFUSALS = [
+    # the connection's mistake, what the message says, what it never says
+    (
+        {"key": "not-the-key"},
+        ["HTTP 401", "message='Unauthorized'", "invalid or expired API key", "'API Key'"],
+        "not-the-key",
+    ),
+    ({"workspace_id": "ws-typo"}, ["HTTP 404", "message='workspace not found'", "ws-typo"], None),
+]
+
+
+@pytest.mark.parametrize(("mistake", "says", "never_says"), REFUSALS, ids=["wrong-key", "unknown-workspace"])
+def test_test_connection_reports_what_blink_refused(emulator, monkeypatch, mistake, says, never_says):
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection_json(emulator, **mistake))
 
     ok, message = BlinkHook().test_connection()
 
     assert ok is False
-    assert "HTTP 401" in message
-    assert "message='Unauthorized'" in message
-    assert "invalid or expired API key" in message
-    assert "'API Key'" in message
-    assert "not-the-key" not in message
-
-
-def test_test_connection_reports_an_unknown_workspace(emulator, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection_json(emulator, workspace_id="ws-typo"))
-
-    ok, message = BlinkHook().test_connection()
-
-    assert ok is False
-    assert "HTTP 404" in message
-    assert "message='workspace not found'" in message
-    assert "ws-typo" in message
+    assert [text for text in says if text not in message] == []
+    assert never_says is None or never_says not in message
     assert len(emulator.requests) == 1
 
 

@@ -15,31 +15,21 @@ from airflow_provider_blink.exceptions import BlinkBadRequestError, BlinkNotFoun
 from airflow_provider_blink.hooks.blink import USER_AGENT, BlinkAsyncClient, BlinkHook
 
 from support.connections import connection_json
-from support.emulator import WORKSPACE
+from support.emulator import EXECUTE_BODY, WORKSPACE
 from support.network import TcpRelay
-
-CALLBACK = {"url": "https://hooks.example.com/blink", "method": "POST", "excludeDefaultMetadata": True}
-BODY = {
-    "input_values": {"ip": "203.0.113.9"},
-    "event": {"alert": {"id": 7}},
-    "runner": "runner-group-eu",
-    "trigger_type": "airflow",
-    "callback": CALLBACK,
-    "past_exec_ref": "exec-0",
-}
 
 
 async def test_execute_playbook_sends_every_body_field(emulator):
     async with BlinkHook().async_client() as client:
-        execution_id = await client.execute_playbook("quick-ok", **BODY)
+        execution_id = await client.execute_playbook("quick-ok", **EXECUTE_BODY)
 
     [request] = emulator.requests
     assert request.path == f"/api/v1/workspace/{WORKSPACE}/playbooks/quick-ok/execute"
-    assert request.body == BODY
+    assert request.body == EXECUTE_BODY
     record = emulator.execution(execution_id)
     assert (record["inputs"], record["event"], record["runner_group_id"]) == (
-        BODY["input_values"],
-        BODY["event"],
+        EXECUTE_BODY["input_values"],
+        EXECUTE_BODY["event"],
         "runner-group-eu",
     )
     assert (record["trigger_type"], record["past_exec_ref"]) == ("airflow", "exec-0")

@@ -36,6 +36,23 @@ TEST_PLAYBOOKS = [
     ScriptedPlaybook(id="slow", name="Slow", workspace_id=WORKSPACE, duration=60.0, final_state="Completed"),
 ]
 
+#: An execute body with every field Blink's execute endpoint takes, each with a value.
+EXECUTE_BODY: dict[str, Any] = {
+    "input_values": {"ip": "203.0.113.9", "tags": ["phishing"]},
+    "event": {"alert": {"id": 7, "severity": "high"}},
+    "runner": "runner-group-eu",
+    "trigger_type": "airflow",
+    "callback": {
+        "url": "https://hooks.example.com/blink",
+        "method": "POST",
+        "headers": {"X-Token": "t"},
+        "body": {"ticket": "SEC-1"},
+        "disableSSL": False,
+        "excludeDefaultMetadata": True,
+    },
+    "past_exec_ref": "exec-0",
+}
+
 
 def start_directly(emulator: BlinkEmulator, playbook_id: str) -> str:
     """Start a run in the emulator over HTTP, not through the provider (as another tool or a person would)."""

@@ -12,23 +12,15 @@ from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 
-from support.dag_runs import extra_link, on_defer, register, run, task_instance, xcom
+from support.dag_runs import dagbag, extra_link, on_defer, register, run, task_instance, xcom
 from support.emulator import url_of
 
 EXAMPLE_DAGS = Path(__file__).resolve().parent.parent / "example_dags"
 BLINK_TASKS = (BlinkExecutePlaybookOperator, BlinkExecutionSensor)
 
 
-def dagbag() -> Any:
-    try:
-        from airflow.dag_processing.dagbag import DagBag  # Airflow 3
-    except ImportError:
-        from airflow.models.dagbag import DagBag  # Airflow 2
-    return DagBag(dag_folder=str(EXAMPLE_DAGS))  # example DAGs of Airflow itself: off in conftest
-
-
 def example_dag(dag_id: str) -> Any:
-    return dagbag().dags[dag_id]
+    return dagbag(EXAMPLE_DAGS).dags[dag_id]
 
 
 def blink_tasks(dag: Any) -> list[Any]:
@@ -57,7 +49,7 @@ def deferrals(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_example_dags_import_without_errors():
-    bag = dagbag()
+    bag = dagbag(EXAMPLE_DAGS)
 
     assert bag.import_errors == {}
     expected = {

@@ -38,6 +38,7 @@ from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 from airflow_provider_blink.testing import DEMO_PLAYBOOKS, BlinkEmulator, ScriptedPlaybook
 
 from support.connections import connection_json
+from support.dag_runs import dagbag
 from support.emulator import API_KEY, TEST_PLAYBOOKS, VIEWER_KEY, WORKSPACE
 from support.task_instance import context_for
 
@@ -297,16 +298,6 @@ DAG_FILE_ROWS = [
     "run-sync-with-deferrable",
     "sensor-poke-interval-zero",
 ]
-
-
-def dagbag(folder: Any) -> Any:
-    try:
-        from airflow.dag_processing.dagbag import DagBag  # Airflow 3
-    except ImportError:
-        from airflow.models.dagbag import DagBag  # Airflow 2
-
-        return DagBag(str(folder), include_examples=False)
-    return DagBag(folder)
 
 
 @pytest.mark.parametrize("name", DAG_FILE_ROWS)

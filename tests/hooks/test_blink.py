@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from requests.adapters import HTTPAdapter
 
 from airflow_provider_blink.exceptions import (
     BlinkBadRequestError,
@@ -213,7 +214,9 @@ class TestKeepAlive:
         hook.list_executions(limit=5)
 
         assert hook.session is session
-        pools = session.get_adapter(emulator.url).poolmanager.pools
+        adapter = session.get_adapter(emulator.url)
+        assert isinstance(adapter, HTTPAdapter)
+        pools = adapter.poolmanager.pools
         keys = pools.keys()  # urllib3 refuses plain iteration
         [pool] = [pools[key] for key in keys]  # one host, one urllib3 pool
         assert pool.num_requests == 10

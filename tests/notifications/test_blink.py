@@ -24,7 +24,8 @@ def dag_with_notifier(dag_id: str, notifier: BlinkNotifier, **callbacks: Any) ->
     from airflow.providers.common.compat.sdk import DAG, task
 
     with DAG(dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
-        task(task_id="load_table", **dict.fromkeys(callbacks, notifier))(failing_task)(7)
+        hooks: dict[str, Any] = dict.fromkeys(callbacks, notifier)
+        task(task_id="load_table", **hooks)(failing_task)(7)
     return dag
 
 

@@ -152,7 +152,7 @@ class TestWaitsForTheExecution:
 
         with pytest.raises(BlinkExecutionFailed, match="Cancelled"):
             op.execute_complete(
-                context_for(ti), wait_for_event(deferred.value.trigger), **deferred.value.kwargs
+                context_for(ti), wait_for_event(deferred.value.trigger), **(deferred.value.kwargs or {})
             )
 
 
@@ -197,7 +197,7 @@ class TestDeferrable:
             op.execute(context_for(ti))
 
         event = wait_for_event(deferred.value.trigger)
-        summary = op.execute_complete(context_for(ti), event, **deferred.value.kwargs)
+        summary = op.execute_complete(context_for(ti), event, **(deferred.value.kwargs or {}))
 
         assert event["status"] == "success"
         assert summary["execution_id"] == ti.pushed["execution_id"]
@@ -211,7 +211,7 @@ class TestDeferrable:
         with pytest.raises(TaskDeferred) as deferred:
             op.execute(context_for())
         deferred_summary = op.execute_complete(
-            context_for(), wait_for_event(deferred.value.trigger), **deferred.value.kwargs
+            context_for(), wait_for_event(deferred.value.trigger), **(deferred.value.kwargs or {})
         )
 
         ignore = {

@@ -47,6 +47,7 @@ class TestPoke:
 
         assert isinstance(done, PokeReturnValue)
         assert done.is_done is True
+        assert done.xcom_value is not None
         assert done.xcom_value["id"] == execution_id
         assert done.xcom_value["state_ui"] == "Completed"
         json.dumps(done.xcom_value)
@@ -92,6 +93,7 @@ class TestPoke:
         done = sensor(execution_id, success_states=["skipped"]).poke(context_for())
 
         assert isinstance(done, PokeReturnValue)
+        assert done.xcom_value is not None
         assert done.xcom_value["state_ui"] == "Skipped"
 
     def test_workspace_id_overrides_the_connection(self, emulator):

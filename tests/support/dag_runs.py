@@ -91,7 +91,7 @@ def extra_link(dag: Any, dag_run: Any, task_id: str, name: str = "Blink") -> str
     """The extra link as the web UI resolves it: from the serialized DAG, for the run's task instance."""
     from airflow.serialization import serialized_objects
 
-    serialization = getattr(serialized_objects, "DagSerialization", None)  # Airflow 3
+    serialization: Any = getattr(serialized_objects, "DagSerialization", None)  # Airflow 3
     serialization = serialization or serialized_objects.SerializedDAG  # Airflow 2
     serialized = serialization.deserialize_dag(serialization.serialize_dag(dag))
     return serialized.get_task(task_id).get_extra_links(task_instance(dag_run, task_id), name)

@@ -46,7 +46,7 @@ def gets(emulator: BlinkEmulator) -> list[Any]:
 
 
 class TestSerialization:
-    SETTINGS = {
+    SETTINGS: dict[str, Any] = {
         "execution_id": "exec-1",
         "blink_conn_id": "blink_prod",
         "workspace_id": "ws-9",

@@ -34,7 +34,7 @@ class AssetStateStore:
 
 def watcher(store: AssetStateStore | None = None, **kwargs: Any) -> BlinkExecutionEventTrigger:
     trigger = BlinkExecutionEventTrigger(poll_interval=0.05, **kwargs)
-    trigger.asset_state_store = store
+    trigger.asset_state_store = store  # type: ignore[assignment]  # a stand-in for Airflow's accessors
     return trigger
 
 

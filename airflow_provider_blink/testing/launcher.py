@@ -62,7 +62,8 @@ class EmulatorProcess:
     :param module: the module to run with ``python -m``; another module must take the CLI's flags.
     :param args: more arguments for it.
     :param python: the interpreter.
-    :param popen: more keyword arguments for :class:`subprocess.Popen` (``env``, ``stdin``, ``start_new_session`` ...).
+    :param popen: more keyword arguments for :class:`subprocess.Popen` (``env``, ``stdin``, ``start_new_session``
+        ...); stdout and stderr go to the log unless given.
     """
 
     def __init__(
@@ -104,9 +105,7 @@ class EmulatorProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.ready_file.unlink(missing_ok=True)
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.argv, **{"stdout": log, "stderr": subprocess.STDOUT, **self._popen}
-            )
+            self.process = subprocess.Popen(self.argv, **{"stdout": log, "stderr": log, **self._popen})
         deadline = time.monotonic() + timeout
         while (url := read_ready_file(self.ready_file)) is None:
             self.check_alive()

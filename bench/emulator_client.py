@@ -9,8 +9,9 @@ from urllib.parse import urlsplit
 
 import requests
 
+from airflow_provider_blink.testing.launcher import EmulatorProcess as LaunchedEmulator
 from bench.emulator_host import PAGES_WORKSPACE, POLL_PLAYBOOK, WORKSPACE
-from bench.procs import ChildProcess, cpu_seconds
+from bench.procs import ChildProcess, child_pipes, cpu_seconds
 from bench.tls import TlsFiles
 
 API_KEY = "bench-api-key-5d1e7c"
@@ -27,18 +28,19 @@ class EmulatorProcess:
         env: Mapping[str, str],
         log: Path,
     ) -> None:
-        args = [
-            "--api-key",
-            API_KEY,
-            "--tls-cert",
-            str(tls.server_cert),
-            "--tls-key",
-            str(tls.server_key),
-        ]
-        for playbook in page_playbooks:
-            args += ["--page-playbook", playbook]
-        self._child = ChildProcess("bench.emulator_host", args, env, log)
-        self.url: str = self._child.receive()["url"]
+        args = [arg for playbook in page_playbooks for arg in ("--page-playbook", playbook)]
+        self._launched = LaunchedEmulator(
+            api_key=API_KEY,
+            workspace_id=WORKSPACE,
+            tls=(tls.server_cert, tls.server_key),
+            log_path=log,
+            module="bench.emulator_host",
+            args=args,
+            **child_pipes(env),
+        )
+        self.url = self._launched.start()
+        assert self._launched.process is not None
+        self._child = ChildProcess(self._launched.process, "bench.emulator_host", log)
         self.port = urlsplit(self.url).port or 443
         self._http = requests.Session()
         self._http.trust_env = False  # else REQUESTS_CA_BUNDLE from the environment beats ``verify``
@@ -55,14 +57,7 @@ class EmulatorProcess:
 
     def connection_json(self) -> str:
         """The ``blink_default`` connection: host, key, workspace; TLS trusted via the CA settings."""
-        return json.dumps(
-            {
-                "conn_type": "blink",
-                "host": self.url,
-                "password": API_KEY,
-                "extra": {"workspace_id": WORKSPACE},
-            }
-        )
+        return json.dumps(self._launched.connection())
 
     def start_runs(self, count: int) -> list[str]:
         """Start ``count`` runs of the poll playbook (they last until :meth:`finish`); returns their ids."""

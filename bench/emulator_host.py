@@ -1,8 +1,9 @@
 """
 Run the Blink emulator over TLS in its own process, steered by JSON lines on stdin.
 
-Started by :class:`bench.emulator_client.EmulatorProcess`. It prints one line ``{"url": ...}``
-once listening, then answers each command line with one JSON line:
+Started by :class:`bench.emulator_client.EmulatorProcess` through the emulator launcher, like the
+emulator's CLI (it takes the CLI's flags and announces its URL in ``--ready-file``); then it answers
+each command line with one JSON line:
 
 - ``{"op": "count_gets"}``: GET /executions/{id} requests received so far (the polls).
 - ``{"op": "poll_times", "ids": [...]}``: when each of those executions was polled (Unix seconds,
@@ -14,7 +15,6 @@ once listening, then answers each command line with one JSON line:
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -22,11 +22,11 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from airflow_provider_blink.testing import BlinkEmulator, ScriptedPlaybook
-from airflow_provider_blink.testing.cli import server_ssl_context
+from airflow_provider_blink.testing.cli import build_parser, server_ssl_context
+from airflow_provider_blink.testing.launcher import write_ready_file
 
 WORKSPACE = "bench"
 PAGES_WORKSPACE = "bench-pages"
@@ -98,10 +98,8 @@ def _answer(emulator: BlinkEmulator, polls: _PollLog, command: dict[str, Any]) -
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve until ``{"op": "stop"}`` or the end of stdin."""
-    parser = argparse.ArgumentParser(prog="python -m bench.emulator_host")
-    parser.add_argument("--api-key", required=True)
-    parser.add_argument("--tls-cert", type=Path, required=True)
-    parser.add_argument("--tls-key", type=Path, required=True)
+    parser = build_parser()  # the emulator CLI's flags: the launcher starts this module like the CLI
+    parser.prog = "python -m bench.emulator_host"
     parser.add_argument(
         "--duration", type=float, default=3600.0, help="seconds a poll-playbook run lasts unless finished"
     )
@@ -111,11 +109,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         api_key=args.api_key,
         workspaces=[WORKSPACE, PAGES_WORKSPACE],
         playbooks=_playbooks(args.duration, args.page_playbook),
+        host=args.host,
+        port=args.port,
         ssl_context=server_ssl_context(args.tls_cert, args.tls_key),
     )
     with emulator:
         polls = _PollLog(emulator)
-        print(json.dumps({"url": emulator.url}), flush=True)
+        if args.ready_file:
+            write_ready_file(args.ready_file, emulator.url)
         for line in sys.stdin:
             command = json.loads(line)
             if command.get("op") == "stop":

@@ -21,6 +21,18 @@ class ChildError(RuntimeError):
     """A child process failed or said something unexpected."""
 
 
+def child_pipes(env: Mapping[str, str]) -> dict[str, Any]:
+    """``Popen`` arguments for a child the benchmark talks to in JSON lines over stdin and stdout."""
+    return {
+        "cwd": REPO,
+        "env": dict(env),
+        "stdin": subprocess.PIPE,
+        "stdout": subprocess.PIPE,
+        "text": True,
+        "bufsize": 1,
+    }
+
+
 class ChildProcess:
     """
     A ``python -m bench.<module>`` process: send it JSON lines, read JSON lines back.
@@ -28,20 +40,10 @@ class ChildProcess:
     Its stderr goes to ``log``, so a failure can show what the child said.
     """
 
-    def __init__(self, module: str, args: Sequence[str], env: Mapping[str, str], log: Path) -> None:
-        self.log = log
+    def __init__(self, process: subprocess.Popen[str], module: str, log: Path) -> None:
+        self.process = process
         self.module = module
-        self._stderr = log.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
-            cwd=REPO,
-            env=dict(env),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            text=True,
-            bufsize=1,
-        )
+        self.log = log
 
     @property
     def pid(self) -> int:
@@ -77,13 +79,19 @@ class ChildProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-        self._stderr.close()
         if self.process.stdout is not None:
             self.process.stdout.close()
         return self.process.returncode
 
     def tail(self, lines: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def start_child(module: str, args: Sequence[str], env: Mapping[str, str], log: Path) -> ChildProcess:
+    """Start ``python -m <module> <args>``, its stderr going to ``log``."""
+    with log.open("ab") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", module, *args], **child_pipes(env), stderr=stderr)
+    return ChildProcess(process, module, log)
 
 
 def run_once(argv: Sequence[str], env: Mapping[str, str]) -> tuple[float, float, str]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from bench.child import start_delay
 from bench.emulator_client import PAGES_WORKSPACE, EmulatorProcess
-from bench.procs import ChildProcess, ConnectionSampler, cpu_seconds, run_once
+from bench.procs import ChildProcess, ConnectionSampler, cpu_seconds, run_once, start_child
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Bench:
     logs: Path
 
     def child(self, module: str, args: Sequence[str], name: str) -> ChildProcess:
-        return ChildProcess(module, args, self.env, self.logs / f"{name}.log")
+        return start_child(module, args, self.env, self.logs / f"{name}.log")
 
 
 def _median(values: Sequence[float]) -> float:

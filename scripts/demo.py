@@ -13,8 +13,9 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from airflow_provider_blink.testing.launcher import EmulatorDidNotStart, EmulatorProcess
 
 REPO = Path(__file__).resolve().parent.parent
 DAG_ID = "example_blink_enrich_pipeline"
@@ -23,40 +24,15 @@ WORKSPACE = "demo-workspace"
 RESULT_MARKER = "Blink result: "
 
 
-def start_emulator(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    ready = workdir / "emulator.url"
-    log = (workdir / "emulator.log").open("wb")
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "airflow_provider_blink.testing", "--port", "0"),
-            *("--api-key", API_KEY, "--workspace", WORKSPACE, "--ready-file", str(ready)),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while not ready.exists() or not ready.read_text().strip():
-        if process.poll() is not None or time.monotonic() > deadline:
-            sys.exit(f"The Blink emulator did not start; see {workdir / 'emulator.log'}")
-        time.sleep(0.05)
-    return process, ready.read_text().strip()
-
-
-def airflow_env(blink_url: str) -> dict[str, str]:
+def airflow_env(blink: EmulatorProcess) -> dict[str, str]:
     home = REPO / ".airflow-home" / "demo"
     home.mkdir(parents=True, exist_ok=True)
-    connection = {
-        "conn_type": "blink",
-        "host": blink_url,
-        "password": API_KEY,
-        "extra": {"workspace_id": WORKSPACE},
-    }
     return {
         **os.environ,
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW_CONN_BLINK_DEFAULT": json.dumps(connection),
+        **blink.connection_env(),
         "BLINK_EXAMPLE_POLL_INTERVAL": "1",
     }
 
@@ -70,10 +46,14 @@ def airflow(env: dict[str, str], *args: str, log: Path) -> int:
 
 def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="blink-demo-"))
-    emulator, blink_url = start_emulator(workdir)
+    blink = EmulatorProcess(api_key=API_KEY, workspace_id=WORKSPACE, log_path=workdir / "emulator.log")
     try:
-        print(f"Blink emulator (separate process) at {blink_url}, workspace {WORKSPACE!r}")
-        env = airflow_env(blink_url)
+        blink.start(timeout=30)
+    except EmulatorDidNotStart as exc:
+        sys.exit(f"The Blink emulator did not start: {exc}")
+    try:
+        print(f"Blink emulator (separate process) at {blink.url}, workspace {WORKSPACE!r}")
+        env = airflow_env(blink)
         if airflow(env, "db", "migrate", log=workdir / "db-migrate.log") != 0:
             sys.exit(f"airflow db migrate failed; see {workdir / 'db-migrate.log'}")
         print(f"Running DAG {DAG_ID!r} with `airflow dags test` (deferrable task, real Airflow) ...")
@@ -93,8 +73,7 @@ def main() -> int:
         print(f"  block the IP : {result['block_ip']}")
         return 0
     finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
+        blink.stop(timeout=10)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -23,58 +22,11 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "example_dags"))
 os.environ.setdefault("BLINK_EXAMPLE_POLL_INTERVAL", "0.2")
 os.environ.pop("AIRFLOW_CONN_BLINK_DEFAULT", None)
 
-from airflow_provider_blink.testing import (  # noqa: E402
-    DEMO_PLAYBOOKS,
-    DEMO_WORKSPACE,
-    BlinkEmulator,
-    ScriptedPlaybook,
-)
+from airflow_provider_blink.testing import DEMO_PLAYBOOKS, BlinkEmulator  # noqa: E402
 
-#: A key distinctive enough to search for in logs, XCom and messages.
-API_KEY = "blink-test-key-7f3a9c2e51d84b06"
-WORKSPACE = DEMO_WORKSPACE
-
-#: Quick playbooks for tests, beside the demo ones (enrich-ioc, isolate-host, failing-playbook).
-TEST_PLAYBOOKS = [
-    ScriptedPlaybook(
-        id="quick-ok",
-        name="Quick success",
-        workspace_id=WORKSPACE,
-        duration=0.3,
-        final_state="Completed",
-        output={"answer": 42},
-    ),
-    ScriptedPlaybook(
-        id="quick-fail",
-        name="Quick failure",
-        workspace_id=WORKSPACE,
-        duration=0.3,
-        final_state="Failed",
-        error_details={"message": "step 'lookup' failed: upstream returned 500", "error_code": "STEP_FAILED"},
-    ),
-    ScriptedPlaybook(id="slow", name="Slow", workspace_id=WORKSPACE, duration=60.0, final_state="Completed"),
-]
-
-
-def connection_json(emulator: BlinkEmulator, **extra: object) -> str:
-    """The ``blink_default`` connection for ``emulator``, with fast retries unless overridden."""
-    conn = json.loads(emulator.connection_json(workspace_id=WORKSPACE))
-    conn["extra"] = {"retry_limit": 2, "retry_delay": 0.01, "timeout": 5, **conn["extra"], **extra}
-    return json.dumps(conn)
-
-
-def start_directly(emulator: BlinkEmulator, playbook_id: str) -> str:
-    """Start a run in the emulator over HTTP, not through the provider (as another tool or a person would)."""
-    import requests
-
-    response = requests.post(
-        f"{emulator.url}/api/v1/workspace/{WORKSPACE}/playbooks/{playbook_id}/execute",
-        headers={"BLINK-API-KEY": emulator.api_key},
-        json={},
-        timeout=5,
-    )
-    response.raise_for_status()
-    return str(response.json()["execution_id"])
+from support.clients import Client  # noqa: E402
+from support.connections import connection_json  # noqa: E402
+from support.emulator import API_KEY, TEST_PLAYBOOKS, VIEWER_KEY, WORKSPACE  # noqa: E402
 
 
 @pytest.fixture
@@ -85,6 +37,27 @@ def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[BlinkEmulator]:
     ) as emu:
         monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection_json(emu))
         yield emu
+
+
+@pytest.fixture
+def blink(monkeypatch: pytest.MonkeyPatch) -> Iterator[BlinkEmulator]:
+    """An emulator with a read-only key too; connections ``blink_default``, ``blink_viewer``, ``blink_wrong_key``."""
+    with BlinkEmulator(
+        api_key=API_KEY,
+        workspaces=[WORKSPACE],
+        playbooks=TEST_PLAYBOOKS,
+        viewer_keys={VIEWER_KEY: [WORKSPACE]},
+    ) as emu:
+        monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection_json(emu))
+        monkeypatch.setenv("AIRFLOW_CONN_BLINK_VIEWER", connection_json(emu, key=VIEWER_KEY))
+        monkeypatch.setenv("AIRFLOW_CONN_BLINK_WRONG_KEY", connection_json(emu, key="not-the-key"))
+        yield emu
+
+
+@pytest.fixture(params=["sync", "async"])
+def client(request: pytest.FixtureRequest) -> Callable[..., Client]:
+    """Make a :class:`~support.clients.Client` for a connection id, once per mode (sync, async)."""
+    return lambda conn_id="blink_default": Client(request.param, conn_id)
 
 
 @pytest.fixture(scope="session")

@@ -188,8 +188,8 @@ class TestPaths:
         [
             (lambda: api.get_execution("", "e"), "workspace_id"),
             (lambda: api.get_execution("ws", "   "), "execution_id"),
-            (lambda: api.execute("ws", None, {}), "playbook_id"),
-            (lambda: api.cancel_execution("ws", 7), "execution_id"),
+            (lambda: api.execute("ws", None, {}), "playbook_id"),  # type: ignore[arg-type]
+            (lambda: api.cancel_execution("ws", 7), "execution_id"),  # type: ignore[arg-type]
         ],
         ids=["empty-workspace", "blank-execution", "none-playbook", "int-execution"],
     )

@@ -8,7 +8,6 @@ Blink answers is a dict that records which of its fields were looked at.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import json
 import re
@@ -24,6 +23,9 @@ from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 from airflow_provider_blink.testing import Fault
 from airflow_provider_blink.triggers.blink_events import BlinkExecutionEventTrigger
+
+from support.task_instance import context_for
+from support.triggers import next_event
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 TABLE = DOCS / "blink-api-contract.md"
@@ -47,7 +49,7 @@ def contract_rows() -> list[tuple[str, str | None, str]]:
 _answer: contextvars.ContextVar[str] = contextvars.ContextVar("answer", default="?")
 
 
-class Recording(dict):  # type: ignore[type-arg]
+class Recording(dict):
     """A JSON object from Blink that notes each field the provider looks at."""
 
     reads: set[tuple[str, str]] = set()
@@ -108,24 +110,8 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> set[tuple[str, str]]:
     return Recording.reads
 
 
-class TaskInstance:
-    stats_tags: dict[str, str] = {}  # read by ResumableJobMixin on Airflow 3.3+
-    try_number = 1
-
-    def xcom_push(self, key: str, value: Any, **_: Any) -> None:
-        pass
-
-
 def run_task(task: Any) -> Any:
-    ti = TaskInstance()
-    return task.execute({"ti": ti, "task_instance": ti})
-
-
-async def first_event(trigger: BlinkExecutionEventTrigger) -> Any:
-    async with contextlib.aclosing(trigger.run()) as events:  # type: ignore[type-var]
-        async for event in events:
-            return event.payload
-    raise AssertionError("no event")
+    return task.execute(context_for())
 
 
 def exercise_every_answer(emulator: Any) -> None:
@@ -150,7 +136,7 @@ def exercise_every_answer(emulator: Any) -> None:
     with pytest.raises(BlinkError):
         hook.run_playbook_sync("quick-fail", timeout=5)
     list(hook.iter_executions(filter={"playbook_id": "slow"}, page_size=1))
-    asyncio.run(first_event(BlinkExecutionEventTrigger(poll_interval=0.05, lookback=60)))
+    asyncio.run(next_event(BlinkExecutionEventTrigger(poll_interval=0.05, lookback=60)))
 
 
 def test_every_field_read_is_in_the_contract_table_and_every_row_is_read(airflow_db, emulator, reads):

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import socket
 
 import certifi
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_2_PLUS
-from conftest import API_KEY, WORKSPACE, connection_json
 
 import airflow_provider_blink
 from airflow_provider_blink.exceptions import BlinkConfigurationError
 from airflow_provider_blink.hooks.blink import USER_AGENT, BlinkHook
 from airflow_provider_blink.retries import RetryPolicy
+
+from support.connections import connection_json
+from support.emulator import API_KEY, WORKSPACE
+from support.network import closed_port
 
 HOOK_CLASS = "airflow_provider_blink.hooks.blink.BlinkHook"
 
@@ -215,30 +217,26 @@ def test_test_connection_succeeds(emulator):
     assert json.loads(request.query["q"]) == {"limit": 1}  # one cheap call
 
 
-def test_test_connection_reports_a_wrong_key(emulator, monkeypatch):
-    conn = json.loads(connection_json(emulator))
-    conn["password"] = "not-the-key"
-    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", json.dumps(conn))
+REFUSALS = [
+    # the connection's mistake, what the message says, what it never says
+    (
+        {"key": "not-the-key"},
+        ["HTTP 401", "message='Unauthorized'", "invalid or expired API key", "'API Key'"],
+        "not-the-key",
+    ),
+    ({"workspace_id": "ws-typo"}, ["HTTP 404", "message='workspace not found'", "ws-typo"], None),
+]
+
+
+@pytest.mark.parametrize(("mistake", "says", "never_says"), REFUSALS, ids=["wrong-key", "unknown-workspace"])
+def test_test_connection_reports_what_blink_refused(emulator, monkeypatch, mistake, says, never_says):
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection_json(emulator, **mistake))
 
     ok, message = BlinkHook().test_connection()
 
     assert ok is False
-    assert "HTTP 401" in message
-    assert "message='Unauthorized'" in message
-    assert "invalid or expired API key" in message
-    assert "'API Key'" in message
-    assert "not-the-key" not in message
-
-
-def test_test_connection_reports_an_unknown_workspace(emulator, monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection_json(emulator, workspace_id="ws-typo"))
-
-    ok, message = BlinkHook().test_connection()
-
-    assert ok is False
-    assert "HTTP 404" in message
-    assert "message='workspace not found'" in message
-    assert "ws-typo" in message
+    assert [text for text in says if text not in message] == []
+    assert never_says is None or never_says not in message
     assert len(emulator.requests) == 1
 
 
@@ -255,12 +253,9 @@ def test_test_connection_reports_a_missing_workspace(emulator, monkeypatch):
 
 
 def test_test_connection_reports_an_unreachable_blink(monkeypatch):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     hook = use_connection(
         monkeypatch,
-        host=f"http://127.0.0.1:{port}",
+        host=f"http://127.0.0.1:{closed_port()}",
         password="k",
         extra={"workspace_id": "w", "retry_limit": 0},
     )

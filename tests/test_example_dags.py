@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -13,28 +11,16 @@ from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
-from airflow_provider_blink.testing import DEMO_WORKSPACE, BlinkEmulator
+
+from support.dag_runs import dagbag, extra_link, on_defer, register, run, task_instance, xcom
+from support.emulator import url_of
 
 EXAMPLE_DAGS = Path(__file__).resolve().parent.parent / "example_dags"
 BLINK_TASKS = (BlinkExecutePlaybookOperator, BlinkExecutionSensor)
 
 
-def dagbag() -> Any:
-    try:
-        from airflow.dag_processing.dagbag import DagBag  # Airflow 3
-    except ImportError:
-        from airflow.models.dagbag import DagBag  # Airflow 2
-    return DagBag(dag_folder=str(EXAMPLE_DAGS))  # example DAGs of Airflow itself: off in conftest
-
-
 def example_dag(dag_id: str) -> Any:
-    return dagbag().dags[dag_id]
-
-
-def url_of(emulator: BlinkEmulator, playbook_id: str, execution_id: str) -> str:
-    return (
-        f"{emulator.url}/workspace/{DEMO_WORKSPACE}/workflow/{playbook_id}/edit?execution_id={execution_id}"
-    )
+    return dagbag(EXAMPLE_DAGS).dags[dag_id]
 
 
 def blink_tasks(dag: Any) -> list[Any]:
@@ -58,115 +44,12 @@ def wait_in_process(dag: Any) -> None:
 def deferrals(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Record which Blink tasks deferred (the real ``defer`` still runs)."""
     seen: list[str] = []
-    for cls in BLINK_TASKS:
-        original: Callable[..., Any] = cls.defer
-
-        def recording_defer(
-            self: Any, *args: Any, _original: Callable[..., Any] = original, **kwargs: Any
-        ) -> Any:
-            seen.append(self.task_id)
-            return _original(self, *args, **kwargs)
-
-        monkeypatch.setattr(cls, "defer", recording_defer)
+    on_defer(monkeypatch, BLINK_TASKS, lambda task, _trigger: seen.append(task.task_id))
     return seen
 
 
-def run(dag: Any) -> Any:
-    dag_run = dag.test()
-    assert dag_run is not None
-    return dag_run
-
-
-def task_instance(dag_run: Any, task_id: str, map_index: int = -1) -> Any:
-    tis = [ti for ti in dag_run.get_task_instances() if ti.task_id == task_id and ti.map_index == map_index]
-    assert len(tis) == 1, [(ti.task_id, ti.map_index) for ti in dag_run.get_task_instances()]
-    return tis[0]
-
-
-def xcom(dag_run: Any, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
-    """Read an XCom the way the UI would: straight from the metadata database."""
-    try:
-        from airflow.models.xcom import XComModel  # Airflow 3
-    except ImportError:
-        from airflow.models.xcom import XCom
-
-        return XCom.get_one(
-            key=key, run_id=dag_run.run_id, dag_id=dag_run.dag_id, task_id=task_id, map_index=map_index
-        )
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        value = session.scalar(
-            select(XComModel.value).where(
-                XComModel.key == key,
-                XComModel.run_id == dag_run.run_id,
-                XComModel.dag_id == dag_run.dag_id,
-                XComModel.task_id == task_id,
-                XComModel.map_index == map_index,
-            )
-        )
-    return XComModel.deserialize_value(_Value(value)) if value is not None else None
-
-
-class _Value:
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
-def extra_link(dag: Any, dag_run: Any, task_id: str, name: str = "Blink") -> str | None:
-    """The extra link as the web UI resolves it: from the serialized DAG, for the run's task instance."""
-    from airflow.serialization import serialized_objects
-
-    serialization = getattr(serialized_objects, "DagSerialization", None)  # Airflow 3
-    serialization = serialization or serialized_objects.SerializedDAG  # Airflow 2
-    serialized = serialization.deserialize_dag(serialization.serialize_dag(dag))
-    return serialized.get_task(task_id).get_extra_links(task_instance(dag_run, task_id), name)
-
-
-def register(dag: Any) -> None:
-    """
-    Store a DAG built in this file as the DAG processor would, so ``dag.test()`` can run it.
-
-    Airflow 3's ``dag.test()`` only runs DAGs found in the metadata database (it syncs the DAG
-    bundles, which hold the example DAGs but not this file); Airflow 2 runs any DAG object.
-    """
-    try:
-        from airflow.dag_processing.bundles.manager import DagBundlesManager
-        from airflow.dag_processing.collection import update_dag_parsing_results_in_db
-        from airflow.serialization.serialized_objects import LazyDeserializedDAG
-    except ImportError:
-        return
-    from airflow.utils.session import create_session
-
-    manager = DagBundlesManager()
-    with create_session() as session:
-        manager.sync_bundles_to_db(session=session)
-    bundle = next(iter(manager.get_all_dag_bundles()))
-    if hasattr(LazyDeserializedDAG, "from_dag"):
-        lazy = LazyDeserializedDAG.from_dag(dag)
-    else:  # Airflow 3.0, before from_dag: relative_fileloc set as its DagBag does for a file outside the bundle
-        from airflow.serialization.serialized_objects import SerializedDAG
-
-        dag.relative_fileloc = dag.relative_fileloc or dag.fileloc
-        lazy = LazyDeserializedDAG(data=SerializedDAG.to_dict(dag))
-    # Airflow 3.1 added parse_duration.
-    parameters = inspect.signature(update_dag_parsing_results_in_db).parameters
-    timing = {"parse_duration": None} if "parse_duration" in parameters else {}
-    with create_session() as session:
-        update_dag_parsing_results_in_db(
-            bundle.name,
-            None,
-            [lazy],
-            import_errors={},
-            warnings=set(),
-            session=session,
-            **timing,
-        )
-
-
 def test_example_dags_import_without_errors():
-    bag = dagbag()
+    bag = dagbag(EXAMPLE_DAGS)
 
     assert bag.import_errors == {}
     expected = {

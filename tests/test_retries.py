@@ -6,8 +6,6 @@ the sync hook and through the async client, since both must follow the same rule
 
 from __future__ import annotations
 
-import asyncio
-import json
 import socket
 import threading
 import time
@@ -17,7 +15,6 @@ from typing import Any
 import pytest
 import tenacity
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
-from conftest import API_KEY, TEST_PLAYBOOKS, WORKSPACE, connection_json
 
 from airflow_provider_blink import retries
 from airflow_provider_blink.exceptions import (
@@ -39,7 +36,11 @@ from airflow_provider_blink.hooks.blink import BlinkAsyncClient, BlinkHook
 from airflow_provider_blink.retries import MAX_RETRY_AFTER, RetryPolicy, is_retryable
 from airflow_provider_blink.testing import BlinkEmulator, Fault
 
-VIEWER_KEY = "blink-viewer-key-0b1c2d3e4f"
+from support.connections import connection_json
+from support.emulator import API_KEY, inject, requests_to
+from support.network import closed_port
+from support.waiting import wait_for
+
 MAY_HAVE_REACHED = "may have reached Blink"
 
 
@@ -213,56 +214,6 @@ def _raise(error: BaseException) -> Callable[[], None]:
 # -- through the hook, against the emulator -----------------------------------------------------
 
 
-class Client:
-    """Call one hook method the sync way (``BlinkHook``) or the async way (``async_client()``)."""
-
-    def __init__(self, mode: str, conn_id: str = "blink_default") -> None:
-        self.mode = mode
-        self.conn_id = conn_id
-
-    def __call__(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        hook = BlinkHook(self.conn_id)
-        if self.mode == "sync":
-            return getattr(hook, method)(*args, **kwargs)
-
-        async def run() -> Any:
-            async with hook.async_client() as client:
-                return await getattr(client, method)(*args, **kwargs)
-
-        return asyncio.run(run())
-
-
-@pytest.fixture(params=["sync", "async"])
-def client(request) -> Callable[..., Client]:
-    """Make a :class:`Client` for a connection id, once per mode."""
-    return lambda conn_id="blink_default": Client(request.param, conn_id)
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.02)
-    return result
-
-
-def requests_to(emu: BlinkEmulator, method: str, suffix: str) -> list:
-    return [r for r in emu.requests if r.method == method and r.path.endswith(suffix)]
-
-
-def with_key(conn: str, key: str) -> str:
-    data = json.loads(conn)
-    data["password"] = key
-    return json.dumps(data)
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def fast_timeout(emulator, monkeypatch) -> BlinkEmulator:
     """The emulator as ``blink_default`` with a 0.5 s request timeout, so ``slow`` faults time out."""
@@ -271,41 +222,30 @@ def fast_timeout(emulator, monkeypatch) -> BlinkEmulator:
 
 
 GET_FAULTS = [
-    ([Fault("get", "status", times=2, status=503)], None, 3),
-    ([Fault("get", "status", status=429)], None, 2),
-    ([Fault("get", "status", times=2, status=500)], None, 3),
-    ([Fault("get", "status", times=None, status=500)], BlinkServerError, 3),
-    ([Fault("get", "status_after", status=502)], None, 2),
-    ([Fault("get", "html", status=504)], None, 2),
-    ([Fault("get", "close_before")], None, 2),
-    ([Fault("get", "close_after")], None, 2),
-    ([Fault("get", "slow", delay=1.0)], None, 2),
-    ([Fault("get", "malformed_json")], BlinkResponseError, 1),
-    ([Fault("get", "empty")], BlinkResponseError, 1),
-    ([Fault("get", "status", status=429, retry_after=MAX_RETRY_AFTER + 1)], BlinkRateLimitError, 1),
-]
-GET_FAULT_IDS = [
-    "503-twice-then-ok",
-    "429-then-ok",
-    "500-twice-then-ok",
-    "500-always",
-    "502-after-processing",
-    "504-html",
-    "closed-before-answer",
-    "closed-after-processing",
-    "slower-than-timeout",
-    "malformed-json",
-    "empty-body",
-    "retry-after-too-long",
+    pytest.param([Fault("get", "status", times=2, status=503)], None, 3, id="503-twice-then-ok"),
+    pytest.param([Fault("get", "status", status=429)], None, 2, id="429-then-ok"),
+    pytest.param([Fault("get", "status", times=2, status=500)], None, 3, id="500-twice-then-ok"),
+    pytest.param([Fault("get", "status", times=None, status=500)], BlinkServerError, 3, id="500-always"),
+    pytest.param([Fault("get", "status_after", status=502)], None, 2, id="502-after-processing"),
+    pytest.param([Fault("get", "html", status=504)], None, 2, id="504-html"),
+    pytest.param([Fault("get", "close_before")], None, 2, id="closed-before-answer"),
+    pytest.param([Fault("get", "close_after")], None, 2, id="closed-after-processing"),
+    pytest.param([Fault("get", "slow", delay=1.0)], None, 2, id="slower-than-timeout"),
+    pytest.param([Fault("get", "malformed_json")], BlinkResponseError, 1, id="malformed-json"),
+    pytest.param([Fault("get", "empty")], BlinkResponseError, 1, id="empty-body"),
+    pytest.param(
+        [Fault("get", "status", status=429, retry_after=MAX_RETRY_AFTER + 1)],
+        BlinkRateLimitError,
+        1,
+        id="retry-after-too-long",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("faults", "error", "attempts"), GET_FAULTS, ids=GET_FAULT_IDS)
+@pytest.mark.parametrize(("faults", "error", "attempts"), GET_FAULTS)
 def test_get_execution_under_faults(fast_timeout, client, faults, error, attempts):
-    emu = fast_timeout
-    [execution_id] = emu.seed_executions("quick-ok", 1)
-    for fault in faults:
-        emu.inject(fault)
+    [execution_id] = fast_timeout.seed_executions("quick-ok", 1)
+    emu = inject(fast_timeout, faults)
 
     if error is None:
         assert client()("get_execution", execution_id)["id"] == execution_id
@@ -321,34 +261,30 @@ def test_get_execution_under_faults(fast_timeout, client, faults, error, attempt
 
 EXECUTE_FAULTS = [
     # faults, POSTs sent, whether the hook looked for a run the failed attempt may have started
-    ([Fault("execute", "status", times=2, status=503)], 3, False),
-    ([Fault("execute", "status", status=429)], 2, False),
-    ([Fault("execute", "status", status=429), Fault("execute", "status", status=503)], 3, False),
-    ([Fault("execute", "status_after", status=502)], 1, True),
-    ([Fault("execute", "status", status=500)], 2, True),
-    ([Fault("execute", "html", status=504)], 2, True),
-    ([Fault("execute", "close_after")], 1, True),
-    ([Fault("execute", "close_before")], 2, True),
-    ([Fault("execute", "slow_after", delay=1.0)], 1, True),
-]
-EXECUTE_FAULT_IDS = [
-    "503-twice-then-ok",
-    "429-then-ok",
-    "429-then-503-then-ok",
-    "502-after-starting-adopts-the-run",
-    "500-before-starting-sends-again",
-    "504-html-before-starting-sends-again",
-    "dropped-after-starting-adopts-the-run",
-    "dropped-before-starting-sends-again",
-    "answer-slower-than-timeout-adopts-the-run",
+    pytest.param([Fault("execute", "status", times=2, status=503)], 3, False, id="503-twice-then-ok"),
+    pytest.param([Fault("execute", "status", status=429)], 2, False, id="429-then-ok"),
+    pytest.param(
+        [Fault("execute", "status", status=429), Fault("execute", "status", status=503)],
+        3,
+        False,
+        id="429-then-503-then-ok",
+    ),
+    pytest.param(
+        [Fault("execute", "status_after", status=502)], 1, True, id="502-after-starting-adopts-the-run"
+    ),
+    pytest.param([Fault("execute", "status", status=500)], 2, True, id="500-before-starting-sends-again"),
+    pytest.param([Fault("execute", "html", status=504)], 2, True, id="504-html-before-starting-sends-again"),
+    pytest.param([Fault("execute", "close_after")], 1, True, id="dropped-after-starting-adopts-the-run"),
+    pytest.param([Fault("execute", "close_before")], 2, True, id="dropped-before-starting-sends-again"),
+    pytest.param(
+        [Fault("execute", "slow_after", delay=1.0)], 1, True, id="answer-slower-than-timeout-adopts-the-run"
+    ),
 ]
 
 
-@pytest.mark.parametrize(("faults", "posts", "looked_up"), EXECUTE_FAULTS, ids=EXECUTE_FAULT_IDS)
+@pytest.mark.parametrize(("faults", "posts", "looked_up"), EXECUTE_FAULTS)
 def test_execute_starts_exactly_one_run_through_faults(fast_timeout, client, faults, posts, looked_up):
-    emu = fast_timeout
-    for fault in faults:
-        emu.inject(fault)
+    emu = inject(fast_timeout, faults)
 
     execution_id = client()("execute_playbook", "quick-ok", input_values={"host": "h-1"})
 
@@ -468,14 +404,7 @@ def count_attempts(monkeypatch) -> list[str]:
     ids=["get", "execute"],
 )
 def test_connection_refused_is_retried_even_for_execute(monkeypatch, client, count_attempts, method, args):
-    conn = json.dumps(
-        {
-            "conn_type": "blink",
-            "host": f"http://127.0.0.1:{closed_port()}",
-            "password": API_KEY,
-            "extra": {"workspace_id": WORKSPACE, "retry_limit": 2, "retry_delay": 0.01, "timeout": 2},
-        }
-    )
+    conn = connection_json(f"http://127.0.0.1:{closed_port()}", timeout=2)
     monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", conn)
 
     with pytest.raises(BlinkTransportError) as info:
@@ -508,13 +437,8 @@ def latin1_gateway(monkeypatch) -> Iterator[None]:
                 conn.sendall(answer)
 
     threading.Thread(target=serve, daemon=True).start()
-    conn = {
-        "conn_type": "blink",
-        "host": f"http://127.0.0.1:{server.getsockname()[1]}",
-        "password": API_KEY,
-        "extra": {"workspace_id": WORKSPACE, "retry_limit": 0, "timeout": 5},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", json.dumps(conn))
+    conn = connection_json(f"http://127.0.0.1:{server.getsockname()[1]}", retry_limit=0)
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", conn)
     yield
     server.close()
 
@@ -529,22 +453,6 @@ def test_an_error_page_that_is_not_utf8_is_still_a_server_error(latin1_gateway, 
 
 
 # -- errors that retrying cannot fix ------------------------------------------------------------
-
-
-@pytest.fixture
-def blink(monkeypatch) -> Iterator[BlinkEmulator]:
-    """An emulator with a read-only key too; connections ``blink_default``, ``blink_viewer``, ``blink_wrong_key``."""
-    with BlinkEmulator(
-        api_key=API_KEY,
-        workspaces=[WORKSPACE],
-        playbooks=TEST_PLAYBOOKS,
-        viewer_keys={VIEWER_KEY: [WORKSPACE]},
-    ) as emu:
-        conn = connection_json(emu)
-        monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", conn)
-        monkeypatch.setenv("AIRFLOW_CONN_BLINK_VIEWER", with_key(conn, VIEWER_KEY))
-        monkeypatch.setenv("AIRFLOW_CONN_BLINK_WRONG_KEY", with_key(conn, "not-the-key"))
-        yield emu
 
 
 CLIENT_ERRORS = [

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_provider_blink.testing.emulator import BlinkEmulator
+from airflow_provider_blink.testing.launcher import write_ready_file
 from airflow_provider_blink.testing.playbooks import (
     COMPLETED,
     DEMO_PLAYBOOKS,
@@ -143,9 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         label = "workspace" if len(emulator.workspaces) == 1 else "workspaces"
         print(f"Blink emulator listening on {emulator.url} ({label} {workspaces})", flush=True)
         if args.ready_file:
-            partial = args.ready_file.with_name(args.ready_file.name + ".tmp")
-            partial.write_text(emulator.url + "\n")
-            partial.replace(args.ready_file)
+            write_ready_file(args.ready_file, emulator.url)
         while not stop.wait(0.5):
             pass
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import WORKSPACE, connection_json
+from requests.adapters import HTTPAdapter
 
 from airflow_provider_blink.exceptions import (
     BlinkBadRequestError,
@@ -19,41 +19,24 @@ from airflow_provider_blink.exceptions import (
 from airflow_provider_blink.hooks.blink import USER_AGENT, BlinkHook
 from airflow_provider_blink.testing import ScriptedPlaybook
 
-CALLBACK = {
-    "url": "https://hooks.example.com/blink",
-    "method": "POST",
-    "headers": {"X-Token": "t"},
-    "body": {"ticket": "SEC-1"},
-    "disableSSL": False,
-}
-BODY = {
-    "input_values": {"ip": "203.0.113.9", "tags": ["phishing"]},
-    "event": {"alert": {"id": 7, "severity": "high"}},
-    "runner": "runner-group-eu",
-    "trigger_type": "airflow",
-    "callback": CALLBACK,
-    "past_exec_ref": "exec-0",
-}
-
-
-def api_requests(emu, method=None, path_suffix=""):
-    return [r for r in emu.requests if (method in (None, r.method)) and r.path.endswith(path_suffix)]
+from support.connections import connection_json
+from support.emulator import EXECUTE_BODY, WORKSPACE, requests_to
 
 
 class TestExecutePlaybook:
     def test_sends_every_body_field_and_returns_the_execution_id(self, emulator):
-        execution_id = BlinkHook().execute_playbook("quick-ok", **BODY)
+        execution_id = BlinkHook().execute_playbook("quick-ok", **EXECUTE_BODY)
 
         [request] = emulator.requests
         assert request.method == "POST"
         assert request.path == f"/api/v1/workspace/{WORKSPACE}/playbooks/quick-ok/execute"
         assert request.query == {}
-        assert request.body == BODY
+        assert request.body == EXECUTE_BODY
         assert request.headers["Content-Type"] == "application/json"
         record = emulator.execution(execution_id)
         assert record["playbook_id"] == "quick-ok"
-        assert record["inputs"] == BODY["input_values"]
-        assert record["event"] == BODY["event"]
+        assert record["inputs"] == EXECUTE_BODY["input_values"]
+        assert record["event"] == EXECUTE_BODY["event"]
         assert record["runner_group_id"] == "runner-group-eu"
         assert record["trigger_type"] == "airflow"
         assert record["past_exec_ref"] == "exec-0"
@@ -148,7 +131,7 @@ def test_iter_executions_walks_every_page_once(emulator):
     ids = [execution["id"] for execution in BlinkHook().iter_executions(page_size=1000)]
 
     assert ids == seeded
-    lists = api_requests(emulator, "GET", "/executions")
+    lists = requests_to(emulator, "GET", "/executions")
     assert [json.loads(r.query["q"]) for r in lists] == [
         {"sort": ["created_at", "id"], "limit": 1000, "offset": offset} for offset in (0, 1000, 2000)
     ]
@@ -231,7 +214,9 @@ class TestKeepAlive:
         hook.list_executions(limit=5)
 
         assert hook.session is session
-        pools = session.get_adapter(emulator.url).poolmanager.pools
+        adapter = session.get_adapter(emulator.url)
+        assert isinstance(adapter, HTTPAdapter)
+        pools = adapter.poolmanager.pools
         keys = pools.keys()  # urllib3 refuses plain iteration
         [pool] = [pools[key] for key in keys]  # one host, one urllib3 pool
         assert pool.num_requests == 10

@@ -10,34 +10,26 @@ from collections.abc import Iterator
 
 import aiohttp
 import pytest
-from conftest import WORKSPACE, connection_json
-from tcp_forwarder import CountingProxy
 
 from airflow_provider_blink.exceptions import BlinkBadRequestError, BlinkNotFoundError
 from airflow_provider_blink.hooks.blink import USER_AGENT, BlinkAsyncClient, BlinkHook
 
-CALLBACK = {"url": "https://hooks.example.com/blink", "method": "POST", "excludeDefaultMetadata": True}
-BODY = {
-    "input_values": {"ip": "203.0.113.9"},
-    "event": {"alert": {"id": 7}},
-    "runner": "runner-group-eu",
-    "trigger_type": "airflow",
-    "callback": CALLBACK,
-    "past_exec_ref": "exec-0",
-}
+from support.connections import connection_json
+from support.emulator import EXECUTE_BODY, WORKSPACE
+from support.network import TcpRelay
 
 
 async def test_execute_playbook_sends_every_body_field(emulator):
     async with BlinkHook().async_client() as client:
-        execution_id = await client.execute_playbook("quick-ok", **BODY)
+        execution_id = await client.execute_playbook("quick-ok", **EXECUTE_BODY)
 
     [request] = emulator.requests
     assert request.path == f"/api/v1/workspace/{WORKSPACE}/playbooks/quick-ok/execute"
-    assert request.body == BODY
+    assert request.body == EXECUTE_BODY
     record = emulator.execution(execution_id)
     assert (record["inputs"], record["event"], record["runner_group_id"]) == (
-        BODY["input_values"],
-        BODY["event"],
+        EXECUTE_BODY["input_values"],
+        EXECUTE_BODY["event"],
         "runner-group-eu",
     )
     assert (record["trigger_type"], record["past_exec_ref"]) == ("airflow", "exec-0")
@@ -141,12 +133,10 @@ async def test_client_reads_the_same_connection_as_the_hook(emulator, monkeypatc
 
 
 @pytest.fixture
-def proxy(emulator, monkeypatch) -> Iterator[CountingProxy]:
+def proxy(emulator, monkeypatch) -> Iterator[TcpRelay]:
     """``blink_default`` pointing at a connection-counting proxy in front of the emulator."""
-    counting = CountingProxy(emulator.port)
-    conn = json.loads(connection_json(emulator))
-    conn["host"] = f"http://127.0.0.1:{counting.port}"
-    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", json.dumps(conn))
+    counting = TcpRelay(emulator.port)
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection_json(f"http://127.0.0.1:{counting.port}"))
     yield counting
     counting.close()
 

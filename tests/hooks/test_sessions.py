@@ -4,28 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import connection_json
-from tcp_forwarder import CountingProxy
 
 from airflow_provider_blink.hooks.blink import BlinkHook
 from airflow_provider_blink.hooks.sessions import CONNECTION_LIMIT, shared_session_count
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
+from support.connections import connection_json
+from support.network import TcpRelay
+from support.triggers import next_event
+from support.waiting import wait_until
+
 
 @pytest.fixture
-def proxy(emulator, monkeypatch) -> Iterator[CountingProxy]:
+def proxy(emulator, monkeypatch) -> Iterator[TcpRelay]:
     """``blink_default`` and ``blink_other`` both reach the emulator through a counting forwarder."""
-    counting = CountingProxy(emulator.port)
-    conn = json.loads(connection_json(emulator))
-    conn["host"] = f"http://127.0.0.1:{counting.port}"
-    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", json.dumps(conn))
-    monkeypatch.setenv("AIRFLOW_CONN_BLINK_OTHER", json.dumps(conn))
+    counting = TcpRelay(emulator.port)
+    conn = connection_json(f"http://127.0.0.1:{counting.port}")
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", conn)
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_OTHER", conn)
     yield counting
     counting.close()
 
@@ -33,19 +33,6 @@ def proxy(emulator, monkeypatch) -> Iterator[CountingProxy]:
 def start_executions(emulator, playbook_id: str, count: int) -> list[str]:
     hook = BlinkHook()
     return [hook.execute_playbook(playbook_id) for _ in range(count)]
-
-
-async def first_event(trigger: BlinkExecutionTrigger) -> dict[str, Any]:
-    async for event in trigger.run():
-        return event.payload
-    raise AssertionError("the trigger ended without an event")
-
-
-async def wait_until(check, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_triggers_on_one_connection_share_one_bounded_pool(emulator, proxy):
@@ -61,7 +48,7 @@ async def test_triggers_on_one_connection_share_one_bounded_pool(emulator, proxy
             await asyncio.sleep(0.01)
 
     watcher = asyncio.create_task(watch_pool())
-    events = await asyncio.gather(*(first_event(t) for t in triggers))
+    events = await asyncio.gather(*(next_event(t) for t in triggers))
     watcher.cancel()
 
     assert [e["status"] for e in events] == ["success"] * 300
@@ -78,7 +65,7 @@ async def test_triggers_on_one_connection_share_one_bounded_pool(emulator, proxy
 async def test_cancelled_triggers_release_the_pool(emulator, proxy):
     execution_ids = start_executions(emulator, "slow", 20)
     tasks = [
-        asyncio.create_task(first_event(BlinkExecutionTrigger(execution_id=e, poll_interval=0.05)))
+        asyncio.create_task(next_event(BlinkExecutionTrigger(execution_id=e, poll_interval=0.05)))
         for e in execution_ids
     ]
     await wait_until(lambda: len(emulator.requests) >= 20 + 40)  # every trigger polled at least twice
@@ -96,9 +83,9 @@ async def test_cancelled_triggers_release_the_pool(emulator, proxy):
 async def test_each_connection_id_has_its_own_pool(emulator, proxy):
     [first, second] = start_executions(emulator, "slow", 2)
     tasks = [
-        asyncio.create_task(first_event(BlinkExecutionTrigger(execution_id=first, poll_interval=0.05))),
+        asyncio.create_task(next_event(BlinkExecutionTrigger(execution_id=first, poll_interval=0.05))),
         asyncio.create_task(
-            first_event(
+            next_event(
                 BlinkExecutionTrigger(execution_id=second, blink_conn_id="blink_other", poll_interval=0.05)
             )
         ),
@@ -117,10 +104,8 @@ async def test_a_rotated_key_gets_a_new_pool(emulator, proxy, monkeypatch):
     [execution_id] = start_executions(emulator, "slow", 1)
     hook = BlinkHook()
     async with hook.async_client(shared=True) as before:
-        conn = json.loads(connection_json(emulator))
-        conn["host"] = f"http://127.0.0.1:{proxy.port}"
-        conn["password"] = "rotated-key-0123456789"
-        monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", json.dumps(conn))
+        rotated = connection_json(f"http://127.0.0.1:{proxy.port}", key="rotated-key-0123456789")
+        monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", rotated)
         async with BlinkHook().async_client(shared=True) as after:
             assert after._session is not before._session
             assert shared_session_count() == 2

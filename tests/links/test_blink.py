@@ -7,7 +7,6 @@ Airflow 2 and 3) is covered in ``tests/test_example_dags.py``.
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 import pytest
 
@@ -22,15 +21,9 @@ from airflow_provider_blink.links.blink import (
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 
+from support.task_instance import RecordingTI
+
 URL = "https://app.blinkops.com/workspace/ws-1/workflow/pb-1/edit?execution_id=exec-1"
-
-
-class RecordingTI:
-    def __init__(self) -> None:
-        self.pushed: list[tuple[str, Any]] = []
-
-    def xcom_push(self, key: str, value: Any, **_: Any) -> None:
-        self.pushed.append((key, value))
 
 
 def test_the_link_is_named_blink():
@@ -44,7 +37,7 @@ def test_push_execution_publishes_the_id_the_url_and_the_links_own_key():
 
     # Airflow 3's UI reads an extra link from XCom key "_link_<class name>" (the link's xcom_key).
     link_key = getattr(BlinkExecutionLink(), "xcom_key", f"_link_{BlinkExecutionLink.__name__}")
-    assert dict(ti.pushed) == {EXECUTION_ID_KEY: "exec-1", EXECUTION_URL_KEY: URL, link_key: URL}
+    assert ti.pushed == {EXECUTION_ID_KEY: "exec-1", EXECUTION_URL_KEY: URL, link_key: URL}
     assert (EXECUTION_ID_KEY, EXECUTION_URL_KEY) == ("execution_id", "execution_url")
 
 

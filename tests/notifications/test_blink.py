@@ -8,11 +8,12 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from conftest import connection_json
-from test_example_dags import register, run, task_instance
 
 from airflow_provider_blink.exceptions import BlinkConfigurationError
 from airflow_provider_blink.notifications.blink import BlinkNotifier, airflow_inputs
+
+from support.connections import connection_json
+from support.dag_runs import register, run, task_instance
 
 
 def failing_task(x: int) -> None:
@@ -23,7 +24,8 @@ def dag_with_notifier(dag_id: str, notifier: BlinkNotifier, **callbacks: Any) ->
     from airflow.providers.common.compat.sdk import DAG, task
 
     with DAG(dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
-        task(task_id="load_table", **dict.fromkeys(callbacks, notifier))(failing_task)(7)
+        hooks: dict[str, Any] = dict.fromkeys(callbacks, notifier)
+        task(task_id="load_table", **hooks)(failing_task)(7)
     return dag
 
 
@@ -55,9 +57,8 @@ def logged(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) 
 
 
 def test_an_unreachable_blink_is_logged_and_never_masks_the_failure(emulator, monkeypatch, caplog, capfd):
-    conn = json.loads(connection_json(emulator))
-    conn["host"] = "http://127.0.0.1:9"  # nothing listens on the discard port
-    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", json.dumps(conn))
+    # nothing listens on the discard port
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection_json("http://127.0.0.1:9"))
     notifier = BlinkNotifier(playbook_id="isolate-host")
 
     with caplog.at_level(logging.ERROR):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime
 import json
 import threading
@@ -23,29 +21,12 @@ from airflow_provider_blink.exceptions import (
 )
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.testing import DEMO_WORKSPACE, BlinkEmulator, ScriptedPlaybook
-from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
+from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger, wait_for_event
+
+from support.emulator import url_of
+from support.task_instance import RecordingTI, context_for
 
 SUMMARY_TIMINGS = ("created_at", "started_at", "finished_at", "duration")
-
-
-class RecordingTI:
-    """Stands in for the task instance: records each XCom push and what Blink showed at that moment."""
-
-    stats_tags: dict[str, str] = {}  # read by ResumableJobMixin on Airflow 3.3+
-
-    def __init__(self, emulator: BlinkEmulator | None = None) -> None:
-        self.emulator = emulator
-        self.pushed: dict[str, Any] = {}
-        self.states_at_push: dict[str, list[str]] = {}
-
-    def xcom_push(self, key: str, value: Any, **_: Any) -> None:
-        self.pushed[key] = value
-        if self.emulator is not None:
-            self.states_at_push[key] = [e["state_ui"] for e in self.emulator.executions]
-
-
-def context_for(ti: RecordingTI) -> Any:
-    return {"ti": ti, "task_instance": ti}
 
 
 def operator(**kwargs: Any) -> BlinkExecutePlaybookOperator:
@@ -53,30 +34,12 @@ def operator(**kwargs: Any) -> BlinkExecutePlaybookOperator:
     return BlinkExecutePlaybookOperator(**kwargs)
 
 
-def first_event(trigger: BlinkExecutionTrigger) -> dict[str, Any]:
-    """Run the trigger as the triggerer would, until its first event."""
-
-    async def run() -> dict[str, Any]:
-        async with contextlib.aclosing(trigger.run()) as events:
-            async for event in events:
-                return dict(event.payload)
-        raise AssertionError("the trigger yielded no event")
-
-    return asyncio.run(run())
-
-
 def run_to_the_end(op: BlinkExecutePlaybookOperator, context: Any) -> dict[str, Any]:
     """Run the task as Airflow would: ``execute``, and after a deferral the trigger and ``execute_complete``."""
     try:
         return op.execute(context)
     except TaskDeferred as deferred:
-        return op.execute_complete(context, first_event(deferred.trigger), **(deferred.kwargs or {}))
-
-
-def url_of(emulator: BlinkEmulator, playbook_id: str, execution_id: str) -> str:
-    return (
-        f"{emulator.url}/workspace/{DEMO_WORKSPACE}/workflow/{playbook_id}/edit?execution_id={execution_id}"
-    )
+        return op.execute_complete(context, wait_for_event(deferred.trigger), **(deferred.kwargs or {}))
 
 
 def posts(emulator: BlinkEmulator) -> list[Any]:
@@ -96,7 +59,7 @@ class TestWaitsForTheExecution:
         assert ti.states_at_push["execution_url"] == ["In Progress"]
 
     def test_returns_a_json_serialisable_summary(self, emulator):
-        summary = operator(input_values={"ioc": "203.0.113.7"}).execute(context_for(RecordingTI()))
+        summary = operator(input_values={"ioc": "203.0.113.7"}).execute(context_for())
 
         (execution,) = emulator.executions
         assert json.loads(json.dumps(summary)) == summary
@@ -109,13 +72,13 @@ class TestWaitsForTheExecution:
         assert execution["inputs"] == {"ioc": "203.0.113.7"}
 
     def test_summary_carries_the_playbook_output_read_from_the_steps(self, emulator):
-        summary = operator().execute(context_for(RecordingTI()))
+        summary = operator().execute(context_for())
 
         assert summary["output"] == {"answer": 42}
         assert any(r.path.endswith(f"/executions/{summary['execution_id']}/steps") for r in emulator.requests)
 
     def test_include_output_false_skips_the_steps_call(self, emulator):
-        summary = operator(include_output=False).execute(context_for(RecordingTI()))
+        summary = operator(include_output=False).execute(context_for())
 
         assert summary["output"] is None
         assert not any(r.path.endswith("/steps") for r in emulator.requests)
@@ -128,7 +91,7 @@ class TestWaitsForTheExecution:
             trigger_type="airflow",
             callback={"url": "https://hooks.example/blink", "method": "POST"},
             wait_for_completion=False,
-        ).execute(context_for(RecordingTI()))
+        ).execute(context_for())
 
         (request,) = posts(emulator)
         assert request.path == f"/api/v1/workspace/{DEMO_WORKSPACE}/playbooks/quick-ok/execute"
@@ -142,7 +105,7 @@ class TestWaitsForTheExecution:
 
     def test_workspace_id_overrides_the_connection(self, emulator):
         with pytest.raises(BlinkNotFoundError, match="workspace"):
-            operator(workspace_id="other-workspace").execute(context_for(RecordingTI()))
+            operator(workspace_id="other-workspace").execute(context_for())
 
         (request,) = emulator.requests
         assert request.path.startswith("/api/v1/workspace/other-workspace/")
@@ -150,13 +113,13 @@ class TestWaitsForTheExecution:
     def test_already_finished_execution_completes_without_deferring(self, emulator):
         emulator.add_playbook(ScriptedPlaybook(id="instant", workspace_id=DEMO_WORKSPACE, duration=0))
 
-        summary = operator(playbook_id="instant", deferrable=True).execute(context_for(RecordingTI()))
+        summary = operator(playbook_id="instant", deferrable=True).execute(context_for())
 
         assert summary["state_ui"] == "Completed"
 
     def test_failed_execution_fails_the_task_with_the_facts(self, emulator):
         with pytest.raises(BlinkExecutionFailed) as raised:
-            operator(playbook_id="quick-fail").execute(context_for(RecordingTI()))
+            operator(playbook_id="quick-fail").execute(context_for())
 
         (execution,) = emulator.executions
         message = str(raised.value)
@@ -169,7 +132,7 @@ class TestWaitsForTheExecution:
     @pytest.mark.parametrize("deferrable", [False, True], ids=["in-process", "deferred"])
     def test_timeout_cancels_the_execution_and_fails(self, emulator, deferrable):
         op = operator(playbook_id="slow", timeout=0.5, deferrable=deferrable)
-        context = context_for(RecordingTI())
+        context = context_for()
 
         with pytest.raises(BlinkExecutionTimeout) as raised:
             run_to_the_end(op, context)
@@ -188,7 +151,9 @@ class TestWaitsForTheExecution:
         emulator.finish(ti.pushed["execution_id"], "Cancelled")
 
         with pytest.raises(BlinkExecutionFailed, match="Cancelled"):
-            op.execute_complete(context_for(ti), first_event(deferred.value.trigger), **deferred.value.kwargs)
+            op.execute_complete(
+                context_for(ti), wait_for_event(deferred.value.trigger), **(deferred.value.kwargs or {})
+            )
 
 
 class TestDeferrable:
@@ -221,7 +186,7 @@ class TestDeferrable:
 
     def test_no_timeout_means_no_deadline(self, emulator):
         with pytest.raises(TaskDeferred) as deferred:
-            operator(deferrable=True).execute(context_for(RecordingTI()))
+            operator(deferrable=True).execute(context_for())
 
         assert deferred.value.trigger.end_time is None
 
@@ -231,8 +196,8 @@ class TestDeferrable:
         with pytest.raises(TaskDeferred) as deferred:
             op.execute(context_for(ti))
 
-        event = first_event(deferred.value.trigger)
-        summary = op.execute_complete(context_for(ti), event, **deferred.value.kwargs)
+        event = wait_for_event(deferred.value.trigger)
+        summary = op.execute_complete(context_for(ti), event, **(deferred.value.kwargs or {}))
 
         assert event["status"] == "success"
         assert summary["execution_id"] == ti.pushed["execution_id"]
@@ -241,12 +206,12 @@ class TestDeferrable:
         json.dumps(summary)
 
     def test_deferred_and_in_process_waits_return_the_same_summary(self, emulator):
-        in_process = operator().execute(context_for(RecordingTI()))
+        in_process = operator().execute(context_for())
         op = operator(deferrable=True)
         with pytest.raises(TaskDeferred) as deferred:
-            op.execute(context_for(RecordingTI()))
+            op.execute(context_for())
         deferred_summary = op.execute_complete(
-            context_for(RecordingTI()), first_event(deferred.value.trigger), **deferred.value.kwargs
+            context_for(), wait_for_event(deferred.value.trigger), **(deferred.value.kwargs or {})
         )
 
         ignore = {
@@ -281,7 +246,7 @@ class TestFireAndForget:
 
     def test_on_kill_leaves_a_fire_and_forget_execution_running(self, emulator):
         op = operator(playbook_id="slow", wait_for_completion=False)
-        op.execute(context_for(RecordingTI()))
+        op.execute(context_for())
 
         op.on_kill()
 
@@ -291,7 +256,7 @@ class TestFireAndForget:
 
 class TestRunSync:
     def test_returns_the_playbook_output(self, emulator):
-        result = operator(run_sync=True, timeout=10).execute(context_for(RecordingTI()))
+        result = operator(run_sync=True, timeout=10).execute(context_for())
 
         assert result["output"] == {"answer": 42}
         assert result["state_ui"] == "Completed"
@@ -301,7 +266,7 @@ class TestRunSync:
 
     def test_failing_playbook_fails_the_task_naming_the_execution(self, emulator):
         with pytest.raises(BlinkExecutionFailed) as raised:
-            operator(playbook_id="quick-fail", run_sync=True).execute(context_for(RecordingTI()))
+            operator(playbook_id="quick-fail", run_sync=True).execute(context_for())
 
         (execution,) = emulator.executions
         assert execution["id"] in str(raised.value)
@@ -357,7 +322,7 @@ class TestRejectsBadArguments:
     )
     def test_input_values_that_are_not_a_json_object_fail_before_any_request(self, emulator, input_values):
         with pytest.raises(BlinkConfigurationError, match="input_values"):
-            operator(input_values=input_values).execute(context_for(RecordingTI()))
+            operator(input_values=input_values).execute(context_for())
 
         assert emulator.requests == []
 
@@ -440,13 +405,13 @@ class TestExecuteCompleteValidatesTheEvent:
     )
     def test_malformed_event_is_refused(self, emulator, event):
         with pytest.raises(BlinkError, match="Unexpected event"):
-            operator().execute_complete(context_for(RecordingTI()), event, "exec-1")
+            operator().execute_complete(context_for(), event, "exec-1")
 
     def test_event_for_another_execution_is_refused(self, emulator):
         event = {"status": "success", "execution_id": "exec-2", "execution": {"id": "exec-2"}}
 
         with pytest.raises(BlinkError, match=r"'exec-2', expected 'exec-1'"):
-            operator().execute_complete(context_for(RecordingTI()), event, "exec-1")
+            operator().execute_complete(context_for(), event, "exec-1")
 
     @pytest.mark.parametrize(
         ("permanent", "error"),
@@ -463,6 +428,6 @@ class TestExecuteCompleteValidatesTheEvent:
         }
 
         with pytest.raises(error, match="Blink kept failing") as raised:
-            operator().execute_complete(context_for(RecordingTI()), event, "exec-1")
+            operator().execute_complete(context_for(), event, "exec-1")
 
         assert isinstance(raised.value, AirflowFailException) is permanent

@@ -12,11 +12,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from test_example_dags import register, run, task_instance, xcom
 
 from airflow_provider_blink.exceptions import BlinkExecutionFailed
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.testing import DEMO_WORKSPACE, Fault, ScriptedPlaybook
+
+from support.dag_runs import register, run, task_instance, xcom
 
 TASK_ID = "run_playbook"
 MODES = pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "in-process"])

@@ -12,6 +12,8 @@ from airflow_provider_blink.exceptions import BlinkExecutionFailed
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.testing import DEMO_WORKSPACE, Outcome, ScriptedPlaybook
 
+from support.task_instance import RecordingTI, TaskStateStore, context_for
+
 KEY = BlinkExecutePlaybookOperator.external_id_key
 FLAKY = ScriptedPlaybook(
     id="flaky",
@@ -24,35 +26,12 @@ FLAKY = ScriptedPlaybook(
 )
 
 
-class RecordingTI:
-    stats_tags: dict[str, str] = {}
-
-    def __init__(self, try_number: int) -> None:
-        self.try_number = try_number
-        self.pushed: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any, **_: Any) -> None:
-        self.pushed[key] = value
-
-
 class DagRun:
     start_date = datetime.now(timezone.utc) - timedelta(minutes=1)
 
 
-class TaskStateStore:
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: Any, **_: Any) -> None:
-        self.values[key] = value
-
-
 def a_try(try_number: int, store: TaskStateStore | None = None, **kwargs: Any) -> dict[str, Any]:
-    ti = RecordingTI(try_number)
-    context: dict[str, Any] = {"ti": ti, "task_instance": ti, "dag_run": DagRun()}
+    context = context_for(RecordingTI(try_number=try_number), dag_run=DagRun())
     if store is not None:
         context["task_state_store"] = store
     kwargs = {"playbook_id": "flaky", "input_values": {"host": "h-1"}, "rerun_from_failure": True, **kwargs}

@@ -14,30 +14,9 @@ from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 
+from support.task_instance import RecordingTI, TaskStateStore, context_for
+
 KEY = BlinkExecutePlaybookOperator.external_id_key
-
-
-class RecordingTI:
-    stats_tags: dict[str, str] = {}
-
-    def __init__(self) -> None:
-        self.pushed: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any, **_: Any) -> None:
-        self.pushed[key] = value
-
-
-class TaskStateStore:
-    """The task-state store Airflow 3.3 puts in the context: a key/value store kept across tries."""
-
-    def __init__(self, **values: Any) -> None:
-        self.values = dict(values)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: Any, **_: Any) -> None:
-        self.values[key] = value
 
 
 def a_try(store: TaskStateStore, **kwargs: Any) -> tuple[dict[str, Any], RecordingTI]:
@@ -46,7 +25,7 @@ def a_try(store: TaskStateStore, **kwargs: Any) -> tuple[dict[str, Any], Recordi
     op = BlinkExecutePlaybookOperator(
         task_id="t", poll_interval=0.05, **{"playbook_id": "quick-ok", **kwargs}
     )
-    return op.execute({"ti": ti, "task_instance": ti, "task_state_store": store}), ti
+    return op.execute(context_for(ti, task_state_store=store)), ti
 
 
 def posts(emulator) -> int:

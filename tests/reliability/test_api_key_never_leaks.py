@@ -3,7 +3,7 @@ The API key never leaks: not into task logs, XCom, rendered fields, triggers, ex
 
 One DAG run (``dag.test()`` against the emulator) drives the operator and the sensor through success,
 failure, timeout and error, in process and deferred; then everything Airflow kept or printed about
-that run is searched for :data:`conftest.API_KEY`. Each collector must also have collected what it
+that run is searched for :data:`support.emulator.API_KEY`. Each collector must also have collected what it
 should (execution ids in the logs, ``execution_url`` in XCom ...), so the search cannot pass on
 empty input. Blink failing *while* a task is deferred is staged by changing the trigger the task
 defers with (its connection or workspace), as a Blink outage or a deleted workspace would.
@@ -20,12 +20,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,8 +32,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import AIRFLOW_VERSION, API_KEY, WORKSPACE
-from test_example_dags import register
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
 from airflow_provider_blink.exceptions import (
     BlinkAuthenticationError,
@@ -48,6 +46,11 @@ from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 from airflow_provider_blink.testing import BlinkEmulator, ScriptedPlaybook
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
+from support.connections import connection_json
+from support.dag_runs import on_defer, register
+from support.emulator import API_KEY, WORKSPACE
+from support.network import closed_port
+
 DAG_ID = "blink_api_key_never_leaks"
 POLL = 0.1
 BLINK_TASKS = (BlinkExecutePlaybookOperator, BlinkExecutionSensor)
@@ -58,16 +61,9 @@ HELD = {
 }
 
 
-def conn_json(host: str, **extra: Any) -> str:
-    extra = {"workspace_id": WORKSPACE, "retry_limit": 1, "retry_delay": 0.01, "timeout": 1, **extra}
-    return json.dumps({"conn_type": "blink", "host": host, "password": API_KEY, "extra": extra})
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def conn_json(host: str) -> str:
+    """A connection to ``host`` that gives up quickly: one retry, a one-second timeout."""
+    return connection_json(host, retry_limit=1, timeout=1)
 
 
 @pytest.fixture
@@ -119,19 +115,13 @@ class Deferrals:
 @pytest.fixture
 def deferrals(monkeypatch: pytest.MonkeyPatch) -> Deferrals:
     seen = Deferrals()
-    for cls in BLINK_TASKS:
-        original: Callable[..., Any] = cls.defer
 
-        def recording_defer(
-            self: Any, *args: Any, _original: Callable[..., Any] = original, **kwargs: Any
-        ) -> Any:
-            trigger = kwargs["trigger"]
-            for name, value in seen.while_deferred.get(self.task_id, {}).items():
-                setattr(trigger, name, value)
-            seen.triggers[self.task_id] = trigger
-            return _original(self, *args, **kwargs)
+    def record(task: Any, trigger: BlinkExecutionTrigger) -> None:
+        for name, value in seen.while_deferred.get(task.task_id, {}).items():
+            setattr(trigger, name, value)
+        seen.triggers[task.task_id] = trigger
 
-        monkeypatch.setattr(cls, "defer", recording_defer)
+    on_defer(monkeypatch, BLINK_TASKS, record)
     return seen
 
 
@@ -406,7 +396,7 @@ def test_the_api_key_appears_nowhere_airflow_keeps_or_prints(
     assert any("execution_url" in row for row in scanned["xcom"])
     assert any(any(e in row for e in execution_ids) for row in scanned["rendered_task_instance_fields"])
     assert len(scanned["task_instance"]) == len(dag.task_ids)
-    triggers_stored = len(DEFERRING) if AIRFLOW_VERSION.startswith("3.") else 0  # 2.x: run inline, not stored
+    triggers_stored = len(DEFERRING) if AIRFLOW_V_3_0_PLUS else 0  # 2.x: run inline, not stored
     assert len(scanned["trigger (kwargs decrypted)"]) == triggers_stored
     assert any("step 'lookup' failed" in text for text in scanned["exceptions of failed tasks"])
     assert any("vanished-workspace" in text for text in scanned["exceptions of failed tasks"])

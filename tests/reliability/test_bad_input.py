@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
-from conftest import API_KEY, TEST_PLAYBOOKS, WORKSPACE, connection_json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,8 +37,12 @@ from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 from airflow_provider_blink.testing import DEMO_PLAYBOOKS, BlinkEmulator, ScriptedPlaybook
 
+from support.connections import connection_json
+from support.dag_runs import dagbag
+from support.emulator import API_KEY, TEST_PLAYBOOKS, VIEWER_KEY, WORKSPACE
+from support.task_instance import context_for
+
 POLL = 0.1
-VIEWER_KEY = "blink-viewer-key-bad-input-5e6f"
 SEEN_AT = datetime.datetime(2026, 1, 1, 9, 30, tzinfo=datetime.timezone.utc)
 #: Small enough for a quick test: the limit is lowered to 1 MiB for the "very large response" row.
 HUGE_OUTPUT = {"blob": "x" * (2 * 2**20)}
@@ -155,22 +158,9 @@ def sensor(**kwargs: Any) -> Task:
     return Task(BlinkExecutionSensor, {**base, "deferrable": False, **kwargs})
 
 
-class RecordingTI:
-    """Stands in for the task instance: records each XCom push."""
-
-    stats_tags: dict[str, str] = {}  # read by ResumableJobMixin on Airflow 3.3+
-
-    def __init__(self) -> None:
-        self.pushed: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any, **_: Any) -> None:
-        self.pushed[key] = value
-
-
 def run(task: Any, params: dict[str, Any]) -> Any:
     """Render the task's templates and execute it in process, as a worker would."""
-    ti = RecordingTI()
-    context: Any = {"ti": ti, "task_instance": ti, "params": params, "run_id": "manual__bad_input"}
+    context = context_for(params=params, run_id="manual__bad_input")
     task.render_template_fields(context)
     return task.execute(context)
 
@@ -308,16 +298,6 @@ DAG_FILE_ROWS = [
     "run-sync-with-deferrable",
     "sensor-poke-interval-zero",
 ]
-
-
-def dagbag(folder: Any) -> Any:
-    try:
-        from airflow.dag_processing.dagbag import DagBag  # Airflow 3
-    except ImportError:
-        from airflow.models.dagbag import DagBag  # Airflow 2
-
-        return DagBag(str(folder), include_examples=False)
-    return DagBag(folder)
 
 
 @pytest.mark.parametrize("name", DAG_FILE_ROWS)

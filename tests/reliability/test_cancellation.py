@@ -21,7 +21,6 @@ own ``TriggerRunner.run_trigger`` runs only on Airflow 3.3+.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -30,8 +29,6 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import TaskDeferred
-from operators.test_blink import RecordingTI, context_for
-from test_retries import Client, requests_to, wait_for
 
 from airflow_provider_blink.exceptions import BlinkExecutionTimeout
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
@@ -39,12 +36,14 @@ from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 from airflow_provider_blink.testing import BlinkEmulator, Fault
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
+from support.clients import Client
+from support.emulator import requests_to
+from support.task_instance import context_for
+from support.triggers import next_event
+from support.waiting import wait_for
+
 POLL = 0.1
 AIRFLOW_3_3 = tuple(int(part) for part in version("apache-airflow").split(".")[:2]) >= (3, 3)
-
-
-def context() -> Any:
-    return context_for(RecordingTI())
 
 
 @dataclass
@@ -66,7 +65,7 @@ def deferred_operator(**kwargs: Any) -> Deferred:
     op = BlinkExecutePlaybookOperator(
         task_id="run_playbook", **{"playbook_id": "slow", "poll_interval": POLL, "deferrable": True, **kwargs}
     )
-    ctx = context()
+    ctx = context_for()
     with pytest.raises(TaskDeferred) as raised:
         op.execute(ctx)
     deferral = raised.value
@@ -81,15 +80,8 @@ def sensor_trigger(execution_id: str) -> BlinkExecutionTrigger:
         task_id="wait", execution_id=execution_id, poke_interval=POLL, deferrable=True
     )
     with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute(context())
+        sensor.execute(context_for())
     return deferred.value.trigger
-
-
-async def first_event(trigger: BlinkExecutionTrigger) -> dict[str, Any]:
-    async with contextlib.aclosing(trigger.run()) as events:  # type: ignore[type-var]
-        async for event in events:
-            return dict(event.payload)
-    raise AssertionError("the trigger yielded no event")
 
 
 def logged_to_stdlib(trigger: BlinkExecutionTrigger) -> BlinkExecutionTrigger:
@@ -118,7 +110,7 @@ async def test_deferred_timeout_yields_a_timeout_event_and_the_worker_cancels(em
     deferred = deferred_operator(timeout=0.5)
     execution_id, trigger = deferred.execution_id, deferred.trigger
 
-    event = await first_event(trigger)
+    event = await next_event(trigger)
 
     assert event["status"] == "timeout"
     assert trigger.end_time is not None
@@ -138,7 +130,7 @@ async def test_deferred_timeout_yields_a_timeout_event_and_the_worker_cancels(em
 async def test_deferred_timeout_when_the_execution_finished_meanwhile_is_reported_quietly(emulator):
     deferred = deferred_operator(timeout=0.5)
     execution_id = deferred.execution_id
-    event = await first_event(deferred.trigger)
+    event = await next_event(deferred.trigger)
     assert event["status"] == "timeout"
     emulator.finish(execution_id, "Completed")  # it ends while the event travels to a worker
 
@@ -213,7 +205,7 @@ async def test_a_triggerer_restart_leaves_the_execution_running_and_the_next_tri
     classpath, kwargs = trigger.serialize()
 
     # What a triggerer does to its triggers on shutdown or redistribution: cancel, then clean up.
-    running = asyncio.create_task(first_event(trigger))
+    running = asyncio.create_task(next_event(trigger))
     await polled(emulator, execution_id)
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -226,7 +218,7 @@ async def test_a_triggerer_restart_leaves_the_execution_running_and_the_next_tri
     # Another triggerer builds the trigger again from what the database holds.
     assert classpath == "airflow_provider_blink.triggers.blink.BlinkExecutionTrigger"
     resumed = BlinkExecutionTrigger(**kwargs)
-    waiting = asyncio.create_task(first_event(resumed))
+    waiting = asyncio.create_task(next_event(resumed))
     await asyncio.sleep(3 * POLL)
     assert not waiting.done()
     emulator.finish(execution_id, "Completed")

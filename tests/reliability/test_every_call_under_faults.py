@@ -16,7 +16,7 @@ first attempt, each attempt bounded by the connection's ``timeout`` to connect a
 for the answer, and waits of exponential backoff with full jitter starting at ``retry_delay`` and
 capped at 30 s (:class:`~airflow_provider_blink.retries.RetryPolicy`). (The read timeout is per
 read, as in requests and aiohttp: it bounds a Blink that answers nothing, not one that trickles.) The connection in these tests
-(tests/conftest.py) uses ``retry_limit=2`` and ``retry_delay=0.01``.
+(tests/support/connections.py) uses ``retry_limit=2`` and ``retry_delay=0.01``.
 """
 
 from __future__ import annotations
@@ -26,10 +26,7 @@ import time
 from typing import Any
 
 import pytest
-import test_retries
 from airflow.providers.common.compat.sdk import AirflowFailException
-from conftest import connection_json
-from test_retries import Client, requests_to, wait_for
 
 from airflow_provider_blink.exceptions import (
     BlinkAuthenticationError,
@@ -47,12 +44,12 @@ from airflow_provider_blink.hooks.blink import BlinkHook
 from airflow_provider_blink.retries import RetryPolicy
 from airflow_provider_blink.testing import BlinkEmulator, Fault
 
-# The shared fixtures: ``client`` (sync and async) and ``blink`` (an emulator with a viewer key and
-# a wrong-key connection too).
-client = test_retries.client
-blink = test_retries.blink
+from support.clients import Client
+from support.connections import FAST_RETRIES, connection_json
+from support.emulator import requests_to
+from support.waiting import wait_for
 
-RETRY_LIMIT = 2  # tests/conftest.py connection_json
+RETRY_LIMIT: int = FAST_RETRIES["retry_limit"]
 ATTEMPTS = RETRY_LIMIT + 1
 #: The request timeout of the ``short_timeout`` connection, so ``slow`` faults time out quickly.
 TIMEOUT = 0.3

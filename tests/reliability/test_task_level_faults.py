@@ -21,9 +21,6 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
-from conftest import connection_json
-from test_example_dags import register, run, task_instance, xcom
-from test_retries import requests_to, wait_for, with_key
 
 import airflow_provider_blink.tasks.waiting as triggers
 from airflow_provider_blink.exceptions import (
@@ -34,6 +31,11 @@ from airflow_provider_blink.exceptions import (
 )
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.testing import BlinkEmulator, Fault
+
+from support.connections import connection_json
+from support.dag_runs import register, run, task_instance, xcom
+from support.emulator import requests_to
+from support.waiting import wait_for
 
 TASK_ID = "run_playbook"
 
@@ -83,7 +85,7 @@ def executes(emu: BlinkEmulator) -> list[Any]:
 def test_a_refused_start_fails_in_one_try_without_spending_task_retries(
     airflow_db, emulator, monkeypatch, conn_id, playbook_id, error, status
 ):
-    monkeypatch.setenv("AIRFLOW_CONN_BLINK_WRONG_KEY", with_key(connection_json(emulator), "not-the-key"))
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_WRONG_KEY", connection_json(emulator, key="not-the-key"))
     outcomes = Outcomes()
     dag = one_task_dag(
         f"blink_refused_{error.__name__}",

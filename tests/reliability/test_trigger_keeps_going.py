@@ -26,19 +26,23 @@ import re
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import requests
-from conftest import API_KEY, WORKSPACE
-from test_retries import closed_port, requests_to, wait_for
 
 from airflow_provider_blink.exceptions import BlinkApiError, BlinkTransportError
 from airflow_provider_blink.hooks.blink import BlinkAsyncClient, BlinkHook
 from airflow_provider_blink.testing import BlinkEmulator, Fault
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
+
+from support.connections import connection_json
+from support.emulator import requests_to
+from support.network import TcpRelay, closed_port
+from support.triggers import all_events
+from support.waiting import wait_for
 
 #: Scaled-down production settings (see the module docstring).
 OUTAGE = 2.0
@@ -147,32 +151,10 @@ def attempts(monkeypatch) -> Attempts:
     return record
 
 
-def connection(host: str, **extra: Any) -> str:
-    return json.dumps(
-        {
-            "conn_type": "blink",
-            "host": host,
-            "password": API_KEY,
-            "extra": {
-                "workspace_id": WORKSPACE,
-                "retry_limit": 2,
-                "retry_delay": 0.01,
-                "timeout": 5,
-                **extra,
-            },
-        }
-    )
-
-
 def trigger_for(execution_id: str, **settings: Any) -> BlinkExecutionTrigger:
     return BlinkExecutionTrigger(
         execution_id=execution_id, **{"poll_interval": POLL, "error_budget": ERROR_BUDGET, **settings}
     )
-
-
-async def all_events(trigger: BlinkExecutionTrigger) -> list[dict[str, Any]]:
-    async with contextlib.aclosing(trigger.run()) as events:  # type: ignore[type-var]
-        return [event.payload async for event in events]
 
 
 async def polled(emu: BlinkEmulator, execution_id: str, times: int = 3) -> None:
@@ -182,57 +164,12 @@ async def polled(emu: BlinkEmulator, execution_id: str, times: int = 3) -> None:
     )
 
 
-class Forwarder:
-    """A TCP forwarder in front of the emulator that can stop listening (refusing connections) and resume."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = 0
-        self.accepted = 0
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def listen(self) -> None:
-        """Listen on :attr:`port` (a free one the first time; the same one after :meth:`refuse`)."""
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port, reuse_address=True)
-        self.port = int(self._server.sockets[0].getsockname()[1])
-
-    async def refuse(self) -> None:
-        """Close the listening socket and every open connection: new connections are refused."""
-        assert self._server is not None
-        self._server.close()
-        for writer in list(self._writers):
-            writer.transport.abort()
-        await self._server.wait_closed()
-        self._server = None
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.accepted += 1
-        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        self._writers |= {writer, upstream_writer}
-        try:
-            await asyncio.gather(self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer))
-        finally:
-            self._writers -= {writer, upstream_writer}
-
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        writer.close()
-
-
 @pytest.fixture
-async def forwarder(emulator, monkeypatch) -> AsyncIterator[Forwarder]:
-    """A :class:`Forwarder` to the emulator, as connection ``blink_forwarded``."""
-    relay = Forwarder(emulator.port)
-    await relay.listen()
-    monkeypatch.setenv("AIRFLOW_CONN_BLINK_FORWARDED", connection(f"http://127.0.0.1:{relay.port}"))
-    yield relay
-    if relay._server is not None:
-        await relay.refuse()
+def forwarder(emulator, monkeypatch) -> Iterator[TcpRelay]:
+    """A relay to the emulator, as connection ``blink_forwarded``."""
+    with TcpRelay(emulator.port) as relay:
+        monkeypatch.setenv("AIRFLOW_CONN_BLINK_FORWARDED", connection_json(f"http://127.0.0.1:{relay.port}"))
+        yield relay
 
 
 def start_slow_run() -> str:
@@ -242,22 +179,34 @@ def start_slow_run() -> str:
 # -- a minute of outage, scaled down -------------------------------------------------------------------
 
 
-async def test_survives_an_outage_of_5xx_and_reports_the_run_that_finished_meanwhile(
-    emulator, attempts, caplog
-):
+async def ride_out_an_outage(
+    emulator: BlinkEmulator,
+    caplog: pytest.LogCaptureFixture,
+    *,
+    down: Callable[[], None],
+    up: Callable[[], None],
+    conn_id: str = "blink_default",
+) -> tuple[float, float]:
+    """
+    Watch a slow run through an outage of :data:`OUTAGE` seconds and check the trigger rode it out.
+
+    ``down()`` starts the outage; halfway through, the run finishes in Blink (Blink goes on while
+    its API is down); ``up()`` ends it. The trigger must neither block nor hold the loop, and must
+    report the finished run once Blink is back. Returns when the outage started and ended.
+    """
     execution_id = start_slow_run()
     with watching_the_loop(caplog) as watch:
-        watching = asyncio.create_task(all_events(trigger_for(execution_id)))
+        watching = asyncio.create_task(all_events(trigger_for(execution_id, blink_conn_id=conn_id)))
         await polled(emulator, execution_id)
 
-        emulator.inject(Fault("get", "status", status=503, times=None))
+        down()
         outage_start = time.monotonic()
         await asyncio.sleep(OUTAGE / 2)
         emulator.finish(execution_id, "Completed")  # Blink goes on while the API is down
         await asyncio.sleep(OUTAGE / 2)
         outage_end = time.monotonic()
         assert not watching.done(), "the trigger is still waiting out the outage"
-        emulator.clear_faults()
+        up()
 
         events = await asyncio.wait_for(watching, timeout=10)
 
@@ -266,41 +215,43 @@ async def test_survives_an_outage_of_5xx_and_reports_the_run_that_finished_meanw
     (event,) = events
     assert event["status"] == "success"
     assert event["execution"]["state_ui"] == "Completed"
+    return outage_start, outage_end
+
+
+async def test_survives_an_outage_of_5xx_and_reports_the_run_that_finished_meanwhile(
+    emulator, attempts, caplog
+):
+    outage_start, outage_end = await ride_out_an_outage(
+        emulator,
+        caplog,
+        down=lambda: emulator.inject(Fault("get", "status", status=503, times=None)),
+        up=emulator.clear_faults,
+    )
+
     failures = attempts.between(outage_start, outage_end, "503")
     assert len(failures) >= 20, "the trigger kept polling through the outage"
     assert max(failures) > outage_end - 0.5, "... until its very end"
-    assert len([r for r in requests_to(emulator, "GET", execution_id) if r.status == 503]) == len(
+    [execution] = emulator.executions
+    assert len([r for r in requests_to(emulator, "GET", execution["id"]) if r.status == 503]) == len(
         attempts.between(0, time.monotonic(), "503")
     )
 
 
 async def test_survives_an_outage_of_refused_connections(emulator, forwarder, attempts, caplog):
-    execution_id = start_slow_run()
-    with watching_the_loop(caplog) as watch:
-        watching = asyncio.create_task(all_events(trigger_for(execution_id, blink_conn_id="blink_forwarded")))
-        await polled(emulator, execution_id)
+    accepted_before: list[int] = []
 
-        await forwarder.refuse()
-        outage_start = time.monotonic()
-        await asyncio.sleep(OUTAGE / 2)
-        emulator.finish(execution_id, "Completed")
-        await asyncio.sleep(OUTAGE / 2)
-        outage_end = time.monotonic()
-        assert not watching.done(), "the trigger is still waiting out the outage"
-        accepted_before = forwarder.accepted
-        await forwarder.listen()  # Blink is back, on the same address
+    def back_on_the_same_address() -> None:
+        accepted_before.append(forwarder.connections)
+        forwarder.listen()
 
-        events = await asyncio.wait_for(watching, timeout=10)
+    outage_start, outage_end = await ride_out_an_outage(
+        emulator, caplog, down=forwarder.refuse, up=back_on_the_same_address, conn_id="blink_forwarded"
+    )
 
-    assert watch.blocking == [], "the trigger made a blocking call on the event loop"
-    assert watch.stalls == [], "the trigger held the event loop"
-    (event,) = events
-    assert event["status"] == "success"
-    assert event["execution"]["state_ui"] == "Completed"
     refused = attempts.between(outage_start, outage_end, "refused")
     assert len(refused) >= 20, "the trigger kept polling through the outage"
     assert max(refused) > outage_end - 0.5, "... until its very end"
-    assert forwarder.accepted > accepted_before, "it reconnected after the outage"
+    assert forwarder.connections > accepted_before[0], "it reconnected after the outage"
 
 
 # -- the budget is spent: one error event, not a crash ------------------------------------------------
@@ -310,9 +261,9 @@ async def test_survives_an_outage_of_refused_connections(emulator, forwarder, at
 async def test_a_spent_error_budget_yields_one_clear_error_event(emulator, monkeypatch, caplog, outage):
     execution_id = start_slow_run()
     if outage == "refused":
-        monkeypatch.setenv("AIRFLOW_CONN_BLINK_DOWN", connection(f"http://127.0.0.1:{closed_port()}"))
+        monkeypatch.setenv("AIRFLOW_CONN_BLINK_DOWN", connection_json(f"http://127.0.0.1:{closed_port()}"))
     else:
-        monkeypatch.setenv("AIRFLOW_CONN_BLINK_DOWN", connection(emulator.url))
+        monkeypatch.setenv("AIRFLOW_CONN_BLINK_DOWN", connection_json(emulator.url))
         kind = "close_before" if outage == "dropped" else "status"
         emulator.inject(Fault("get", kind, status=503 if outage == "503" else None, times=None))
     started = time.monotonic()
@@ -357,7 +308,7 @@ async def test_the_deadline_is_honoured_within_one_poll_interval(emulator, monke
     elif blink == "5xx":
         emulator.inject(Fault("get", "status", status=500, times=None))
     else:
-        monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection(f"http://127.0.0.1:{closed_port()}"))
+        monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection_json(f"http://127.0.0.1:{closed_port()}"))
     poll_interval = 0.2
     end_time = time.time() + 0.5
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import time
 from typing import Any
@@ -15,50 +13,20 @@ from airflow.providers.common.compat.sdk import (
     PokeReturnValue,
     TaskDeferred,
 )
-from conftest import start_directly as start
 
 from airflow_provider_blink.exceptions import BlinkConfigurationError, BlinkError, BlinkExecutionFailed
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
-from airflow_provider_blink.testing import DEMO_WORKSPACE, BlinkEmulator, ScriptedPlaybook
-from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
+from airflow_provider_blink.testing import DEMO_WORKSPACE, ScriptedPlaybook
+from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger, wait_for_event
 
-
-class RecordingTI:
-    """Stands in for the task instance: records each XCom push."""
-
-    def __init__(self) -> None:
-        self.pushed: list[tuple[str, Any]] = []
-
-    def xcom_push(self, key: str, value: Any, **_: Any) -> None:
-        self.pushed.append((key, value))
-
-
-def context_for(ti: RecordingTI | None = None) -> Any:
-    ti = ti or RecordingTI()
-    return {"ti": ti, "task_instance": ti}
-
-
-def url_of(emulator: BlinkEmulator, playbook_id: str, execution_id: str) -> str:
-    return (
-        f"{emulator.url}/workspace/{DEMO_WORKSPACE}/workflow/{playbook_id}/edit?execution_id={execution_id}"
-    )
+from support.emulator import start_directly as start
+from support.emulator import url_of
+from support.task_instance import RecordingTI, context_for
 
 
 def sensor(execution_id: Any, **kwargs: Any) -> BlinkExecutionSensor:
     kwargs = {"task_id": "wait_for_execution", "poke_interval": 0.1, "timeout": 30, **kwargs}
     return BlinkExecutionSensor(execution_id=execution_id, **kwargs)
-
-
-def first_event(trigger: BlinkExecutionTrigger) -> dict[str, Any]:
-    """Run the trigger as the triggerer would, until its first event."""
-
-    async def run() -> dict[str, Any]:
-        async with contextlib.aclosing(trigger.run()) as events:
-            async for event in events:
-                return dict(event.payload)
-        raise AssertionError("the trigger yielded no event")
-
-    return asyncio.run(run())
 
 
 def deferred(task: BlinkExecutionSensor, context: Any = None) -> TaskDeferred:
@@ -79,6 +47,7 @@ class TestPoke:
 
         assert isinstance(done, PokeReturnValue)
         assert done.is_done is True
+        assert done.xcom_value is not None
         assert done.xcom_value["id"] == execution_id
         assert done.xcom_value["state_ui"] == "Completed"
         json.dumps(done.xcom_value)
@@ -92,7 +61,7 @@ class TestPoke:
         task.poke(context_for(ti))
 
         url = url_of(emulator, "slow", execution_id)
-        assert ti.pushed == [
+        assert ti.pushes == [
             ("execution_id", execution_id),
             ("execution_url", url),
             ("_link_BlinkExecutionLink", url),
@@ -124,6 +93,7 @@ class TestPoke:
         done = sensor(execution_id, success_states=["skipped"]).poke(context_for())
 
         assert isinstance(done, PokeReturnValue)
+        assert done.xcom_value is not None
         assert done.xcom_value["state_ui"] == "Skipped"
 
     def test_workspace_id_overrides_the_connection(self, emulator):
@@ -152,7 +122,7 @@ class TestDeferrable:
 
         trigger = defer.trigger
         assert isinstance(trigger, BlinkExecutionTrigger)
-        assert ("execution_url", url_of(emulator, "slow", execution_id)) in ti.pushed, (
+        assert ("execution_url", url_of(emulator, "slow", execution_id)) in ti.pushes, (
             "published before deferring"
         )
         assert defer.method_name == "execute_complete"
@@ -177,7 +147,7 @@ class TestDeferrable:
         execution_id = start(emulator, "quick-ok")
         task = sensor(execution_id, deferrable=True)
 
-        record = task.execute_complete(context_for(), first_event(deferred(task).trigger))
+        record = task.execute_complete(context_for(), wait_for_event(deferred(task).trigger))
 
         assert record["id"] == execution_id
         assert record["state_ui"] == "Completed"
@@ -187,7 +157,7 @@ class TestDeferrable:
         task = sensor(execution_id, deferrable=True)
 
         with pytest.raises(BlinkExecutionFailed, match="upstream returned 500"):
-            task.execute_complete(context_for(), first_event(deferred(task).trigger))
+            task.execute_complete(context_for(), wait_for_event(deferred(task).trigger))
 
     @pytest.mark.parametrize(
         ("soft_fail", "error"),
@@ -199,7 +169,7 @@ class TestDeferrable:
         task = sensor(execution_id, deferrable=True, timeout=0.3, soft_fail=soft_fail)
 
         with pytest.raises(error, match=execution_id):
-            task.execute_complete(context_for(), first_event(deferred(task).trigger))
+            task.execute_complete(context_for(), wait_for_event(deferred(task).trigger))
 
         assert emulator.execution(execution_id)["state_ui"] == "In Progress", "a sensor never cancels"
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from test_example_dags import register, run, task_instance, xcom
-
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
+
+from support.dag_runs import register, run, task_instance, xcom
 
 
 def test_reschedule_mode_waits_for_the_execution_and_returns_its_record(airflow_db, emulator):

@@ -29,7 +29,7 @@ def wait_for_file(path, process, timeout=10.0):
 @pytest.fixture
 def run_cli(tmp_path):
     """Start the CLI with extra arguments; return (process, url); terminate it afterwards."""
-    processes = []
+    processes: list[subprocess.Popen[str]] = []
 
     def run(*args, env=None):
         ready = tmp_path / f"ready-{len(processes)}.txt"

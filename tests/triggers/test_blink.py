@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from conftest import start_directly as start
 
 # Imported here, not inside the trigger's first run: an import would count as a slow callback.
 import airflow_provider_blink.hooks.blink  # noqa: F401
@@ -21,18 +18,17 @@ from airflow_provider_blink.tasks.events import EVENT_STATUSES
 from airflow_provider_blink.testing import BlinkEmulator, Fault
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
+from support.connections import connection_json
+from support.emulator import start_directly as start
+from support.network import TcpRelay
+from support.triggers import all_events
+
 CLASSPATH = "airflow_provider_blink.triggers.blink.BlinkExecutionTrigger"
 EVENT_KEYS = {"status", "execution_id", "execution", "message", "permanent"}
 
 
 def trigger_for(execution_id: str, **settings: Any) -> BlinkExecutionTrigger:
     return BlinkExecutionTrigger(execution_id=execution_id, **{"poll_interval": 0.1, **settings})
-
-
-async def all_events(trigger: BlinkExecutionTrigger) -> list[dict[str, Any]]:
-    """Run the trigger to its end and collect every event payload it yields."""
-    async with contextlib.aclosing(trigger.run()) as events:
-        return [event.payload async for event in events]
 
 
 async def only_event(trigger: BlinkExecutionTrigger) -> dict[str, Any]:
@@ -51,7 +47,7 @@ def gets(emulator: BlinkEmulator) -> list[Any]:
 
 
 class TestSerialization:
-    SETTINGS = {
+    SETTINGS: dict[str, Any] = {
         "execution_id": "exec-1",
         "blink_conn_id": "blink_prod",
         "workspace_id": "ws-9",
@@ -198,46 +194,10 @@ class TestEvents:
         assert event["execution"]["state_ui"] == ("Completed" if playbook_id == "quick-ok" else "Failed")
 
 
-class CountingProxy:
-    """A TCP relay in front of the emulator that counts the client connections it accepts."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.connections = 0
-        self.server: asyncio.Server | None = None
-
-    @property
-    def port(self) -> int:
-        assert self.server is not None
-        return int(self.server.sockets[0].getsockname()[1])
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        writer.close()
-
-    async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        await asyncio.gather(
-            self._pipe(client_reader, upstream_writer), self._pipe(upstream_reader, client_writer)
-        )
-
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[CountingProxy]:
-        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
-        async with self.server:
-            yield self
-
-
 async def test_one_http_connection_serves_every_poll(emulator, monkeypatch):
     execution_id = start(emulator, "quick-ok")
-    async with CountingProxy(emulator.port).running() as proxy:
-        conn = json.loads(os.environ["AIRFLOW_CONN_BLINK_DEFAULT"])
-        conn["host"] = f"http://127.0.0.1:{proxy.port}"
-        monkeypatch.setenv("AIRFLOW_CONN_BLINK_PROXIED", json.dumps(conn))
+    with TcpRelay(emulator.port) as proxy:
+        monkeypatch.setenv("AIRFLOW_CONN_BLINK_PROXIED", connection_json(f"http://127.0.0.1:{proxy.port}"))
 
         event = await only_event(trigger_for(execution_id, blink_conn_id="blink_proxied", poll_interval=0.05))
 

@@ -16,6 +16,8 @@ from airflow_provider_blink.triggers.blink_events import (
     Watermark,
 )
 
+from support.triggers import all_events
+
 
 class AssetStateStore:
     """What the triggerer injects for a watched asset (Airflow 3.3+): an async key/value store."""
@@ -32,22 +34,13 @@ class AssetStateStore:
 
 def watcher(store: AssetStateStore | None = None, **kwargs: Any) -> BlinkExecutionEventTrigger:
     trigger = BlinkExecutionEventTrigger(poll_interval=0.05, **kwargs)
-    trigger.asset_state_store = store
+    trigger.asset_state_store = store  # type: ignore[assignment]  # a stand-in for Airflow's accessors
     return trigger
 
 
 async def collect(trigger: BlinkExecutionEventTrigger, count: int, timeout: float = 10.0) -> list[dict]:
     """The trigger's first ``count`` events (it runs forever, as watchers do), then stop it."""
-    events: list[dict] = []
-
-    async def consume() -> None:
-        async for event in trigger.run():
-            events.append(event.payload)
-            if len(events) == count:
-                return
-
-    await asyncio.wait_for(consume(), timeout)
-    return events
+    return await asyncio.wait_for(all_events(trigger, count), timeout)
 
 
 def start(playbook_id: str) -> str:

@@ -1,0 +1,83 @@
+"""The Blink the tests run against: its key, workspace and playbooks, and reading back what it saw."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import requests
+
+from airflow_provider_blink.testing import DEMO_WORKSPACE, BlinkEmulator, Fault, ScriptedPlaybook
+
+#: A key distinctive enough to search for in logs, XCom and messages.
+API_KEY = "blink-test-key-7f3a9c2e51d84b06"
+WORKSPACE = DEMO_WORKSPACE
+#: A read-only (Viewer) key, for emulators that have one.
+VIEWER_KEY = "blink-viewer-key-0b1c2d3e4f"
+
+#: Quick playbooks for tests, beside the demo ones (enrich-ioc, isolate-host, failing-playbook).
+TEST_PLAYBOOKS = [
+    ScriptedPlaybook(
+        id="quick-ok",
+        name="Quick success",
+        workspace_id=WORKSPACE,
+        duration=0.3,
+        final_state="Completed",
+        output={"answer": 42},
+    ),
+    ScriptedPlaybook(
+        id="quick-fail",
+        name="Quick failure",
+        workspace_id=WORKSPACE,
+        duration=0.3,
+        final_state="Failed",
+        error_details={"message": "step 'lookup' failed: upstream returned 500", "error_code": "STEP_FAILED"},
+    ),
+    ScriptedPlaybook(id="slow", name="Slow", workspace_id=WORKSPACE, duration=60.0, final_state="Completed"),
+]
+
+#: An execute body with every field Blink's execute endpoint takes, each with a value.
+EXECUTE_BODY: dict[str, Any] = {
+    "input_values": {"ip": "203.0.113.9", "tags": ["phishing"]},
+    "event": {"alert": {"id": 7, "severity": "high"}},
+    "runner": "runner-group-eu",
+    "trigger_type": "airflow",
+    "callback": {
+        "url": "https://hooks.example.com/blink",
+        "method": "POST",
+        "headers": {"X-Token": "t"},
+        "body": {"ticket": "SEC-1"},
+        "disableSSL": False,
+        "excludeDefaultMetadata": True,
+    },
+    "past_exec_ref": "exec-0",
+}
+
+
+def start_directly(emulator: BlinkEmulator, playbook_id: str) -> str:
+    """Start a run in the emulator over HTTP, not through the provider (as another tool or a person would)."""
+    response = requests.post(
+        f"{emulator.url}/api/v1/workspace/{WORKSPACE}/playbooks/{playbook_id}/execute",
+        headers={"BLINK-API-KEY": emulator.api_key},
+        json={},
+        timeout=5,
+    )
+    response.raise_for_status()
+    return str(response.json()["execution_id"])
+
+
+def inject(emulator: BlinkEmulator, faults: Iterable[Fault]) -> BlinkEmulator:
+    """Queue each of ``faults`` in ``emulator``, in order; the emulator."""
+    for fault in faults:
+        emulator.inject(fault)
+    return emulator
+
+
+def requests_to(emulator: BlinkEmulator, method: str, suffix: str) -> list[Any]:
+    """The requests the emulator received with ``method`` to a path ending in ``suffix``, oldest first."""
+    return [r for r in emulator.requests if r.method == method and r.path.endswith(suffix)]
+
+
+def url_of(emulator: BlinkEmulator, playbook_id: str, execution_id: str) -> str:
+    """The execution's page in the emulated Blink UI (what the extra link and the summary point at)."""
+    return f"{emulator.url}/workspace/{WORKSPACE}/workflow/{playbook_id}/edit?execution_id={execution_id}"

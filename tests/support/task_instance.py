@@ -1,0 +1,53 @@
+"""Stand-ins for what Airflow hands a task at run time: the task instance, its context, the state store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_blink.testing import BlinkEmulator
+
+
+class RecordingTI:
+    """
+    Stands in for the task instance: records each XCom push, in order.
+
+    :param emulator: also record, at each push, the states of the emulator's executions.
+    :param try_number: the try this task instance stands for.
+    """
+
+    stats_tags: dict[str, str] = {}  # read by ResumableJobMixin on Airflow 3.3+
+
+    def __init__(self, emulator: BlinkEmulator | None = None, try_number: int = 1) -> None:
+        self.emulator = emulator
+        self.try_number = try_number
+        self.pushes: list[tuple[str, Any]] = []
+        self.states_at_push: dict[str, list[str]] = {}
+
+    @property
+    def pushed(self) -> dict[str, Any]:
+        """The last value pushed under each key."""
+        return dict(self.pushes)
+
+    def xcom_push(self, key: str, value: Any, **_: Any) -> None:
+        self.pushes.append((key, value))
+        if self.emulator is not None:
+            self.states_at_push[key] = [e["state_ui"] for e in self.emulator.executions]
+
+
+class TaskStateStore:
+    """The task-state store Airflow 3.3 puts in the context: a key/value store kept across tries."""
+
+    def __init__(self, **values: Any) -> None:
+        self.values = dict(values)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any, **_: Any) -> None:
+        self.values[key] = value
+
+
+def context_for(ti: RecordingTI | None = None, **entries: Any) -> Any:
+    """A task context holding ``ti`` (a fresh :class:`RecordingTI` if none) and any other ``entries``."""
+    ti = ti or RecordingTI()
+    return {"ti": ti, "task_instance": ti, **entries}

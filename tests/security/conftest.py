@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import API_KEY, WORKSPACE
+
+from support.emulator import API_KEY, WORKSPACE
 from support.hostile import SelfSigned, blink_connection, self_signed
 
 

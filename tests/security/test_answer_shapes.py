@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.hostile import Answer, HostileServer, Request, call_blink, json_answer
 
 from airflow_provider_blink import api
 from airflow_provider_blink.exceptions import BlinkError, BlinkResponseError
@@ -28,6 +27,8 @@ from airflow_provider_blink.executions import failure_message, playbook_output, 
 from airflow_provider_blink.states import decide_outcome
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 from airflow_provider_blink.triggers.blink_events import BlinkExecutionEventTrigger
+
+from support.hostile import Answer, HostileServer, Request, call_blink, json_answer
 
 SETTINGS = settings(
     max_examples=60,

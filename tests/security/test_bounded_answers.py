@@ -16,14 +16,18 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
-from conftest import API_KEY, REPO
-from support.hostile import Answer, HostileServer, call_blink, compression_bomb, trickling, unbounded
 
 from airflow_provider_blink import api
 from airflow_provider_blink.exceptions import BlinkResponseError, BlinkTransportError
 from airflow_provider_blink.retries import RetryPolicy
+
+from support.emulator import API_KEY
+from support.hostile import Answer, HostileServer, call_blink, compression_bomb, trickling, unbounded
+
+REPO = Path(__file__).resolve().parents[2]
 
 EXECUTION = {"id": "exec-1", "state_ui": "Completed", "note": "x" * 200}
 TIMEOUT = 1.0

@@ -6,9 +6,10 @@ an admin who points the Blink URL at an internal service learns nothing of that 
 from __future__ import annotations
 
 import pytest
-from support.hostile import Answer, HostileServer, json_answer
 
 from airflow_provider_blink.hooks.blink import BlinkHook
+
+from support.hostile import Answer, HostileServer, json_answer
 
 INTERNAL = "internal-only-9b3d"
 

@@ -14,9 +14,9 @@ import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from support.hostile import Answer, HostileServer, Request, json_answer
-
 from airflow_provider_blink.triggers.blink_events import WATERMARK_KEY, BlinkExecutionEventTrigger
+
+from support.hostile import Answer, HostileServer, Request, json_answer
 
 DAY_MS = 86_400_000
 

@@ -16,10 +16,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from support.hostile import Answer, HostileServer, Request, blink_answers, call_hook, json_answer
 
 from airflow_provider_blink.exceptions import BlinkConfigurationError, BlinkResponseError
 from airflow_provider_blink.hooks.blink import BlinkHook
+
+from support.hostile import Answer, HostileServer, Request, blink_answers, call_hook, json_answer
 
 BAD_IDS = {
     "dot": ".",

@@ -10,10 +10,11 @@ permanent error naming the status and the target's origin, and the other server 
 from __future__ import annotations
 
 import pytest
-from conftest import API_KEY
-from support.hostile import CALLS, OTHER_HOST, HostileServer, blink_answers, call_blink, redirect
 
 from airflow_provider_blink.exceptions import BlinkPermanentError
+
+from support.emulator import API_KEY
+from support.hostile import CALLS, OTHER_HOST, HostileServer, blink_answers, call_blink, redirect
 
 STATUSES = [301, 302, 303, 307, 308]
 #: target -> (host of the other server, whether the configured Blink speaks HTTPS)

@@ -18,12 +18,13 @@ import logging
 from typing import Any
 
 import pytest
-from conftest import API_KEY, WORKSPACE
-from support.hostile import HostileServer, blink_answers, call_blink
 
 from airflow_provider_blink.exceptions import BlinkConfigurationError
 from airflow_provider_blink.hooks.blink import BlinkHook
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
+
+from support.emulator import API_KEY, WORKSPACE
+from support.hostile import HostileServer, blink_answers, call_blink
 
 
 def use_connection(monkeypatch: pytest.MonkeyPatch, host: str, password: str = API_KEY, **extra: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
+from airflow_provider_blink.testing.playbooks import DEMO_PLAYBOOKS
 
 from support.dag_runs import dagbag, extra_link, on_defer, register, run, task_instance, xcom
 from support.emulator import url_of
@@ -82,6 +84,10 @@ def test_rerun_example_succeeds_on_the_first_try_from_scratch(airflow_db, emulat
 MODES = pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "in-process"])
 
 
+def playbook(playbook_id: str) -> Any:
+    return next(p for p in DEMO_PLAYBOOKS if p.id == playbook_id)
+
+
 def prepare(dag_id: str, deferrable: bool) -> Any:
     dag = example_dag(dag_id)
     if not deferrable:
@@ -115,6 +121,8 @@ def test_enrich_pipeline_runs_to_success(airflow_db, emulator, deferrals, deferr
 
 @MODES
 def test_fire_and_forget_runs_to_success(airflow_db, emulator, deferrals, deferrable):
+    # Long enough that the sensor surely finds the run going, also on a busy machine: it must defer.
+    emulator.add_playbook(replace(playbook("isolate-host"), duration=5.0))
     dag = prepare("example_blink_fire_and_forget", deferrable)
 
     dag_run = run(dag)

@@ -11,6 +11,7 @@ import asyncio
 import contextvars
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -88,10 +89,10 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> set[tuple[str, str]]:
     """Every (answer, field) the provider reads while the test runs."""
     parse, loads = api.parse_answer, api._loads
 
-    def recording_parse(call: api.ApiCall[Any], status: int, text: str, retry_after: str | None) -> Any:
+    def recording_parse(call: api.ApiCall[Any], status: int, text: str, headers: Mapping[str, str]) -> Any:
         token = _answer.set(answer_of(call, status))
         try:
-            return parse(call, status, text, retry_after)
+            return parse(call, status, text, headers)
         finally:
             _answer.reset(token)
 

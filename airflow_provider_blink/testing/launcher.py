@@ -1,4 +1,5 @@
-"""Start the emulator's command line in its own process and wait until it serves.
+"""
+Start the emulator's command line in its own process and wait until it serves.
 
 For a demo, an end-to-end test or a benchmark that wants Blink in another process (the CLI
 itself: ``python -m airflow_provider_blink.testing``)::
@@ -98,7 +99,8 @@ class EmulatorProcess:
         self._popen = popen
 
     def start(self, timeout: float = 60.0) -> str:
-        """Start the process and wait until it announces its URL; return the URL.
+        """
+        Start the process and wait until it announces its URL; return the URL.
 
         :raises EmulatorDidNotStart: it exited first, or ``timeout`` seconds passed.
         """

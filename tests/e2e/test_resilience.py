@@ -84,7 +84,9 @@ def test_two_runs_of_the_mapped_example_at_once(deployment: Deployment, blink: B
     new = [e for e in blink.executions("isolate-host") if e["id"] not in before]
     assert len(new) == 6, f"expected 3 executions per run, Blink saw {len(new)}"
     assert all(e["state_ui"] == "Completed" for e in new)
-    hosts = collections.Counter(e["inputs"]["hostname"] for e in new)
+    hosts = collections.Counter(
+        blink.execution(e["id"])["inputs"]["hostname"] for e in new
+    )  # not in list items
     assert hosts == {"laptop-0042": 2, "laptop-0043": 2, "build-agent-7": 2}
 
     pushed = []

@@ -20,8 +20,9 @@ from airflow_provider_blink.exceptions import (
     BlinkPermanentError,
 )
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
+from airflow_provider_blink.tasks.waiting import wait_for_event
 from airflow_provider_blink.testing import DEMO_WORKSPACE, BlinkEmulator, ScriptedPlaybook
-from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger, wait_for_event
+from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
 from support.emulator import url_of
 from support.task_instance import RecordingTI, context_for

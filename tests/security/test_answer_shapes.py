@@ -143,7 +143,7 @@ def use(name: str, result: Any) -> None:
         summarize(result)
         failure_message(result, "https://blink/x")
     elif name == "list":
-        api.started_by({"input_values": {"ip": "x"}}, result["results"])
+        [str(item["id"]) for item in result["results"]]  # what the start look-up reads of each item
         pages_ = api.Pages("GET /api/v1/workspace/ws/executions")
         pages_.next_offset(result)
     elif name == "steps":
@@ -205,11 +205,14 @@ def test_the_event_trigger_fires_or_fails_clearly(shapes):
         async def events_of_one_poll() -> list[dict[str, Any]]:
             trigger = BlinkExecutionEventTrigger(poll_interval=0.01, lookback=10**7)
             fired: list[dict[str, Any]] = []
-            async with contextlib.aclosing(trigger.run()) as events:  # type: ignore[type-var]
-                with contextlib.suppress(asyncio.TimeoutError):
-                    async with asyncio.timeout(0.2):
-                        async for event in events:
-                            fired.append(event.payload)
+
+            async def consume() -> None:
+                async with contextlib.aclosing(trigger.run()) as events:  # type: ignore[type-var]
+                    async for event in events:
+                        fired.append(event.payload)
+
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(consume(), 0.2)
             return fired
 
         try:

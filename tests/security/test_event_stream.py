@@ -64,7 +64,7 @@ def finished(execution_id: str | None, finished_at: Any) -> dict[str, Any]:
 async def events_after_polls(store: Store, blink: FinishedExecutions, *late: dict[str, Any]) -> list[str]:
     """Let a (new) watcher poll a few times, then add ``late`` records: the ids of the events it fires for them."""
     trigger = BlinkExecutionEventTrigger(poll_interval=0.05, lookback=60)
-    trigger.asset_state_store = store
+    trigger.asset_state_store = store  # type: ignore[assignment]
     fired: list[str] = []
 
     async def consume() -> None:

@@ -44,10 +44,10 @@ def register(dag: Any) -> None:
         from airflow.serialization.serialized_objects import SerializedDAG
 
         dag.relative_fileloc = dag.relative_fileloc or dag.fileloc
-        lazy = LazyDeserializedDAG(data=SerializedDAG.to_dict(dag))
+        lazy = LazyDeserializedDAG(data=SerializedDAG.to_dict(dag))  # type: ignore[attr-defined]
     # Airflow 3.1 added parse_duration.
     parameters = inspect.signature(update_dag_parsing_results_in_db).parameters
-    timing = {"parse_duration": None} if "parse_duration" in parameters else {}
+    timing: dict[str, Any] = {"parse_duration": None} if "parse_duration" in parameters else {}
     with create_session() as session:
         update_dag_parsing_results_in_db(
             bundle.name,

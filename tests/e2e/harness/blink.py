@@ -36,8 +36,13 @@ class BlinkApi:
         return list(self._get("/executions", q=json.dumps(query))["results"])
 
     def executions_for_run(self, playbook_id: str, run_id: str) -> list[dict[str, Any]]:
-        """Executions of ``playbook_id`` whose inputs carry ``run_id`` (the e2e DAGs pass it)."""
-        return [e for e in self.executions(playbook_id) if (e.get("inputs") or {}).get("run_id") == run_id]
+        """
+        Executions of ``playbook_id`` whose inputs carry ``run_id`` (the e2e DAGs pass it), read with GET.
+
+        A list item carries no ``inputs`` (seed 004), so each execution is read on its own.
+        """
+        records = [self.execution(e["id"]) for e in self.executions(playbook_id)]
+        return [e for e in records if (e.get("inputs") or {}).get("run_id") == run_id]
 
     def execution(self, execution_id: str) -> dict[str, Any]:
         return dict(self._get(f"/executions/{execution_id}"))

@@ -123,7 +123,7 @@ def shapes(use_blink: Any) -> Iterator[ShapeServer]:
         yield server
 
 
-NAMES_A_FIELD = re.compile(r"[\w\]\[.]+ must be |without a state")
+NAMES_A_FIELD = re.compile(r"[\w\]\[.]+ must be |without a state|pages for .* do not end")
 
 
 def assert_clear(exc: BlinkError, method: str | None = None) -> None:

@@ -146,4 +146,6 @@ def test_peak_memory_of_a_refused_answer_stays_near_the_cap(client, kind):
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
 
-    assert figures["peak_mib"] < 1.25 * figures["cap_mib"] + 8, figures
+    # Near the cap (a growing buffer may briefly hold two copies of it), far below the answer itself
+    # (the bomb expands to 8x the cap, the unbounded answer is 3x): what a refused answer must not reach.
+    assert figures["peak_mib"] < 2 * figures["cap_mib"] + 8, figures

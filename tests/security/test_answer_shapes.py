@@ -122,7 +122,7 @@ def shapes(use_blink: Any) -> Iterator[ShapeServer]:
         yield server
 
 
-NAMES_A_FIELD = re.compile(r"[\w\]\[.]+ must be |without a state")
+NAMES_A_FIELD = re.compile(r"[\w\][.]+ must be |without a state|pages for .* do not end")
 
 
 def assert_clear(exc: BlinkError, method: str | None = None) -> None:
@@ -142,9 +142,9 @@ def use(name: str, result: Any) -> None:
         summarize(result)
         failure_message(result, "https://blink/x")
     elif name == "list":
-        api.started_by({"input_values": {"ip": "x"}}, result["results"])
-        pages_ = api.Pages("GET /api/v1/workspace/ws/executions")
-        pages_.next_offset(result)
+        for execution in result["results"]:
+            summarize(execution)
+        api.Pages("GET /api/v1/workspace/ws/executions").next_offset(result)
     elif name == "steps":
         playbook_output(result)
     elif name == "cancel":

@@ -137,13 +137,20 @@ def _check_fields(
             raise _WrongShape(f"{where}{name}", f"{expected} or null", value)
 
 
-def _read_execution(body: Any, where: str = "") -> dict[str, Any]:
+def _read_execution(body: Any, where: str = "", *, id_required: bool = True) -> dict[str, Any]:
     record = _object(body, where.rstrip(".") or "the execution")
     execution_id = record.get("id")
-    if not isinstance(execution_id, str) or not execution_id.strip():
+    if (id_required or execution_id is not None) and (
+        not isinstance(execution_id, str) or not execution_id.strip()
+    ):
         raise _WrongShape(f"{where}id", "a non-empty string", execution_id)
     _check_fields(record, where, _EXECUTION_FIELDS)
     return record
+
+
+def _read_listed_execution(body: Any, where: str) -> dict[str, Any]:
+    """A list item: like a single execution, but without an ``id`` when the query ``select``-ed none."""
+    return _read_execution(body, where, id_required=False)
 
 
 def _read_execution_id(body: Any) -> str:
@@ -159,7 +166,7 @@ def _read_step(body: Any, where: str) -> dict[str, Any]:
     return step
 
 
-def _read_page(body: Any, item: Callable[[Any, str], Any] = _read_execution) -> dict[str, Any]:
+def _read_page(body: Any, item: Callable[[Any, str], Any] = _read_listed_execution) -> dict[str, Any]:
     """A page ``{limit, offset, total, results}``; ``"results": null`` (a Go nil slice) is an empty page."""
     page = _object(body, "the page")
     if "results" in page and page["results"] is None:

@@ -71,7 +71,7 @@ def matching_runs(
         limit=limit,
     )
     page = yield api.list_executions(workspace_id, query)
-    candidates = page["results"]
+    candidates = [candidate for candidate in page["results"] if candidate.get("id")]
     matches = []
     for candidate in candidates:
         execution = yield api.get_execution(workspace_id, str(candidate["id"]))

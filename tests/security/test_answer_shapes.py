@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.hostile import Answer, HostileServer, Request, call_blink, json_answer
 
 from airflow_provider_blink import api
 from airflow_provider_blink.exceptions import BlinkError, BlinkResponseError
@@ -27,8 +28,6 @@ from airflow_provider_blink.executions import failure_message, playbook_output, 
 from airflow_provider_blink.states import decide_outcome
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 from airflow_provider_blink.triggers.blink_events import BlinkExecutionEventTrigger
-
-from support.hostile import Answer, HostileServer, Request, call_blink, json_answer
 
 SETTINGS = settings(
     max_examples=60,
@@ -123,7 +122,7 @@ def shapes(use_blink: Any) -> Iterator[ShapeServer]:
         yield server
 
 
-NAMES_A_FIELD = re.compile(r"[\w\]\[.]+ must be |without a state|pages for .* do not end")
+NAMES_A_FIELD = re.compile(r"[\w\][.]+ must be |without a state|pages for .* do not end")
 
 
 def assert_clear(exc: BlinkError, method: str | None = None) -> None:
@@ -143,9 +142,9 @@ def use(name: str, result: Any) -> None:
         summarize(result)
         failure_message(result, "https://blink/x")
     elif name == "list":
-        [str(item["id"]) for item in result["results"]]  # what the start look-up reads of each item
-        pages_ = api.Pages("GET /api/v1/workspace/ws/executions")
-        pages_.next_offset(result)
+        for execution in result["results"]:
+            summarize(execution)
+        api.Pages("GET /api/v1/workspace/ws/executions").next_offset(result)
     elif name == "steps":
         playbook_output(result)
     elif name == "cancel":
@@ -205,14 +204,11 @@ def test_the_event_trigger_fires_or_fails_clearly(shapes):
         async def events_of_one_poll() -> list[dict[str, Any]]:
             trigger = BlinkExecutionEventTrigger(poll_interval=0.01, lookback=10**7)
             fired: list[dict[str, Any]] = []
-
-            async def consume() -> None:
-                async with contextlib.aclosing(trigger.run()) as events:  # type: ignore[type-var]
-                    async for event in events:
-                        fired.append(event.payload)
-
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(consume(), 0.2)
+            async with contextlib.aclosing(trigger.run()) as events:  # type: ignore[type-var]
+                with contextlib.suppress(asyncio.TimeoutError):
+                    async with asyncio.timeout(0.2):
+                        async for event in events:
+                            fired.append(event.payload)
             return fired
 
         try:

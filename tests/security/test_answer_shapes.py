@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.hostile import Answer, HostileServer, Request, call_blink, json_answer
 
 from airflow_provider_blink import api
 from airflow_provider_blink.exceptions import BlinkError, BlinkResponseError
@@ -28,6 +27,8 @@ from airflow_provider_blink.executions import failure_message, playbook_output, 
 from airflow_provider_blink.states import decide_outcome
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 from airflow_provider_blink.triggers.blink_events import BlinkExecutionEventTrigger
+
+from support.hostile import Answer, HostileServer, Request, call_blink, json_answer
 
 SETTINGS = settings(
     max_examples=60,
@@ -204,11 +205,14 @@ def test_the_event_trigger_fires_or_fails_clearly(shapes):
         async def events_of_one_poll() -> list[dict[str, Any]]:
             trigger = BlinkExecutionEventTrigger(poll_interval=0.01, lookback=10**7)
             fired: list[dict[str, Any]] = []
-            async with contextlib.aclosing(trigger.run()) as events:  # type: ignore[type-var]
-                with contextlib.suppress(asyncio.TimeoutError):
-                    async with asyncio.timeout(0.2):
-                        async for event in events:
-                            fired.append(event.payload)
+
+            async def consume() -> None:
+                async with contextlib.aclosing(trigger.run()) as events:  # type: ignore[type-var]
+                    async for event in events:
+                        fired.append(event.payload)
+
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(consume(), 0.2)
             return fired
 
         try:

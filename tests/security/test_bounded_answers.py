@@ -136,7 +136,11 @@ def test_peak_memory_of_a_refused_answer_stays_near_the_cap(client, kind):
     """A real 32 MiB cap, in a child process so the peak is this answer's alone (the bomb: 256 MiB)."""
     # A clean environment: what earlier tests left in os.environ must not shape the child's memory.
     keep = ("PATH", "HOME", "AIRFLOW_HOME", "LANG")
-    env = {**{name: os.environ[name] for name in keep if name in os.environ}, "REPO": str(REPO), "KEY": API_KEY}
+    env = {
+        **{name: os.environ[name] for name in keep if name in os.environ},
+        "REPO": str(REPO),
+        "KEY": API_KEY,
+    }
     result = subprocess.run(
         [sys.executable, "-c", PEAK_MEMORY_PROBE, kind, client],
         capture_output=True,

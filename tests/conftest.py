@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,3 +101,30 @@ def airflow_db() -> None:
             env=os.environ.copy(),
         )
         marker.touch()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dag_test_passes_the_exception_to_callbacks() -> Iterator[None]:
+    """
+    Give failure and retry callbacks under ``dag.test()`` the task's exception, as a worker does.
+
+    A worker's task runner sets ``context["exception"]`` before the callbacks on every Airflow 3
+    line; ``dag.test()`` runs the task in-process and does so only from Airflow 3.3 (3.0-3.2 leave it
+    out). Tests read what a deployment's callbacks get, so they patch 3.0-3.2's ``dag.test()`` to match.
+    """
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
+
+    if not AIRFLOW_V_3_0_PLUS or AIRFLOW_V_3_3_PLUS:
+        yield
+        return
+    from airflow.sdk.execution_time import task_runner
+
+    finalize = task_runner.finalize
+
+    def finalize_as_the_worker_does(ti: Any, state: Any, context: Any, log: Any, error: Any = None) -> Any:
+        context["exception"] = error
+        return finalize(ti, state, context, log, error)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(task_runner, "finalize", finalize_as_the_worker_does)
+        yield

@@ -17,21 +17,9 @@ from urllib.parse import parse_qs, urlsplit
 from airflow_provider_blink.triggers.blink_events import WATERMARK_KEY, BlinkExecutionEventTrigger
 
 from support.hostile import Answer, HostileServer, Request, json_answer
+from support.triggers import AssetStateStore
 
 DAY_MS = 86_400_000
-
-
-class Store:
-    """The asset state store the triggerer injects (Airflow 3.3+)."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    async def aget(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    async def aset(self, key: str, value: Any) -> None:
-        self.values[key] = value
 
 
 class FinishedExecutions:
@@ -61,7 +49,9 @@ def finished(execution_id: str | None, finished_at: Any) -> dict[str, Any]:
     return record
 
 
-async def events_after_polls(store: Store, blink: FinishedExecutions, *late: dict[str, Any]) -> list[str]:
+async def events_after_polls(
+    store: AssetStateStore, blink: FinishedExecutions, *late: dict[str, Any]
+) -> list[str]:
     """Let a (new) watcher poll a few times, then add ``late`` records: the ids of the events it fires for them."""
     trigger = BlinkExecutionEventTrigger(poll_interval=0.05, lookback=60)
     trigger.asset_state_store = store  # type: ignore[assignment]
@@ -85,7 +75,7 @@ def test_a_record_from_the_future_or_without_an_id_never_moves_the_watermark(use
     blink_records = FinishedExecutions(
         finished("from-the-future", now_ms() + 365 * DAY_MS), finished(None, now_ms())
     )
-    store = Store()
+    store = AssetStateStore()
     with HostileServer(blink_records) as blink:
         use_blink(blink.url)
         with caplog.at_level(logging.WARNING):

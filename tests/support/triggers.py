@@ -33,3 +33,16 @@ async def all_events(trigger: BaseTrigger, count: int | None = None) -> list[dic
             if len(payloads) == count:
                 break
     return payloads
+
+
+class AssetStateStore:
+    """What the triggerer injects for a watched asset (Airflow 3.3+): an async key/value store."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    async def aset(self, key: str, value: Any) -> None:
+        self.values[key] = value

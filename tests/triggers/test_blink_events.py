@@ -16,20 +16,7 @@ from airflow_provider_blink.triggers.blink_events import (
     Watermark,
 )
 
-from support.triggers import all_events
-
-
-class AssetStateStore:
-    """What the triggerer injects for a watched asset (Airflow 3.3+): an async key/value store."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    async def aget(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    async def aset(self, key: str, value: Any) -> None:
-        self.values[key] = value
+from support.triggers import AssetStateStore, all_events
 
 
 def watcher(store: AssetStateStore | None = None, **kwargs: Any) -> BlinkExecutionEventTrigger:

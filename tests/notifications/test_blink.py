@@ -46,8 +46,8 @@ def test_a_failed_task_starts_exactly_one_run_with_the_airflow_context(airflow_d
     assert inputs["run_id"] == dag_run.run_id
     assert inputs["try_number"] == 1
     assert inputs["exception"] == "ValueError: disk full on node 7"
-    assert "/dags/blink_notifier_on_failure/" in inputs["log_url"]
-    assert "/tasks/load_table" in inputs["log_url"]
+    assert "blink_notifier_on_failure" in inputs["log_url"]
+    assert "load_table" in inputs["log_url"]
     assert inputs["severity"] == "blink_notifier_on_failure-high", "input_values are templated"
 
 

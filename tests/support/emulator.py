@@ -35,7 +35,8 @@ TEST_PLAYBOOKS = [
         final_state="Failed",
         error_details={"message": "step 'lookup' failed: upstream returned 500", "error_code": "STEP_FAILED"},
     ),
-    ScriptedPlaybook(id="slow", name="Slow", workspace_id=WORKSPACE, duration=60.0, final_state="Completed"),
+    # Runs for an hour: "still running" whatever the machine's load (a test that needs it ended cancels it).
+    ScriptedPlaybook(id="slow", name="Slow", workspace_id=WORKSPACE, duration=3600.0, final_state="Completed"),
 ]
 
 #: An execute body with every field Blink's execute endpoint takes, each with a value.

@@ -10,6 +10,7 @@ from typing import Any
 
 import requests
 from e2e.harness.processes import ComponentFailed, base_env
+from e2e.harness.waiting import wait_until
 
 from airflow_provider_blink.testing.launcher import EmulatorProcess
 
@@ -47,6 +48,19 @@ class BlinkApi:
 
     def execution(self, execution_id: str) -> dict[str, Any]:
         return dict(self._get(f"/executions/{execution_id}"))
+
+    def wait_ended(self, execution_id: str, *, timeout: float, why: str = "to end") -> str:
+        """Wait until the execution leaves ``In Progress``; return the ``state_ui`` it ends in.
+
+        :param why: what the wait expects, for the timeout's message.
+        :raises TimeoutError: still ``In Progress`` after ``timeout`` seconds.
+        """
+        return wait_until(
+            f"Blink execution {execution_id} {why}",
+            lambda: (state := self.execution(execution_id)["state_ui"]) != "In Progress" and state,
+            timeout=timeout,
+            interval=0.5,
+        )
 
 
 class BlinkEmulatorProcess(EmulatorProcess):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from e2e.harness.airflow_api import AirflowApi
 from e2e.harness.blink import BlinkApi
 from e2e.harness.deployment import Deployment
 from e2e.harness.processes import worker_processes
@@ -48,6 +49,11 @@ class RunObservation:
     #: per deferrable task instance: the reading that proves it waited without a worker, else the last one
     deferrals: dict[TiKey, Deferral]
     task_instances: list[dict[str, Any]]
+    api: AirflowApi = dataclasses.field(repr=False)
+
+    def xcom(self, task_id: str, key: str, map_index: int = -1) -> Any:
+        """What a task of this run pushed under ``key``, read through the REST API."""
+        return self.api.xcom(self.dag_id, self.run_id, task_id, key, map_index)
 
 
 def watch_run(
@@ -103,7 +109,7 @@ def watch_run(
         interval=0.1,
         diagnose=lambda: api.describe_run(dag_id, run_id),
     )
-    return RunObservation(dag_id, run_id, final, states, deferrals, api.task_instances(dag_id, run_id))
+    return RunObservation(dag_id, run_id, final, states, deferrals, api.task_instances(dag_id, run_id), api)
 
 
 def wait_deferred(deployment: Deployment, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:

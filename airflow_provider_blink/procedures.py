@@ -2,8 +2,8 @@
 Blink operations that take several requests, written once for the sync hook and the async client.
 
 Each is a generator of :class:`~airflow_provider_blink.api.ApiCall` s that receives their answers
-(or has their errors thrown in): :func:`drive` runs one with ``BlinkHook.call``, :func:`adrive`
-with ``BlinkAsyncClient.call``.
+(or has their errors thrown in); :class:`Exchange` turns it into steps, which :func:`drive` runs
+with ``BlinkHook.call`` and :func:`adrive` with ``BlinkAsyncClient.call``.
 
 - Which runs a start request made (:func:`matching_runs`, :func:`started_run`): the one place
   candidates are compared. A list item carries no ``inputs`` and no ``event`` (seed 004; NOTES.md
@@ -16,8 +16,9 @@ with ``BlinkAsyncClient.call``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator, Mapping
-from typing import Any, TypeVar
+import functools
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping
+from typing import Any, Generic, TypeVar
 
 from airflow_provider_blink import api
 from airflow_provider_blink.exceptions import (
@@ -27,6 +28,7 @@ from airflow_provider_blink.exceptions import (
     BlinkError,
     BlinkPermanentError,
 )
+from airflow_provider_blink.hooks.attempts import Step
 from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
 
 T = TypeVar("T")
@@ -151,31 +153,55 @@ def all_steps(workspace_id: str, execution_id: str) -> Lookup[list[dict[str, Any
         offset = following
 
 
+class Exchange(Generic[T]):
+    """
+    The requests of one procedure, as :class:`~airflow_provider_blink.hooks.attempts.Step` s; no I/O of its own.
+
+    Each step sends one request with ``call``; its answer, or Blink's error answer, goes back into
+    the procedure, which hands out the next request or ends with :attr:`result`; any other failure
+    (no answer at all) ends the procedure's run. The sync hook and the async client each drive it
+    in a few lines (:func:`drive`, :func:`adrive`), as they drive
+    :class:`~airflow_provider_blink.hooks.attempts.CallAttempts`.
+
+    :param procedure: one of the generators above.
+    :param call: sends one request (returns the answer, or an awaitable of it).
+    """
+
+    def __init__(self, procedure: Lookup[T], call: Callable[[api.ApiCall[Any]], Any]) -> None:
+        self._procedure = procedure
+        self._call = call
+        #: The procedure's value, once the steps have run out without an error.
+        self.result: T
+
+    def __iter__(self) -> Iterator[Step]:
+        try:
+            request = next(self._procedure)
+            while True:
+                step = Step(functools.partial(self._call, request))
+                yield step
+                if step.error is None:
+                    request = self._procedure.send(step.result)
+                elif isinstance(step.error, BlinkApiError):  # Blink's answer, which the procedure may read
+                    request = self._procedure.throw(step.error)
+                else:
+                    raise step.error
+        except StopIteration as done:
+            self.result = done.value
+
+
 def drive(lookup: Lookup[T], call: Callable[[api.ApiCall[Any]], Any]) -> T:
     """Run ``lookup`` with a synchronous ``call`` (e.g. ``BlinkHook.call``)."""
-    try:
-        request = next(lookup)
-        while True:
-            try:
-                answer = call(request)
-            except BlinkApiError as exc:
-                request = lookup.throw(exc)
-            else:
-                request = lookup.send(answer)
-    except StopIteration as done:
-        return done.value
+    exchange = Exchange(lookup, call)
+    for step in exchange:
+        with step:
+            step.result = step.action()
+    return exchange.result
 
 
 async def adrive(lookup: Lookup[T], call: Callable[[api.ApiCall[Any]], Awaitable[Any]]) -> T:
     """Run ``lookup`` with an asynchronous ``call`` (e.g. ``BlinkAsyncClient.call``)."""
-    try:
-        request = next(lookup)
-        while True:
-            try:
-                answer = await call(request)
-            except BlinkApiError as exc:
-                request = lookup.throw(exc)
-            else:
-                request = lookup.send(answer)
-    except StopIteration as done:
-        return done.value
+    exchange = Exchange(lookup, call)
+    for step in exchange:
+        with step:
+            step.result = await step.action()
+    return exchange.result

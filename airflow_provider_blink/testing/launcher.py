@@ -90,6 +90,7 @@ class EmulatorProcess:
         argv += ["--ready-file", str(self.ready_file)]
         playbooks = list(playbooks)
         if playbooks:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
             config = self.log_path.with_name(self.log_path.stem + ".json")
             config.write_text(json.dumps({"playbooks": playbooks}, indent=2))
             argv += ["--config", str(config)]

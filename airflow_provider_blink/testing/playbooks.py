@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from typing import Any
 
 COMPLETED = "Completed"
@@ -92,36 +92,25 @@ class Outcome:
         return current
 
 
-@dataclass(frozen=True)
-class ScriptedPlaybook:
+@dataclass(frozen=True, kw_only=True)
+class ScriptedPlaybook(Outcome):
     """
     A playbook the emulator can run, scripted to end in a given state after a given time.
+
+    Its :class:`Outcome` fields (``duration``, ``final_state``, ``output``, ``error_details``,
+    ``phases``, ``final_raw_state``, ``steps``) are the default script of its runs.
 
     :param id: the playbook id used in the execute path.
     :param name: the playbook name (``playbook_name`` and ``display_name`` of its executions).
     :param workspace_id: the workspace the playbook lives in.
-    :param duration: default run length in seconds (real time).
-    :param final_state: default final ``state_ui``.
-    :param output: default playbook output.
-    :param error_details: default ``error_details`` for unsuccessful runs.
-    :param phases: default running states (see :class:`Outcome`).
-    :param final_raw_state: default raw ``state`` of the final record (see :class:`Outcome`).
-    :param steps: default number of steps per run (see :class:`Outcome`).
     :param outcomes: per-run scripts consumed in order (run 1 uses ``outcomes[0]`` …); the last repeats.
-        When given, they replace the defaults above.
+        When given, they replace the default script.
     """
 
     id: str
     name: str = ""
     workspace_id: str = "demo-workspace"
-    duration: float = 0.0
-    final_state: str = COMPLETED
-    output: dict[str, Any] | None = None
-    error_details: dict[str, str] | None = None
-    phases: tuple[Phase, ...] = ()
-    final_raw_state: str | None = None
-    steps: int = 1
-    outcomes: list[Outcome] | None = field(default=None)
+    outcomes: list[Outcome] | None = None
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -138,15 +127,8 @@ class ScriptedPlaybook:
     def outcome(self, run_number: int) -> Outcome:
         """Return the script of the ``run_number``-th run (1-based)."""
         if not self.outcomes:
-            return Outcome(
-                self.duration,
-                self.final_state,
-                self.output,
-                self.error_details,
-                tuple(self.phases),
-                self.final_raw_state,
-                self.steps,
-            )
+            default = {script.name: getattr(self, script.name) for script in fields(Outcome)}
+            return Outcome(**{**default, "phases": tuple(self.phases)})  # phases may be given as a list
         return self.outcomes[min(run_number, len(self.outcomes)) - 1]
 
 

@@ -21,7 +21,7 @@ import pytest
 from e2e.harness.blink import BlinkApi
 from e2e.harness.deployment import Deployment
 from e2e.harness.processes import task_runners
-from e2e.harness.runs import RUN_TIMEOUT, started, wait_deferred
+from e2e.harness.runs import RUN_TIMEOUT, start_waiting_run, wait_cancelled_by_user
 from e2e.harness.waiting import utcnow, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -33,41 +33,18 @@ CANCEL_DEADLINE = 45.0
 def test_mark_failed_cancels_execution(deployment: Deployment, blink: BlinkApi) -> None:
     dag_id, task_id, playbook_id = "blink_e2e_deferred_wait", "wait_in_triggerer", "cancel-me"
     api = deployment.api
-    run_id = api.trigger(
-        dag_id, run_id=f"e2e__mark_failed__{utcnow():%H%M%S%f}", conf={"playbook_id": playbook_id}
-    )
-    triggerer = wait_deferred(deployment, dag_id, run_id, task_id)["triggerer_job"]["id"]
-    wait_until(
-        f"the trigger to start in triggerer job {triggerer}",
-        lambda: started(deployment.trigger_logs(dag_id, run_id, task_id).get(triggerer, [])),
-        timeout=60,
-    )
-    [execution] = blink.executions_for_run(playbook_id, run_id)
+    run = start_waiting_run(deployment, blink, dag_id, task_id, playbook_id, "mark_failed")
+    execution = run.execution
     assert execution["state_ui"] == "In Progress"
 
-    api.set_task_state(dag_id, run_id, task_id, "failed")  # what "Mark as failed" in the UI does
+    api.set_task_state(dag_id, run.run_id, task_id, "failed")  # what "Mark as failed" in the UI does
 
-    assert api.task_instance(dag_id, run_id, task_id)["state"] == "failed"
+    assert api.task_instance(dag_id, run.run_id, task_id)["state"] == "failed"
     # Airflow's part: the triggerer cancels the trigger as a user action and calls its on_kill().
-    wait_until(
-        "the triggerer to cancel the trigger as a user action",
-        lambda: any(
-            "Trigger cancelled by user action" in str(r.get("event"))
-            for records in deployment.trigger_logs(dag_id, run_id, task_id).values()
-            for r in records
-        ),
-        timeout=CANCEL_DEADLINE,
-        interval=0.5,
-        diagnose=lambda: deployment.components["triggerer"].tail(30),
-    )
+    wait_cancelled_by_user(deployment, dag_id, run.run_id, task_id, timeout=CANCEL_DEADLINE)
     # The provider's part: cancel the execution in Blink.
     try:
-        state = wait_until(
-            f"Blink execution {execution['id']} to leave 'In Progress'",
-            lambda: (s := blink.execution(execution["id"])["state_ui"]) != "In Progress" and s,
-            timeout=CANCEL_DEADLINE,
-            interval=0.5,
-        )
+        state = blink.wait_ended(execution["id"], timeout=CANCEL_DEADLINE, why="to leave 'In Progress'")
     except TimeoutError:
         pytest.fail(
             f"Blink execution {execution['id']} is still running {CANCEL_DEADLINE:g} s after its task was "
@@ -79,37 +56,14 @@ def test_mark_failed_cancels_execution(deployment: Deployment, blink: BlinkApi) 
 
 def test_mark_failed_sensor_leaves_execution_alone(deployment: Deployment, blink: BlinkApi) -> None:
     dag_id, task_id, playbook_id = "blink_e2e_sensor_wait", "watch", "watched-only"
-    api = deployment.api
-    run_id = api.trigger(
-        dag_id, run_id=f"e2e__mark_sensor_failed__{utcnow():%H%M%S%f}", conf={"playbook_id": playbook_id}
-    )
-    triggerer = wait_deferred(deployment, dag_id, run_id, task_id)["triggerer_job"]["id"]
-    wait_until(
-        f"the trigger to start in triggerer job {triggerer}",
-        lambda: started(deployment.trigger_logs(dag_id, run_id, task_id).get(triggerer, [])),
-        timeout=60,
-    )
-    [execution] = blink.executions_for_run(playbook_id, run_id)
+    run = start_waiting_run(deployment, blink, dag_id, task_id, playbook_id, "mark_sensor_failed")
+    execution = run.execution
 
-    api.set_task_state(dag_id, run_id, task_id, "failed")
+    deployment.api.set_task_state(dag_id, run.run_id, task_id, "failed")
 
-    wait_until(
-        "the triggerer to cancel the sensor's trigger as a user action",
-        lambda: any(
-            "Trigger cancelled by user action" in str(r.get("event"))
-            for records in deployment.trigger_logs(dag_id, run_id, task_id).values()
-            for r in records
-        ),
-        timeout=CANCEL_DEADLINE,
-        interval=0.5,
-    )
+    wait_cancelled_by_user(deployment, dag_id, run.run_id, task_id, timeout=CANCEL_DEADLINE)
     assert blink.execution(execution["id"])["state_ui"] == "In Progress", "too short a playbook for this test"
-    final = wait_until(
-        f"Blink execution {execution['id']} to finish by itself",
-        lambda: (s := blink.execution(execution["id"])["state_ui"]) != "In Progress" and s,
-        timeout=60,
-        interval=0.5,
-    )
+    final = blink.wait_ended(execution["id"], timeout=60, why="to finish by itself")
     assert final == "Completed", f"the sensor's kill ended an execution it did not start: {final}"
 
 

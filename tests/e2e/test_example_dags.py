@@ -58,14 +58,13 @@ def test_example_dag_succeeds_waiting_in_the_triggerer(
 
 
 def test_enrich_pipeline_hands_the_playbook_output_downstream(
-    deployment: Deployment, blink: BlinkApi, example_run: Callable[[str], RunObservation]
+    blink: BlinkApi, example_run: Callable[[str], RunObservation]
 ) -> None:
     run = example_run("example_blink_enrich_pipeline")
     assert run.state == "success"
 
-    api = deployment.api
-    decision = api.xcom(run.dag_id, run.run_id, "decide_response", "return_value")
-    execution_id = api.xcom(run.dag_id, run.run_id, "enrich_ioc", "execution_id")
+    decision = run.xcom("decide_response", "return_value")
+    execution_id = run.xcom("enrich_ioc", "execution_id")
     assert decision["execution_id"] == execution_id
     assert decision["state"] == "Completed"
     assert decision["output"] == {"verdict": "malicious", "score": 87, "sources": ["virustotal", "abuseipdb"]}

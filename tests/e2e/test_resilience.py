@@ -12,8 +12,8 @@ import collections
 import pytest
 from e2e.harness.blink import BlinkApi
 from e2e.harness.deployment import Deployment
-from e2e.harness.runs import RUN_TIMEOUT, fired_events, started, wait_deferred
-from e2e.harness.waiting import utcnow, wait_until
+from e2e.harness.runs import RUN_TIMEOUT, fired_events, start_waiting_run, started
+from e2e.harness.waiting import utcnow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -30,16 +30,8 @@ def test_triggerer_restart_while_a_task_waits(
     playbook_id: str, crash: bool, deployment: Deployment, blink: BlinkApi
 ) -> None:
     api = deployment.api
-    run_id = api.trigger(
-        DAG_ID, run_id=f"e2e__{playbook_id}__{utcnow():%H%M%S%f}", conf={"playbook_id": playbook_id}
-    )
-    first = wait_deferred(deployment, DAG_ID, run_id, TASK_ID)["triggerer_job"]["id"]
-    wait_until(
-        f"the trigger to start in triggerer job {first}",
-        lambda: started(deployment.trigger_logs(DAG_ID, run_id, TASK_ID).get(first, [])),
-        timeout=60,
-    )
-    [execution] = blink.executions_for_run(playbook_id, run_id)
+    run = start_waiting_run(deployment, blink, DAG_ID, TASK_ID, playbook_id, playbook_id)
+    run_id, first, execution = run.run_id, run.triggerer, run.execution
     assert execution["state_ui"] == "In Progress"
 
     downtime = deployment.restart("triggerer", crash=crash)

@@ -172,9 +172,8 @@ def test_task_instance_page_links_to_the_execution(
 
     run = example_run("example_blink_enrich_pipeline")
     assert run.state == "success"
-    api = deployment.api
-    execution_id = api.xcom(run.dag_id, run.run_id, "enrich_ioc", "execution_id")
-    execution_url = api.xcom(run.dag_id, run.run_id, "enrich_ioc", "execution_url")
+    execution_id = run.xcom("enrich_ioc", "execution_id")
+    execution_url = run.xcom("enrich_ioc", "execution_url")
 
     page.goto(f"/dags/{run.dag_id}/runs/{run.run_id}/tasks/enrich_ioc/details")
     link = page.get_by_role("link", name="Blink", exact=True)
@@ -188,4 +187,4 @@ def test_task_instance_page_links_to_the_execution(
     assert href.startswith(f"{deployment.emulator.url}/workspace/{deployment.workspace_id}/")
     assert "enrich-ioc" in href
     assert execution_id in href
-    assert api.links(run.dag_id, run.run_id, "enrich_ioc") == {"Blink": href}
+    assert deployment.api.links(run.dag_id, run.run_id, "enrich_ioc") == {"Blink": href}

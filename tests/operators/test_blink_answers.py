@@ -52,22 +52,30 @@ def steps_reads(emulator: Any) -> list[Any]:
 class TestAFailingOutputRead:
     """Reading the steps fails after the playbook completed: the playbook is not run again."""
 
+    @staticmethod
+    def run_quick_ok(
+        emulator: Any, dag_id: str, failing_reads: int | None, **task_kwargs: Any
+    ) -> tuple[Any, list[BaseException]]:
+        """
+        Run the ``quick-ok`` playbook in a one-task DAG while steps reads fail with HTTP 500.
+
+        :param failing_reads: how many reads fail (``None``: all).
+        :return: the DAG run and the exception of each failed try.
+        """
+        emulator.inject(Fault("steps", "status", status=500, times=failing_reads))
+        failures: list[BaseException] = []
+        dag_run = run(one_task_dag(dag_id, failures, playbook_id="quick-ok", **task_kwargs))
+        return dag_run, failures
+
     @MODES
     def test_the_task_succeeds_with_no_output_and_a_warning(
         self, airflow_db, emulator, caplog, capsys, deferrable
     ):
-        emulator.inject(Fault("steps", "status", status=500, times=None))
-        failures: list[BaseException] = []
-        dag = one_task_dag(
-            f"blink_output_unreadable_{deferrable}",
-            failures,
-            playbook_id="quick-ok",
-            retries=2,
-            deferrable=deferrable,
-        )
         caplog.set_level(logging.WARNING)
 
-        dag_run = run(dag)
+        dag_run, failures = self.run_quick_ok(
+            emulator, f"blink_output_unreadable_{deferrable}", None, retries=2, deferrable=deferrable
+        )
 
         assert dag_run.state == "success", failures
         (execution,) = emulator.executions
@@ -85,18 +93,14 @@ class TestAFailingOutputRead:
     def test_require_output_fails_and_its_retry_follows_the_completed_run(
         self, airflow_db, emulator, deferrable
     ):
-        emulator.inject(Fault("steps", "status", status=500, times=3))  # the first try's three reads
-        failures: list[BaseException] = []
-        dag = one_task_dag(
+        dag_run, failures = self.run_quick_ok(
+            emulator,
             f"blink_output_required_{deferrable}",
-            failures,
-            playbook_id="quick-ok",
+            3,  # the first try's three reads
             require_output=True,
             retries=1,
             deferrable=deferrable,
         )
-
-        dag_run = run(dag)
 
         assert dag_run.state == "success", failures
         assert task_instance(dag_run, TASK_ID).try_number == 2

@@ -29,6 +29,7 @@ from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 from airflow_provider_blink.triggers.blink_events import BlinkExecutionEventTrigger
 
 from support.hostile import Answer, HostileServer, Request, call_blink, json_answer
+from support.triggers import next_event
 
 SETTINGS = settings(
     max_examples=60,
@@ -176,15 +177,9 @@ def test_the_execution_trigger_ends_in_a_clear_event(shapes):
     def check(answer: Any) -> None:
         shapes.answer = answer
 
-        async def first_event() -> dict[str, Any]:
-            trigger = BlinkExecutionTrigger(execution_id="exec-1", poll_interval=0.001, end_time=None)
-            async with contextlib.aclosing(trigger.run()) as events:  # type: ignore[type-var]
-                async for event in events:
-                    return event.payload
-            raise AssertionError("no event")
-
+        trigger = BlinkExecutionTrigger(execution_id="exec-1", poll_interval=0.001, end_time=None)
         try:
-            event = asyncio.run(asyncio.wait_for(first_event(), 0.5))
+            event = asyncio.run(asyncio.wait_for(next_event(trigger), 0.5))
         except asyncio.TimeoutError:
             return  # still running: a state the provider waits on
         if event["status"] == "error":

@@ -7,7 +7,6 @@ a warning, and the watcher keeps firing for the executions that follow — also 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -17,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 from airflow_provider_blink.triggers.blink_events import WATERMARK_KEY, BlinkExecutionEventTrigger
 
 from support.hostile import Answer, HostileServer, Request, json_answer
-from support.triggers import AssetStateStore
+from support.triggers import AssetStateStore, all_events
 
 DAY_MS = 86_400_000
 
@@ -55,20 +54,10 @@ async def events_after_polls(
     """Let a (new) watcher poll a few times, then add ``late`` records: the ids of the events it fires for them."""
     trigger = BlinkExecutionEventTrigger(poll_interval=0.05, lookback=60)
     trigger.asset_state_store = store  # type: ignore[assignment]
-    fired: list[str] = []
-
-    async def consume() -> None:
-        async with contextlib.aclosing(trigger.run()) as events:  # type: ignore[type-var]
-            async for event in events:
-                fired.append(event.payload["execution_id"])
-                if len(fired) == len(late):
-                    return
-
-    consumer = asyncio.create_task(consume())
+    consumer = asyncio.create_task(all_events(trigger, count=len(late)))
     await asyncio.sleep(0.5)  # several polls see the records already there
     blink.records.extend(late)
-    await asyncio.wait_for(consumer, 20)
-    return fired
+    return [event["execution_id"] for event in await asyncio.wait_for(consumer, 20)]
 
 
 def test_a_record_from_the_future_or_without_an_id_never_moves_the_watermark(use_blink, caplog):

@@ -21,6 +21,8 @@ from airflow_provider_blink.hooks.blink import BlinkHook
 from airflow_provider_blink.notifications.blink import BlinkNotifier
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
+from support.triggers import next_event
+
 SECRET = "s3cr3t-db-passw0rd-91f2"
 PRIVATE_INPUTS = {"api_token": "private-input-6d1e", "hostname": "laptop-0042"}
 PRIVATE_EVENT = {"alert": {"raw": "private-event-7a2b"}}
@@ -54,13 +56,9 @@ def test_the_notifier_masks_every_airflow_value_it_sends(emulator):
 
 
 def run_trigger(execution_id: str, **kwargs: Any) -> dict[str, Any]:
-    async def first_event() -> dict[str, Any]:
-        trigger = BlinkExecutionTrigger(execution_id=execution_id, poll_interval=0.05, **kwargs)
-        async for event in trigger.run():
-            return event.payload
-        raise AssertionError("no event")
-
-    return asyncio.run(first_event())
+    return asyncio.run(
+        next_event(BlinkExecutionTrigger(execution_id=execution_id, poll_interval=0.05, **kwargs))
+    )
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
 from support.emulator import API_KEY, WORKSPACE
 from support.hostile import HostileServer, blink_answers, call_blink
+from support.triggers import next_event
 
 
 def use_connection(monkeypatch: pytest.MonkeyPatch, host: str, password: str = API_KEY, **extra: Any) -> None:
@@ -113,12 +114,8 @@ def test_verify_false_is_warned_about_once_per_trigger(use_blink, certificate, c
     with HostileServer(running_then_done, tls=certificate.server_context()) as blink:
         use_blink(blink.url, verify=False)
 
-        async def first_event() -> Any:
-            async for event in BlinkExecutionTrigger(execution_id="exec-1", poll_interval=0.01).run():
-                return event.payload
-
         with caplog.at_level(logging.WARNING):
-            event = asyncio.run(first_event())
+            event = asyncio.run(next_event(BlinkExecutionTrigger(execution_id="exec-1", poll_interval=0.01)))
 
     assert event["status"] == "success"
     assert polls == 4

@@ -64,3 +64,25 @@ def test_the_ready_file_is_read_only_once_written(tmp_path):
     assert read_ready_file(ready) is None
     write_ready_file(ready, "http://127.0.0.1:8765")
     assert read_ready_file(ready) == "http://127.0.0.1:8765"
+
+
+def test_playbooks_for_a_log_folder_that_does_not_exist_yet(tmp_path):
+    blink = EmulatorProcess(
+        api_key=KEY,
+        workspace_id="ws-launch",
+        playbooks=[{"id": "pb-new-folder", "duration": 0.1}],
+        log_path=tmp_path / "not-yet" / "emulator.log",
+    )
+
+    with blink:
+        response = requests.get(
+            f"{blink.url}/api/v1/workspace/ws-launch/executions",
+            headers={"BLINK-API-KEY": KEY},
+            timeout=10,
+        )
+        assert response.status_code == 200, response.text
+
+    assert (
+        json.loads((tmp_path / "not-yet" / "emulator.json").read_text())["playbooks"][0]["id"]
+        == "pb-new-folder"
+    )

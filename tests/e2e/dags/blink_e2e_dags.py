@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime, timedelta
+from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG
 
@@ -18,30 +19,28 @@ from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 POLL_INTERVAL = float(os.environ.get("BLINK_EXAMPLE_POLL_INTERVAL", "2"))
 PLAYBOOK = "{{ dag_run.conf.get('playbook_id', 'long-wait') }}"
 RUN_INPUT = {"run_id": "{{ run_id }}"}
-COMMON = {"schedule": None, "start_date": datetime(2026, 1, 1), "catchup": False, "tags": ["blink", "e2e"]}
+COMMON: dict[str, Any] = {
+    "schedule": None,
+    "start_date": datetime(2026, 1, 1),
+    "catchup": False,
+    "tags": ["blink", "e2e"],
+}
+#: A task that starts the run's playbook and waits for it to end.
+WAIT: dict[str, Any] = {
+    "playbook_id": PLAYBOOK,
+    "input_values": RUN_INPUT,
+    "poll_interval": POLL_INTERVAL,
+    "timeout": 600,
+}
 
 # Waits in the triggerer; the suite restarts the triggerer meanwhile.
 with DAG("blink_e2e_deferred_wait", **COMMON):
-    BlinkExecutePlaybookOperator(
-        task_id="wait_in_triggerer",
-        playbook_id=PLAYBOOK,
-        input_values=RUN_INPUT,
-        deferrable=True,
-        poll_interval=POLL_INTERVAL,
-        timeout=600,
-    )
+    BlinkExecutePlaybookOperator(task_id="wait_in_triggerer", deferrable=True, **WAIT)
 
 # Waits in the worker (not deferrable), one retry; the suite kills the worker meanwhile.
 with DAG("blink_e2e_worker_wait", **COMMON):
     BlinkExecutePlaybookOperator(
-        task_id="wait_in_worker",
-        playbook_id=PLAYBOOK,
-        input_values=RUN_INPUT,
-        deferrable=False,
-        poll_interval=POLL_INTERVAL,
-        timeout=600,
-        retries=1,
-        retry_delay=timedelta(seconds=1),
+        task_id="wait_in_worker", deferrable=False, retries=1, retry_delay=timedelta(seconds=1), **WAIT
     )
 
 # Starts a playbook fire-and-forget and watches it with a deferrable sensor.

@@ -136,7 +136,7 @@ class AirflowApi:
         """A task try's log as Airflow serves it (worker and trigger logs merged), one dict per line."""
         response = self.session.get(
             f"{self.base_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
-            params={"map_index": map_index, "full_content": "true"},
+            params={"map_index": str(map_index), "full_content": "true"},
             headers={"Accept": "application/x-ndjson"},
             timeout=30,
         )

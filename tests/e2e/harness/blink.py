@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
-import signal
+import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import requests
-from e2e.harness.processes import Component, ComponentFailed, base_env
+from e2e.harness.processes import ComponentFailed, base_env
 from e2e.harness.waiting import wait_until
+
+from airflow_provider_blink.testing.launcher import EmulatorProcess
 
 
 class BlinkApi:
@@ -47,9 +49,23 @@ class BlinkApi:
     def execution(self, execution_id: str) -> dict[str, Any]:
         return dict(self._get(f"/executions/{execution_id}"))
 
+    def wait_ended(self, execution_id: str, *, timeout: float, why: str = "to end") -> str:
+        """Wait until the execution leaves ``In Progress``; return the ``state_ui`` it ends in.
 
-class BlinkEmulatorProcess:
-    """``python -m airflow_provider_blink.testing`` in its own process, serving ``playbooks``."""
+        :param why: what the wait expects, for the timeout's message.
+        :raises TimeoutError: still ``In Progress`` after ``timeout`` seconds.
+        """
+        return wait_until(
+            f"Blink execution {execution_id} {why}",
+            lambda: (state := self.execution(execution_id)["state_ui"]) != "In Progress" and state,
+            timeout=timeout,
+            interval=0.5,
+        )
+
+
+class BlinkEmulatorProcess(EmulatorProcess):
+    """The shared launcher's emulator process (``python -m airflow_provider_blink.testing``) in its own
+    process group, with :attr:`api` to read executions back once it serves."""
 
     def __init__(
         self,
@@ -57,68 +73,25 @@ class BlinkEmulatorProcess:
         api_key: str,
         workspace_id: str,
         playbooks: Iterable[Mapping[str, Any]],
-        work_dir: Path,
         log_path: Path,
         python: str,
     ) -> None:
-        self.api_key = api_key
-        self.workspace_id = workspace_id
-        self.config_path = work_dir / "blink-emulator.json"
-        self.config_path.write_text(
-            json.dumps(
-                {"api_key": api_key, "workspaces": [workspace_id], "playbooks": list(playbooks)}, indent=2
-            )
-        )
-        self.ready_file = work_dir / "blink-emulator.url"
-        self.component = Component(
-            "blink-emulator",
-            [
-                python,
-                "-m",
-                "airflow_provider_blink.testing",
-                "--port",
-                "0",
-                "--api-key",
-                api_key,
-                "--workspace",
-                workspace_id,
-                "--config",
-                str(self.config_path),
-                "--ready-file",
-                str(self.ready_file),
-            ],
-            env=base_env(),
+        super().__init__(
+            api_key=api_key,
+            workspace_id=workspace_id,
+            playbooks=playbooks,
             log_path=log_path,
+            python=python,
+            env=base_env(),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
-        self.url = ""
         self.api: BlinkApi | None = None
 
-    def start(self) -> None:
-        self.component.start()
-
-        def ready() -> str | None:
-            self.component.check_alive()
-            return self.ready_file.read_text().strip() if self.ready_file.exists() else None
-
-        self.url = wait_until(
-            "the Blink emulator's ready file", ready, timeout=60, diagnose=self.component.tail
-        )
-        self.api = BlinkApi(self.url, self.api_key, self.workspace_id)
-
-    def connection(self) -> dict[str, Any]:
-        """The ``blink_default`` Airflow connection for this emulator."""
-        return {
-            "conn_type": "blink",
-            "host": self.url,
-            "password": self.api_key,
-            "extra": {"workspace_id": self.workspace_id},
-        }
-
-    def check_alive(self) -> None:
-        self.component.check_alive()
-
-    def stop(self) -> None:
-        self.component.stop(signal.SIGTERM, timeout=15)
+    def start(self, timeout: float = 60.0) -> str:
+        url = super().start(timeout)
+        self.api = BlinkApi(url, self.api_key, self.workspace_id)
+        return url
 
 
 class InProcessEmulator:

@@ -97,7 +97,6 @@ class Deployment:
             api_key=self.api_key,
             workspace_id=self.workspace_id,
             playbooks=playbooks,
-            work_dir=self.base,
             log_path=self.logs / "blink-emulator.log",
             python=self.python,
         )

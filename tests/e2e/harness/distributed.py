@@ -258,7 +258,7 @@ class DistributedDeployment(Deployment):
     def peak_rss(self, name: str) -> dict[int, int]:
         """Peak resident memory (``VmHWM``, bytes) of each live process of component ``name``, by pid."""
         component = self.components[name]
-        peaks = {}
+        peaks: dict[int, int] = {}
         try:
             root = psutil.Process(component.pid)
             procs = [root, *root.children(recursive=True)]

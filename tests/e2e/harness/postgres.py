@@ -9,7 +9,15 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from e2e.harness.processes import LOOPBACK, Component, ComponentFailed, as_user, free_port, run_checked
+from e2e.harness.processes import (
+    LOOPBACK,
+    Component,
+    ComponentFailed,
+    as_user,
+    free_port,
+    run_checked,
+    server_env,
+)
 from e2e.harness.waiting import wait_until
 
 
@@ -37,29 +45,23 @@ class Postgres:
         self.port = free_port()
         bindir = postgres_bindir()
         self._initdb = str(bindir / "initdb")
+        settings = {
+            "listen_addresses": LOOPBACK,
+            "unix_socket_directories": "",
+            "max_connections": "300",
+            # A test database: durability buys nothing here, speed does.
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+        }
         self.component = Component(
             "postgres",
             [
                 str(bindir / "postgres"),
-                "-D",
-                str(data_dir),
-                "-p",
-                str(self.port),
-                "-c",
-                f"listen_addresses={LOOPBACK}",
-                "-c",
-                "unix_socket_directories=",
-                "-c",
-                "max_connections=300",
-                # A test database: durability buys nothing here, speed does.
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
+                *("-D", str(data_dir), "-p", str(self.port)),
+                *(arg for name, value in settings.items() for arg in ("-c", f"{name}={value}")),
             ],
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
+            env=server_env(),
             log_path=log_path,
             user=self.user if os.geteuid() == 0 else None,
         )

@@ -169,6 +169,11 @@ def base_env() -> dict[str, str]:
     return env
 
 
+def server_env() -> dict[str, str]:
+    """The bare environment of a database or broker server: ``PATH`` and a UTF-8 locale, nothing else."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+
+
 def worker_processes(ti_id: str) -> list[psutil.Process]:
     """Processes running a task instance: the task runner titles itself ``airflow worker -- <ti id>``."""
     found = []

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
 from pathlib import Path
 
-from e2e.harness.processes import LOOPBACK, Component, ComponentFailed, free_port
+from e2e.harness.processes import LOOPBACK, Component, ComponentFailed, free_port, server_env
 from e2e.harness.waiting import wait_until
 
 
@@ -22,24 +21,18 @@ class Redis:
                 "Redis is not installed: apt-get install redis-server (scripts/e2e-scale.sh does)"
             )
         self.port = free_port()
+        options = {
+            "bind": LOOPBACK,
+            "port": str(self.port),
+            "dir": str(work_dir),
+            "save": "",
+            "appendonly": "no",
+            "protected-mode": "yes",
+        }
         self.component = Component(
             "redis",
-            [
-                binary,
-                "--bind",
-                LOOPBACK,
-                "--port",
-                str(self.port),
-                "--dir",
-                str(work_dir),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "yes",
-            ],
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
+            [binary, *(arg for name, value in options.items() for arg in (f"--{name}", value))],
+            env=server_env(),
             log_path=log_path,
         )
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from e2e.harness.airflow_api import AirflowApi
+from e2e.harness.blink import BlinkApi
 from e2e.harness.deployment import Deployment
 from e2e.harness.processes import worker_processes
-from e2e.harness.waiting import wait_until
+from e2e.harness.waiting import utcnow, wait_until
 
 TRIGGER_CLASSPATH = "airflow_provider_blink.triggers.blink.BlinkExecutionTrigger"
 #: How long one DAG run may take before a test gives up (task start-up is slow on 2 cores).
@@ -47,6 +49,11 @@ class RunObservation:
     #: per deferrable task instance: the reading that proves it waited without a worker, else the last one
     deferrals: dict[TiKey, Deferral]
     task_instances: list[dict[str, Any]]
+    api: AirflowApi = dataclasses.field(repr=False)
+
+    def xcom(self, task_id: str, key: str, map_index: int = -1) -> Any:
+        """What a task of this run pushed under ``key``, read through the REST API."""
+        return self.api.xcom(self.dag_id, self.run_id, task_id, key, map_index)
 
 
 def watch_run(
@@ -102,7 +109,7 @@ def watch_run(
         interval=0.1,
         diagnose=lambda: api.describe_run(dag_id, run_id),
     )
-    return RunObservation(dag_id, run_id, final, states, deferrals, api.task_instances(dag_id, run_id))
+    return RunObservation(dag_id, run_id, final, states, deferrals, api.task_instances(dag_id, run_id), api)
 
 
 def wait_deferred(deployment: Deployment, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
@@ -123,6 +130,55 @@ def wait_deferred(deployment: Deployment, dag_id: str, run_id: str, task_id: str
         timeout=RUN_TIMEOUT,
         interval=0.2,
         diagnose=lambda: api.describe_run(dag_id, run_id),
+    )
+
+
+@dataclasses.dataclass
+class WaitingRun:
+    """A DAG run whose task waits in a triggerer for the one Blink execution the run started."""
+
+    run_id: str
+    #: the id of the triggerer job running the task's trigger
+    triggerer: int
+    #: the execution as Blink's single GET read it once the trigger had started
+    execution: dict[str, Any]
+
+
+def start_waiting_run(
+    deployment: Deployment, blink: BlinkApi, dag_id: str, task_id: str, playbook_id: str, name: str
+) -> WaitingRun:
+    """Trigger ``dag_id`` to run ``playbook_id``; wait until ``task_id``'s trigger starts in a triggerer.
+
+    :param name: names the run (``e2e__<name>__<time>``).
+    """
+    api = deployment.api
+    run_id = api.trigger(
+        dag_id, run_id=f"e2e__{name}__{utcnow():%H%M%S%f}", conf={"playbook_id": playbook_id}
+    )
+    triggerer = wait_deferred(deployment, dag_id, run_id, task_id)["triggerer_job"]["id"]
+    wait_until(
+        f"the trigger to start in triggerer job {triggerer}",
+        lambda: started(deployment.trigger_logs(dag_id, run_id, task_id).get(triggerer, [])),
+        timeout=60,
+    )
+    [execution] = blink.executions_for_run(playbook_id, run_id)
+    return WaitingRun(run_id, triggerer, execution)
+
+
+def wait_cancelled_by_user(
+    deployment: Deployment, dag_id: str, run_id: str, task_id: str, *, timeout: float
+) -> None:
+    """Wait until the triggerer cancels ``task_id``'s trigger as a user action (a task marked failed)."""
+    wait_until(
+        f"the triggerer to cancel the trigger of {task_id} as a user action",
+        lambda: any(
+            "Trigger cancelled by user action" in str(r.get("event"))
+            for records in deployment.trigger_logs(dag_id, run_id, task_id).values()
+            for r in records
+        ),
+        timeout=timeout,
+        interval=0.5,
+        diagnose=lambda: deployment.components["triggerer"].tail(30),
     )
 
 

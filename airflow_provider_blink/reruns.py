@@ -74,7 +74,7 @@ def previous_execution(
     workspace = hook.config.workspace(workspace_id)
     since_ms = int(started.timestamp() * 1000) - CLOCK_SKEW_MS
     try:
-        runs = drive(matching_runs(workspace, playbook_id, body, since_ms), hook.call)
+        runs = drive(matching_runs(workspace, playbook_id, body, since_ms, exhaustive=True), hook.call)
     except BlinkLookupIncomplete as exc:
         hook.log.warning(
             "Cannot tell which execution an earlier try started (%s); this try starts a new one.", exc

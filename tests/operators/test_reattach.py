@@ -170,6 +170,20 @@ def test_a_newer_failed_run_makes_an_older_running_one_ambiguous(emulator):
     assert result["execution_id"] not in (older, newer)
 
 
+def test_with_more_runs_than_it_reads_a_retry_follows_none_and_warns(emulator, caplog, capsys):
+    """An identical run among the older, unread ones could be this task's, and the one it read someone else's."""
+    emulator.seed_executions("until-finished", 25)  # other inputs, over the last day
+    running = start(emulator)
+    caplog.set_level(logging.WARNING)
+
+    with finishing(emulator, new_one(emulator)):
+        result = a_try(2, dag_run=DagRun(datetime.now(timezone.utc) - timedelta(days=2)))
+
+    assert result["execution_id"] != running
+    logged = [r.getMessage() for r in caplog.records] + capsys.readouterr().out.splitlines()
+    assert any("26 runs of playbook 'until-finished'" in line for line in logged), logged
+
+
 def test_durable_false_always_starts_a_new_run(emulator, recwarn):
     running = start(emulator)
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from support.crashes import Deployment
 from support.dag_runs import xcom
 from support.emulator import finishing, new_one, once_read, requests_to
-from support.waiting import wait_for
 
 DAG_FILE = Path(__file__).resolve().parent.parent / "support" / "dags" / "blink_worker_crash.py"
 TASK_ID = "wait_in_worker"
@@ -26,7 +25,7 @@ def test_a_retry_after_a_worker_crash_follows_the_running_execution(airflow_db, 
     deployment = Deployment(DAG_FILE, "blink_worker_crash", tmp_path)
     assert deployment.schedule(TASK_ID) == 1
     first_try = deployment.start_try(TASK_ID)
-    (execution,) = wait_for(lambda: emulator.executions, timeout=WORKER_START)
+    (execution,) = first_try.meanwhile(lambda: emulator.executions, timeout=WORKER_START)
 
     killed = first_try.kill()
 

@@ -19,15 +19,18 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 
 from support.dag_runs import dagbag, register
 
 TESTS = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 def airflow_3() -> bool:
@@ -170,7 +173,12 @@ class Deployment:
                 "--subdir",
                 str(self.dag_file),
             ]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+            # The worker's "dags-folder" bundle is the DAG file's folder (3.1+ parse only inside it).
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dag_file.parent),
+        }
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         return Worker(process, Path(log.name))
 
@@ -182,7 +190,7 @@ class Deployment:
             ti = self.task_instance(task_id, session)
             workload = workloads.ExecuteTask.make(
                 ti,
-                dag_rel_path=self.dag_file,
+                dag_rel_path=Path(self.dag_file.name),
                 generator=None,
                 bundle_info=workloads.BundleInfo(name="dags-folder"),
             )
@@ -195,6 +203,16 @@ class Worker:
     def __init__(self, process: subprocess.Popen[bytes], log: Path) -> None:
         self.process = process
         self.log = log
+
+    def meanwhile(self, check: Callable[[], T], timeout: float) -> T:
+        """Poll ``check`` while the try runs until it returns something truthy; fail with the log if the try ends first."""
+        deadline = time.monotonic() + timeout
+        while not (result := check()):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                state = "timed out" if self.process.returncode is None else f"exit {self.process.returncode}"
+                raise AssertionError(f"the try never got there ({state}); its log:\n{self.output()}")
+            time.sleep(0.05)
+        return result
 
     def kill(self) -> list[int]:
         """SIGKILL the worker and every process under it, all at once; the pids killed."""
@@ -227,7 +245,7 @@ def _run_workload(workload_json: str) -> int:
 
     supervise = getattr(supervisor, "supervise_task", None) or supervisor.supervise  # renamed in 3.3
     workload = workloads.ExecuteTask.model_validate_json(workload_json)
-    dag_file = Path(workload.dag_rel_path)
+    dag_file = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"], workload.dag_rel_path)
     dag = dagbag(dag_file).get_dag(workload.ti.dag_id)
     return supervise(
         ti=workload.ti,

@@ -58,6 +58,7 @@ def matching_runs(
     since_ms: int,
     *,
     limit: int = MAX_CANDIDATES,
+    exhaustive: bool = False,
 ) -> Lookup[list[dict[str, Any]]]:
     """
     The runs of ``playbook_id`` created since ``since_ms`` with ``body``'s inputs and event, newest first.
@@ -65,7 +66,9 @@ def matching_runs(
     :param body: the execute body (``input_values``, ``event``).
     :param since_ms: epoch milliseconds; older runs are not candidates.
     :param limit: candidates read with GET at most.
-    :raises BlinkLookupIncomplete: more candidates than ``limit`` and none of those read matches.
+    :param exhaustive: every match is needed (an unread older one may matter), not just the newest.
+    :raises BlinkLookupIncomplete: more candidates than ``limit`` and none of those read matches
+        (``exhaustive``: whether or not one matches).
     """
     query = api.rql_query(
         filter={"playbook_id": playbook_id, "created_at": {"$gte": since_ms}},
@@ -80,10 +83,11 @@ def matching_runs(
         if same_request(body, execution):
             matches.append(execution)
     total = page.get("total")
-    if not matches and isinstance(total, int) and total > len(candidates):
+    if (exhaustive or not matches) and isinstance(total, int) and total > len(candidates):
         raise BlinkLookupIncomplete(
             f"{total} runs of playbook {playbook_id!r} started meanwhile; read the newest {len(candidates)} "
-            "and none was started with these inputs and event."
+            f"and {len(matches) or 'none'} of them {'was' if len(matches) < 2 else 'were'} started with "
+            "these inputs and event."
         )
     return matches
 

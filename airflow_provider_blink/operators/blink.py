@@ -7,6 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import (
@@ -72,8 +73,10 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         that finished last (Blink documents no playbook output in the steps: an assumption).
     :param rerun_from_failure: when a try follows a try whose execution failed, ask Blink to
         re-run that execution (``past_exec_ref``) instead of starting from scratch.
-    :param durable: (Airflow 3.3+) keep the execution id in ``task_state_store`` so a retry after
-        a worker crash follows the running execution instead of starting another; default ``True``.
+    :param durable: a retry after a worker crash follows the execution an earlier try started (while
+        it runs, or once it completed) instead of starting another; default ``True``. Airflow 3.3+
+        keeps the execution id in ``task_state_store``; before 3.3 the retry finds the execution in
+        Blink (see :mod:`airflow_provider_blink.reruns`). ``False``: every try starts a new run.
     """
 
     template_fields: Sequence[str] = TEMPLATE_FIELDS
@@ -104,9 +107,15 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         require_output: bool = False,
         output_step_id: str | None = None,
         rerun_from_failure: bool = False,
+        durable: bool = True,
         **kwargs: Any,
     ) -> None:
+        if AIRFLOW_V_3_3_PLUS:  # the SDK's mixin keeps the id in task_state_store
+            kwargs["durable"] = durable
         super().__init__(**kwargs)
+        # Before 3.3 common-compat's stand-in mixin sets durable=False (and warns when it is given):
+        # there the operator finds the earlier try's execution in Blink itself.
+        self.durable = durable
         request = PlaybookRequest(
             playbook_id, input_values, event, runner, trigger_type, callback, past_exec_ref
         )
@@ -168,15 +177,20 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         return self.execute_resumable(context)
 
     def _start(self, context: Context, body: dict[str, Any]) -> str:
-        previous = self._previous_execution(context, body)
-        if previous is not None and self._follows(context, previous):
+        follows = self._followed_outcomes(context)
+        previous = self._previous_execution(context, body, looks=bool(follows))
+        outcome = (
+            None if previous is None else decide_outcome(previous, self.success_states, self.failure_states)
+        )
+        if previous is not None and outcome in follows:
             execution_id = str(previous["id"])
             self.log.info(
-                "Blink execution %s of an earlier try completed; following it instead of starting another",
+                "Blink execution %s of an earlier try is %s; following it instead of starting another",
                 execution_id,
+                previous.get("state_ui"),
             )
         else:
-            if previous is not None and self._reruns(previous, body):
+            if previous is not None and self._reruns(outcome, body):
                 self.log.info("Re-running failed Blink execution %s (rerun_from_failure)", previous["id"])
                 body = {**body, "past_exec_ref": previous["id"]}
             execution_id = self.hook.execute_playbook(
@@ -186,9 +200,19 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         self.execution_id = execution_id  # for on_kill
         return execution_id
 
-    def _previous_execution(self, context: Context, body: dict[str, Any]) -> dict[str, Any] | None:
+    def _followed_outcomes(self, context: Context) -> frozenset[ExecutionOutcome]:
+        """Which earlier try's execution, found in Blink, this try follows (see :func:`.reruns.followed_outcomes`)."""
+        if not (self.wait_for_completion and self.durable):
+            return frozenset()
+        from airflow_provider_blink.reruns import followed_outcomes
+
+        return followed_outcomes(context, self.external_id_key)
+
+    def _previous_execution(
+        self, context: Context, body: dict[str, Any], *, looks: bool
+    ) -> dict[str, Any] | None:
         """The execution an earlier try started, when this try may reuse it (see :mod:`.reruns`)."""
-        if not (self.rerun_from_failure or (self.wait_for_completion and self._without_task_state(context))):
+        if not (self.rerun_from_failure or looks):
             return None
         from airflow_provider_blink.reruns import previous_execution
 
@@ -199,36 +223,17 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
             workspace_id=self.workspace_id,
             body=body,
             store_key=self.external_id_key,
+            success_states=self.success_states,
+            failure_states=self.failure_states,
         )
 
-    def _follows(self, context: Context, previous: dict[str, Any]) -> bool:
-        """
-        Follow a completed execution of an earlier try instead of starting another.
-
-        Only where Airflow keeps no ``task_state_store`` (before 3.3): with a store, the
-        resumable-job logic already follows the stored execution (``durable=True``) or the user
-        asked for a new run on every try (``durable=False``).
-        """
-        return (
-            self.wait_for_completion
-            and self._without_task_state(context)
-            and decide_outcome(previous, self.success_states, self.failure_states) is ExecutionOutcome.SUCCESS
-        )
-
-    def _reruns(self, previous: dict[str, Any], body: dict[str, Any]) -> bool:
-        """Whether this try re-runs ``previous`` (``rerun_from_failure``; an explicit past_exec_ref wins)."""
-        return (
-            self.rerun_from_failure
-            and "past_exec_ref" not in body
-            and decide_outcome(previous, self.success_states, self.failure_states) is ExecutionOutcome.FAILED
-        )
-
-    @staticmethod
-    def _without_task_state(context: Context) -> bool:
-        return context.get("task_state_store") is None
+    def _reruns(self, outcome: ExecutionOutcome | None, body: dict[str, Any]) -> bool:
+        """Whether this try re-runs the earlier try's execution (``rerun_from_failure``; an explicit past_exec_ref wins)."""
+        return self.rerun_from_failure and "past_exec_ref" not in body and outcome is ExecutionOutcome.FAILED
 
     # ResumableJobMixin: on Airflow 3.3+ a retry after a worker crash follows the execution the
-    # crashed try started (kept in task_state_store) instead of starting a second one.
+    # crashed try started (kept in task_state_store) instead of starting a second one; before 3.3
+    # common-compat's stand-in calls submit_job on every try, and _start finds that execution in Blink.
 
     def submit_job(self, context: Context) -> str:
         # Publishing waits for poll_until_complete: the mixin stores the id right after this

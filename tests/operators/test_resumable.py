@@ -1,8 +1,8 @@
 """
 A retry follows the execution an earlier try started (Airflow 3.3+ ``task_state_store``).
 
-On older Airflow there is no store: common-compat's stand-in starts a new execution on every try,
-and these tests show that too.
+On older Airflow there is no store: common-compat's stand-in calls ``submit_job`` on every try, and
+the operator finds the earlier try's execution in Blink instead (``test_reattach``).
 """
 
 from __future__ import annotations
@@ -84,14 +84,3 @@ class TestOnAirflow33:
 
         assert posts(emulator) == 2
         assert KEY not in store.values
-
-
-@pytest.mark.skipif(AIRFLOW_V_3_3_PLUS, reason="shows the behaviour before Airflow 3.3")
-def test_before_airflow_33_every_try_starts_a_new_run(emulator):
-    store = TaskStateStore()
-
-    first, _ = a_try(store)
-    second, _ = a_try(store)
-
-    assert first["execution_id"] != second["execution_id"]
-    assert posts(emulator) == 2

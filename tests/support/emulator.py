@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import requests
@@ -37,6 +37,15 @@ TEST_PLAYBOOKS = [
     ),
     # Runs for an hour: "still running" whatever the machine's load (a test that needs it ended cancels it).
     ScriptedPlaybook(id="slow", name="Slow", workspace_id=WORKSPACE, duration=3600.0, final_state="Completed"),
+    # Runs until a test finishes it (BlinkEmulator.finish): a worker crash and a retry fit in.
+    ScriptedPlaybook(
+        id="until-finished",
+        name="Until finished",
+        workspace_id=WORKSPACE,
+        duration=3600.0,
+        final_state="Completed",
+        output={"answer": 42},
+    ),
 ]
 
 #: An execute body with every field Blink's execute endpoint takes, each with a value.
@@ -125,3 +134,46 @@ def finished_once_read(
     finally:
         stop.set()
         thread.join(5)
+
+
+def reads_of(emulator: BlinkEmulator, execution_id: str) -> int:
+    """How many times the execution was read with the single GET."""
+    return len(requests_to(emulator, "GET", f"/executions/{execution_id}"))
+
+
+@contextlib.contextmanager
+def finishing(emulator: BlinkEmulator, which: Callable[[], str | None]) -> Iterator[list[str]]:
+    """
+    While the block runs, a thread waits until ``which()`` names an execution, then finishes it (Completed).
+
+    Yields a list that then holds the state the execution was in just before it was finished.
+    """
+    seen: list[str] = []
+    done = threading.Event()
+
+    def finish() -> None:
+        while (execution_id := which()) is None:
+            if done.wait(0.05):
+                return
+        seen.append(emulator.execution(execution_id)["state_ui"])
+        emulator.finish(execution_id)
+
+    thread = threading.Thread(target=finish, name="finishing", daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        thread.join()
+
+
+def once_read(emulator: BlinkEmulator, execution_id: str, reads: int) -> Callable[[], str | None]:
+    """For :func:`finishing`: ``execution_id`` once read ``reads`` more times with GET (its reader met it running)."""
+    first = reads_of(emulator, execution_id)
+    return lambda: execution_id if reads_of(emulator, execution_id) >= first + reads else None
+
+
+def new_one(emulator: BlinkEmulator) -> Callable[[], str | None]:
+    """For :func:`finishing`: the first execution started from now on."""
+    before = len(emulator.executions)
+    return lambda: executions[before]["id"] if len(executions := emulator.executions) > before else None

@@ -36,7 +36,9 @@ TEST_PLAYBOOKS = [
         error_details={"message": "step 'lookup' failed: upstream returned 500", "error_code": "STEP_FAILED"},
     ),
     # Runs for an hour: "still running" whatever the machine's load (a test that needs it ended cancels it).
-    ScriptedPlaybook(id="slow", name="Slow", workspace_id=WORKSPACE, duration=3600.0, final_state="Completed"),
+    ScriptedPlaybook(
+        id="slow", name="Slow", workspace_id=WORKSPACE, duration=3600.0, final_state="Completed"
+    ),
     # Runs until a test finishes it (BlinkEmulator.finish): a worker crash and a retry fit in.
     ScriptedPlaybook(
         id="until-finished",

@@ -237,7 +237,7 @@ ROWS: list[tuple[Any, ...]] = [
     ("unknown-playbook-404", op(playbook_id="no-such-playbook"), RUN, BlinkNotFoundError, ("HTTP 404, message='playbook not found'", "Check the workspace_id and playbook_id"), 1),
     # What Blink reports about the execution.
     ("execution-without-state", Task(BlinkExecutionSensor, {**sensor().kwargs, "execution_id": None}, setup=with_state("")), RUN, BlinkResponseError, "without a state (neither 'state_ui' nor 'state' is a non-empty string)", 1),
-    ("unexpected-state-runs-into-timeout", op(playbook_id="frobnicating", timeout=1), RUN, BlinkExecutionTimeout, "did not finish before the deadline (timeout=1s)", None),
+    ("unexpected-state-runs-into-timeout", op(playbook_id="frobnicating", timeout=1), RUN, BlinkExecutionTimeout, ("did not finish before the deadline;", "(timeout=1s)"), None),
     ("unexpected-state-declared-failed", op(playbook_id="frobnicating", failure_states=["Frobnicating"]), RUN, BlinkExecutionFailed, "ended in state 'Frobnicating'", None),
     ("very-large-response", Task(BlinkExecutePlaybookOperator, op(playbook_id="huge-output", require_output=True).kwargs, setup=answers_capped_at_1_mib), RUN, BlinkOutputUnavailable, "is larger than 1 MiB; not reading it. Narrow the query (limit, select) or check the playbook's output size", None),
 ]  # fmt: skip

@@ -300,10 +300,30 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         try:
             execution = execution_from_event(event, execution_id, url)
         except BlinkExecutionTimeout as exc:  # the trigger cancelled the execution, and says how it went
-            raise BlinkExecutionTimeout(f"{exc} ({self._limits()}). See {url}") from None
+            rest = self._cancel_if_still_running(event["execution_id"])
+            raise BlinkExecutionTimeout(f"{exc}{rest} ({self._limits()}). See {url}") from None
         self.log.info("Blink execution %s finished: %s", execution["id"], execution.get("state_ui"))
         output = self._output(execution["id"], url) if self.include_output else None
         return {**summarize(execution), "execution_url": url, "output": output}
+
+    def _cancel_if_still_running(self, execution_id: str) -> str:
+        """
+        After the deadline: cancel what the trigger could not (e.g. Blink unreachable from the triggerer).
+
+        One read; says what the worker did, or nothing when the execution no longer runs in Blink.
+        """
+        from airflow_provider_blink.tasks.events import cancel_note
+
+        try:
+            execution = self.hook.get_execution(execution_id, workspace_id=self.workspace_id)
+            if decide_outcome(execution) is not ExecutionOutcome.RUNNING:
+                return ""
+            cancelled: bool | BlinkError = self.hook.cancel_execution(
+                execution_id, workspace_id=self.workspace_id
+            )
+        except BlinkError as exc:
+            cancelled = exc
+        return f"; from the worker: {cancel_note(cancelled)}"
 
     def _limits(self) -> str:
         """The limits the deadline came from, e.g. ``timeout=60s, execution_timeout=0:05:00``."""

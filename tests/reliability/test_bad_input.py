@@ -196,6 +196,7 @@ NON_EMPTY_PLAYBOOK = "playbook_id must be the playbook's id (a non-empty string)
 JSON_FIX = "must be JSON-serialisable (str, int, float, bool, None, lists and dicts of them)"
 CONVERT = "Convert dates, sets and objects to strings or lists first"
 POSITIVE = "must be a positive number of seconds"
+ERROR_BUDGET = "error_budget must be a number of seconds >= 0 (how long a wait rides out Blink's transient errors; default 300)"
 #: Airflow's BaseSensorOperator rejects a negative poke_interval before the sensor sees it.
 AIRFLOWS_OWN_CHECK = (AirflowException, ValueError)  # 2.x raises the first, 3.x the second
 
@@ -219,6 +220,11 @@ ROWS: list[tuple[Any, ...]] = [
     ("sensor-poke-interval-zero", sensor(poke_interval=0), CONSTRUCTOR, BlinkConfigurationError, f"poke_interval {POSITIVE}", 0),
     ("sensor-poke-interval-negative", sensor(poke_interval=-1), CONSTRUCTOR, AIRFLOWS_OWN_CHECK, "poke_interval", 0),
     ("timeout-zero", op(timeout=0), CONSTRUCTOR, BlinkConfigurationError, f"timeout {POSITIVE} or None", 0),
+    ("error-budget-negative", op(error_budget=-1), CONSTRUCTOR, BlinkConfigurationError, f"{ERROR_BUDGET}, got -1", 0),
+    ("error-budget-string", op(error_budget="300"), CONSTRUCTOR, BlinkConfigurationError, f"{ERROR_BUDGET}, got '300'", 0),
+    ("error-budget-none", op(error_budget=None), CONSTRUCTOR, BlinkConfigurationError, f"{ERROR_BUDGET}, got None", 0),
+    ("sensor-error-budget-nan", sensor(error_budget=math.nan), CONSTRUCTOR, BlinkConfigurationError, f"{ERROR_BUDGET}, got nan", 0),
+    ("sensor-error-budget-bool", sensor(error_budget=True), CONSTRUCTOR, BlinkConfigurationError, f"{ERROR_BUDGET}, got True", 0),
     ("run-sync-with-deferrable", op(run_sync=True, deferrable=True), CONSTRUCTOR, BlinkConfigurationError, "run_sync=True makes one blocking request and cannot defer; drop deferrable=True", 0),
     # Known only at run time (templates, XComArgs): checked before any call to Blink.
     ("playbook-id-template-renders-empty", Task(BlinkExecutePlaybookOperator, op(playbook_id="{{ params.playbook }}").kwargs, {"playbook": ""}), RUN, BlinkConfigurationError, NON_EMPTY_PLAYBOOK, 0),

@@ -13,8 +13,6 @@ left and ``retry_delay`` is 0, and record ``try_number``/``max_tries`` on the ta
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +20,6 @@ from typing import Any
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-import airflow_provider_blink.tasks.waiting as triggers
 from airflow_provider_blink.exceptions import (
     BlinkAuthenticationError,
     BlinkError,
@@ -35,6 +32,7 @@ from airflow_provider_blink.testing import BlinkEmulator, Fault
 from support.connections import connection_json
 from support.dag_runs import register, run, task_instance, xcom
 from support.emulator import requests_to
+from support.outages import outage_once_waiting
 from support.waiting import wait_for
 
 TASK_ID = "run_playbook"
@@ -148,52 +146,23 @@ def test_a_failed_execution_is_an_ordinary_failure_and_task_retries_apply(airflo
 
 
 @pytest.fixture
-def small_error_budget(monkeypatch) -> None:
-    """
-    Give the trigger the operator builds a 0.5 s error budget instead of 300 s.
-
-    The operator offers no argument for it, and ``BlinkExecutionTrigger`` binds
-    ``DEFAULT_ERROR_BUDGET`` as a default argument at import time, so patching the constant would
-    change nothing; the trigger ``build_trigger`` returns is adjusted instead. Both the deferred
-    and the in-process wait go through ``build_trigger``, and the budget travels in the trigger's
-    serialised kwargs to where it runs.
-    """
-    build = triggers.build_trigger
-
-    def with_small_budget(*args: Any, **kwargs: Any) -> triggers.BlinkExecutionTrigger:
-        trigger = build(*args, **kwargs)
-        trigger.error_budget = 0.5
-        return trigger
-
-    monkeypatch.setattr(triggers, "build_trigger", with_small_budget)
-
-
-@pytest.fixture
-def outage_once_waiting(emulator) -> Iterator[None]:
+def outage_while_waiting(emulator) -> Iterator[None]:
     """From the first successful read of the execution on, every read answers 503 (Blink is down)."""
-    stop = threading.Event()
-
-    def inject_once_waiting() -> None:
-        while not stop.is_set():
-            if any(r.status == 200 for r in requests_to(emulator, "GET", "")):
-                emulator.inject(Fault("get", "status", status=503, times=None))
-                return
-            time.sleep(0.005)
-
-    watcher = threading.Thread(target=inject_once_waiting, daemon=True)
-    watcher.start()
-    yield
-    stop.set()
-    watcher.join(5)
+    with outage_once_waiting(emulator):
+        yield
 
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "in-process"])
 def test_blink_unreachable_while_waiting_fails_the_task_as_unreachable_not_as_a_failed_run(
-    airflow_db, emulator, small_error_budget, outage_once_waiting, deferrable
+    airflow_db, emulator, outage_while_waiting, deferrable
 ):
     outcomes = Outcomes()
     dag = one_task_dag(
-        f"blink_unreachable_while_waiting_{deferrable}", outcomes, playbook_id="slow", deferrable=deferrable
+        f"blink_unreachable_while_waiting_{deferrable}",
+        outcomes,
+        playbook_id="slow",
+        deferrable=deferrable,
+        error_budget=0.5,
     )
 
     dag_run = run(dag)

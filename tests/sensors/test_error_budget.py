@@ -193,7 +193,7 @@ def streaks_left() -> list[str]:
 
 
 @pytest.mark.parametrize("mode", ["poke", "reschedule"])
-def test_an_outage_within_the_budget_is_ridden_out(airflow_db, emulator, mode):
+def test_an_outage_within_the_budget_is_ridden_out(airflow_db, emulator, fresh_sensor_each_run, mode):
     failures: list[BaseException] = []
     dag = sensor_dag(f"blink_sensor_rides_out_{mode}", failures, mode=mode, error_budget=30)
 
@@ -213,13 +213,15 @@ def test_an_outage_within_the_budget_is_ridden_out(airflow_db, emulator, mode):
     assert streaks_left() == []
 
 
-def test_the_budget_spans_reschedules(airflow_db, emulator):
+def test_the_budget_spans_reschedules(airflow_db, emulator, fresh_sensor_each_run):
     """
     Without the streak kept across runs, every run would see a first error and the wait would go
     on until the sensor's timeout (AirflowSensorTimeout); kept, it ends when the budget is spent.
     """
     failures: list[BaseException] = []
-    dag = sensor_dag("blink_sensor_budget_spans_reschedules", failures, mode="reschedule", error_budget=1.5)
+    dag = sensor_dag(
+        "blink_sensor_budget_spans_reschedules", failures, mode="reschedule", error_budget=1.5, timeout=20
+    )
 
     with outage_once_waiting(emulator):
         dag_run = run(dag)

@@ -72,7 +72,7 @@ class ErrorBudget:
         now = time.time() if now is None else now
         if not is_transient(exc, idempotent=True):
             return WaitEnds(
-                f"Blink refused to show execution {execution_id!r} (a permanent error, not retried): {exc}",
+                f"Reading execution {execution_id!r} failed with a permanent error (not retried): {exc}",
                 permanent=True,
             )
         if self.failing_since is None:

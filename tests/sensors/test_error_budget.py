@@ -64,7 +64,7 @@ class TestPoke:
             sensor(execution_id, workspace_id="other-workspace").poke(context_for())
 
         assert isinstance(raised.value, AirflowFailException)
-        assert "a permanent error, not retried" in str(raised.value)
+        assert "failed with a permanent error (not retried)" in str(raised.value)
         assert "HTTP 404" in str(raised.value)
         assert len(requests_to(emulator, "GET", execution_id)) == 1
 

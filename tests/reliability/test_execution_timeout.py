@@ -18,11 +18,12 @@ from airflow.providers.common.compat.sdk import TaskDeferred
 
 from airflow_provider_blink.exceptions import BlinkExecutionTimeout
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
+from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 from airflow_provider_blink.tasks.waiting import deadline
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
 from support.dag_runs import register, run, task_instance
-from support.emulator import requests_to
+from support.emulator import requests_to, start_directly
 from support.task_instance import RecordingTI, context_for
 from support.triggers import next_event
 
@@ -91,6 +92,22 @@ def test_a_triggerer_restart_keeps_the_absolute_deadline_and_still_cancels(emula
     assert [r.status for r in requests_to(emulator, "POST", "/cancel")] == [200]
     with pytest.raises(BlinkExecutionTimeout, match=r"cancelled it \(execution_timeout=0:00:05\)"):
         op.execute_complete(context_for(ti), event, execution_id=execution["id"])
+
+
+def test_the_sensor_defers_with_the_same_deadline_and_never_cancels(emulator):
+    sensor = BlinkExecutionSensor(
+        task_id="wait",
+        execution_id=start_directly(emulator, "slow"),
+        deferrable=True,
+        timeout=600,
+        execution_timeout=timedelta(seconds=50),
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(context_for())
+
+    trigger = deferred.value.trigger
+    assert trigger.end_time == pytest.approx(time.time() + 50 - 5, abs=5)
+    assert trigger.cancel_on_kill is False, "the sensor only watches"
 
 
 def await_event(trigger: BlinkExecutionTrigger) -> dict[str, Any]:

@@ -271,10 +271,11 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
     def _wait(self, context: Context, execution_id: str) -> dict[str, Any]:
         from airflow_provider_blink.tasks import waiting
 
-        execution = self.hook.get_execution(execution_id, workspace_id=self.workspace_id)
-        outcome = decide_outcome(execution, self.success_states, self.failure_states)
-        if outcome is not ExecutionOutcome.RUNNING:
-            return self.execute_complete(context, finished_event(execution, outcome), execution_id)
+        execution = self._first_look(execution_id)
+        if execution is not None:
+            outcome = decide_outcome(execution, self.success_states, self.failure_states)
+            if outcome is not ExecutionOutcome.RUNNING:
+                return self.execute_complete(context, finished_event(execution, outcome), execution_id)
         watch = waiting.ExecutionWatch(
             self.blink_conn_id,
             self.workspace_id,
@@ -288,6 +289,24 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         if self.deferrable:
             self.defer(trigger=trigger, method_name="execute_complete", kwargs={"execution_id": execution_id})
         return self.execute_complete(context, waiting.wait_for_event(trigger), execution_id)
+
+    def _first_look(self, execution_id: str) -> dict[str, Any] | None:
+        """
+        The execution before waiting for it; ``None`` when Blink fails transiently: the wait rides that out.
+
+        A permanent error (4xx) fails the task at once, as the wait would.
+        """
+        from airflow_provider_blink.retries import is_transient
+
+        try:
+            return self.hook.get_execution(execution_id, workspace_id=self.workspace_id)
+        except BlinkError as exc:
+            if not is_transient(exc, idempotent=True):
+                raise
+            self.log.warning(
+                "Could not read Blink execution %s; waiting for it all the same: %s", execution_id, exc
+            )
+            return None
 
     def execute_complete(
         self, context: Context, event: dict[str, Any], execution_id: str | None = None

@@ -182,6 +182,24 @@ def test_blink_unreachable_while_waiting_fails_the_task_as_unreachable_not_as_a_
     assert emulator.execution(execution["id"])["state_ui"] == "In Progress", "nobody claimed it ended"
 
 
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "in-process"])
+def test_blink_failing_at_the_first_look_after_the_start_is_ridden_out(airflow_db, emulator, deferrable):
+    emulator.inject(Fault("get", "status", status=503, times=3))  # the first read's attempts (retry_limit 2)
+    outcomes = Outcomes()
+    dag = one_task_dag(
+        f"blink_first_look_fails_{deferrable}", outcomes, playbook_id="quick-ok", deferrable=deferrable
+    )
+
+    dag_run = run(dag)
+
+    assert outcomes.failed == []
+    assert dag_run.state == "success"
+    (execution,) = emulator.executions
+    assert [r.status for r in requests_to(emulator, "GET", execution["id"])][:4] == [503, 503, 503, 200]
+    assert xcom(dag_run, TASK_ID)["state_ui"] == "Completed"
+    assert len(executes(emulator)) == 1
+
+
 # -- the answer to "start" is lost: one execution, and the task follows it --------------------------
 
 

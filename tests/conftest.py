@@ -101,3 +101,31 @@ def dag_test_passes_the_exception_to_callbacks() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(task_runner, "finalize", finalize_as_the_worker_does)
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dag_test_parses_the_first_reschedule_date() -> Iterator[None]:
+    """
+    Give a rescheduled sensor under ``dag.test()`` its first reschedule date as a datetime, as a worker does.
+
+    Airflow 3.0-3.1's API client builds the answer with ``model_construct``, leaving the date a string
+    (apache/airflow#58777, fixed in 3.2). A worker's task process decodes the supervisor's message, which
+    parses it; ``dag.test()`` hands the object over in-process, so a sensor's second poke in reschedule
+    mode fails on ``datetime - str``. Tests patch the client to parse it, as the worker's decoding does.
+    """
+    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_2_PLUS
+
+    if not AIRFLOW_V_3_0_PLUS or AIRFLOW_V_3_2_PLUS:
+        yield
+        return
+    from airflow.sdk.api.client import TaskInstanceOperations
+    from airflow.sdk.execution_time.comms import TaskRescheduleStartDate
+
+    read = TaskInstanceOperations.get_reschedule_start_date
+
+    def read_and_parse(self: Any, *args: Any, **kwargs: Any) -> TaskRescheduleStartDate:
+        return TaskRescheduleStartDate(start_date=read(self, *args, **kwargs).start_date)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TaskInstanceOperations, "get_reschedule_start_date", read_and_parse)
+        yield

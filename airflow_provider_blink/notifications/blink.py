@@ -41,8 +41,27 @@ def airflow_inputs(context: Mapping[str, Any]) -> dict[str, Any]:
         "state": str(getattr(ti, "state", None) or getattr(dag_run, "state", "")) or None,
         "logical_date": logical_date.isoformat() if isinstance(logical_date, datetime) else None,
         "exception": f"{type(exception).__name__}: {exception}" if exception else None,
-        "log_url": getattr(ti, "log_url", None),
+        "log_url": log_url(ti),
     }
+
+
+def log_url(ti: Any) -> str | None:
+    """
+    The task try's log page in the Airflow UI (``None`` without a task instance).
+
+    Airflow 3.0's task instance has no ``log_url``; it is built as 3.1+ builds it, from
+    ``[api] base_url``.
+    """
+    if ti is None or getattr(ti, "log_url", None):
+        return getattr(ti, "log_url", None)
+    from urllib.parse import quote
+
+    from airflow.configuration import conf
+
+    base_url = conf.get("api", "base_url", fallback="http://localhost:8080/").rstrip("/")
+    mapped = f"/mapped/{ti.map_index}" if ti.map_index is not None and ti.map_index >= 0 else ""
+    try_number = f"?try_number={ti.try_number}" if ti.try_number else ""
+    return f"{base_url}/dags/{ti.dag_id}/runs/{quote(ti.run_id)}/tasks/{ti.task_id}{mapped}{try_number}"
 
 
 class BlinkNotifier(StartsPlaybook, BaseNotifier):

@@ -287,7 +287,11 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         end_time = waiting.deadline(context, self.timeout, self.execution_timeout)
         trigger = waiting.build_trigger(watch, execution_id, end_time, cancel_on_kill=True)
         if self.deferrable:
-            self.defer(trigger=trigger, method_name="execute_complete", kwargs={"execution_id": execution_id})
+            self.defer(
+                trigger=trigger,
+                method_name="execute_complete",
+                kwargs={"execution_id": execution_id, **waiting.deferred_in(context)},
+            )
         return self.execute_complete(context, waiting.wait_for_event(trigger), execution_id)
 
     def _first_look(self, execution_id: str) -> dict[str, Any] | None:
@@ -309,10 +313,18 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
             return None
 
     def execute_complete(
-        self, context: Context, event: dict[str, Any], execution_id: str | None = None
+        self,
+        context: Context,
+        event: dict[str, Any],
+        execution_id: str | None = None,
+        deferred_try: int | None = None,
     ) -> dict[str, Any]:
         """Finish the task from the trigger's event: return the summary, or fail saying why."""
         from airflow_provider_blink.executions import summarize
+        from airflow_provider_blink.tasks import waiting
+
+        if waiting.resumed_late(context, deferred_try, self.log):
+            return self.execute(context)
 
         event_execution_id = event.get("execution_id") if isinstance(event, dict) else None
         url = self._url(event_execution_id) if isinstance(event_execution_id, str) else None

@@ -201,8 +201,15 @@ class BlinkExecutionSensor(BaseSensorOperator):
         self.defer(
             trigger=waiting.build_trigger(watch, self._execution_id(), end_time, cancel_on_kill=False),
             method_name="execute_complete",
+            kwargs=waiting.deferred_in(context),
         )
 
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+    def execute_complete(
+        self, context: Context, event: dict[str, Any], deferred_try: int | None = None
+    ) -> dict[str, Any]:
         """Finish from the trigger's event: return the execution record, or fail saying why."""
+        from airflow_provider_blink.tasks import waiting
+
+        if waiting.resumed_late(context, deferred_try, self.log):
+            return self.execute(context)
         return self._finish(event)

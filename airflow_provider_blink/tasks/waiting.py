@@ -82,6 +82,25 @@ def build_trigger(
     )
 
 
+def deferred_in(context: Any) -> dict[str, Any]:
+    """What a task defers with besides its own kwargs: the try that deferred (see :func:`resumed_late`)."""
+    return {"deferred_try": context["ti"].try_number}
+
+
+def resumed_late(context: Any, deferred_try: int | None, log: Any) -> bool:
+    """
+    Whether Airflow resumed this try with the event of an earlier try's deferral.
+
+    Airflow 3.0 carries a deferred try's ``next_method``/``next_kwargs`` into its retry
+    (apache/airflow#56704, fixed in 3.1): the retry would finish from the earlier try's event instead
+    of starting over, so a failed playbook would never run again. Logged when it happens.
+    """
+    late = deferred_try is not None and context["ti"].try_number != deferred_try
+    if late:
+        log.warning("Resumed with the event of try %s (an Airflow 3.0 bug): starting over", deferred_try)
+    return late
+
+
 def wait_for_event(trigger: BlinkExecutionTrigger) -> dict[str, Any]:
     """Run the trigger in this process until its event: the same wait, without deferring."""
 

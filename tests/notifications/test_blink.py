@@ -47,6 +47,7 @@ def test_a_failed_task_starts_exactly_one_run_with_the_airflow_context(airflow_d
     assert inputs["try_number"] == 1
     assert inputs["exception"] == "ValueError: disk full on node 7"
     assert "blink_notifier_on_failure" in inputs["log_url"]
+    assert "load_table" in inputs["log_url"]
     assert inputs["severity"] == "blink_notifier_on_failure-high", "input_values are templated"
 
 
@@ -115,3 +116,20 @@ def test_airflow_inputs_from_a_dag_level_callback_context():
     assert inputs["run_id"] == "manual__1"
     assert inputs["task_id"] is None
     assert json.loads(json.dumps(inputs)) == inputs
+
+
+@pytest.mark.parametrize(
+    ("map_index", "suffix"), [(-1, "/tasks/t?try_number=2"), (0, "/tasks/t/mapped/0?try_number=2")]
+)
+def test_the_log_url_is_built_where_the_task_instance_has_none(map_index, suffix):
+    """Airflow 3.0's task instance has no ``log_url``: the UI's log page of the try is built (as 3.1+ does)."""
+
+    class TaskInstanceWithoutLogUrl:
+        dag_id, run_id, task_id, try_number = "d", "manual__2026-01-01T00:00:00+00:00", "t", 2
+
+    ti = TaskInstanceWithoutLogUrl()
+    ti.map_index = map_index  # type: ignore[attr-defined]
+
+    url = airflow_inputs({"ti": ti})["log_url"]
+
+    assert url.endswith(f"/dags/d/runs/manual__2026-01-01T00%3A00%3A00%2B00%3A00{suffix}")

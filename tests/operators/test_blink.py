@@ -24,6 +24,7 @@ from airflow_provider_blink.tasks.waiting import wait_for_event
 from airflow_provider_blink.testing import DEMO_WORKSPACE, BlinkEmulator, ScriptedPlaybook
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
+from support.emulator import start_directly as start
 from support.emulator import url_of
 from support.task_instance import RecordingTI, context_for
 
@@ -176,7 +177,7 @@ class TestDeferrable:
         trigger = deferred.value.trigger
         assert isinstance(trigger, BlinkExecutionTrigger)
         assert deferred.value.method_name == "execute_complete"
-        assert deferred.value.kwargs == {"execution_id": ti.pushed["execution_id"]}
+        assert deferred.value.kwargs == {"execution_id": ti.pushed["execution_id"], "deferred_try": 1}
         assert trigger.execution_id == ti.pushed["execution_id"]
         assert trigger.blink_conn_id == "blink_default"
         assert trigger.workspace_id == DEMO_WORKSPACE
@@ -186,6 +187,18 @@ class TestDeferrable:
         assert trigger.success_states == ["Completed", "Done"]
         assert trigger.failure_states == ["Failed"]
         assert ti.pushed["execution_url"] == url_of(emulator, "quick-ok", ti.pushed["execution_id"])
+
+    def test_a_retry_resumed_with_an_earlier_trys_event_starts_over(self, emulator):
+        """Airflow 3.0 resumes a retry with the failed try's event (apache/airflow#56704): it runs anew."""
+        failed = start(emulator, "quick-fail")
+        ti = RecordingTI(try_number=2)
+        stale = {"status": "failed", "execution_id": failed, "state_ui": "Failed"}
+
+        with pytest.raises(TaskDeferred) as deferred:
+            operator(deferrable=True).execute_complete(context_for(ti), stale, failed, deferred_try=1)
+
+        (_, started) = [e["id"] for e in emulator.executions]
+        assert deferred.value.kwargs == {"execution_id": started, "deferred_try": 2}
 
     def test_no_timeout_means_no_deadline(self, emulator):
         with pytest.raises(TaskDeferred) as deferred:

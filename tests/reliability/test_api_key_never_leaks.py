@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import time
 import traceback
@@ -32,7 +33,7 @@ from typing import Any
 
 import pytest
 import requests
-from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 
 from airflow_provider_blink.exceptions import (
     BlinkAuthenticationError,
@@ -43,12 +44,12 @@ from airflow_provider_blink.exceptions import (
 from airflow_provider_blink.hooks.blink import BlinkHook
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
-from airflow_provider_blink.testing import BlinkEmulator, ScriptedPlaybook
+from airflow_provider_blink.testing import BlinkEmulator
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
 from support.connections import connection_json
 from support.dag_runs import on_defer, register
-from support.emulator import API_KEY, WORKSPACE
+from support.emulator import API_KEY, WORKSPACE, finished_once_read
 from support.network import closed_port
 
 DAG_ID = "blink_api_key_never_leaks"
@@ -130,29 +131,8 @@ def deferrals(monkeypatch: pytest.MonkeyPatch) -> Deferrals:
 @pytest.fixture
 def held_executions(emulator: BlinkEmulator) -> Iterator[None]:
     """Finish each ``held-*`` execution once it has been read twice: its sensor is surely waiting."""
-    for playbook_id in HELD:
-        emulator.add_playbook(ScriptedPlaybook(id=playbook_id, workspace_id=WORKSPACE, duration=600))
-    stop = threading.Event()
-
-    def finish_when_watched() -> None:
-        done: set[str] = set()
-        while not stop.wait(0.05):
-            reads: dict[str, int] = {}
-            for request in emulator.requests:
-                parts = request.path.split("/executions/")
-                if request.method == "GET" and len(parts) == 2 and "/" not in parts[1]:
-                    reads[parts[1]] = reads.get(parts[1], 0) + 1
-            for execution in emulator.executions:
-                held = HELD.get(execution["playbook_id"])
-                if held and execution["id"] not in done and reads.get(execution["id"], 0) >= 2:
-                    emulator.finish(execution["id"], held[0], error_details=held[1])
-                    done.add(execution["id"])
-
-    thread = threading.Thread(target=finish_when_watched, daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(5)
+    with finished_once_read(emulator, HELD):
+        yield
 
 
 def rows_of_the_run(
@@ -220,8 +200,19 @@ def task_log_files(dag_id: str, since: float) -> list[Path]:
     ]
 
 
+#: Airflow's own leak, in a test-only path: on 3.0-3.2, ``dag.test()``'s in-process supervisor logs every
+#: request of the task at debug level, a ``MaskSecret`` request's secret included (for any connection's
+#: password, whatever the provider does). A worker's supervisor logs that request "(body omitted)"; 3.3
+#: does not print it. Only this exact line is excused, and only on those lines.
+AIRFLOW_TEST_MODE_LEAK = re.compile(r"Sending request +msg=MaskSecret\(value=[^\n]*")
+
+
 def leaks(scanned: dict[str, list[str]]) -> dict[str, list[str]]:
     """Where the key occurs: ``{collector: [texts holding it]}``."""
+    if AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_3_PLUS:
+        scanned = {
+            where: [AIRFLOW_TEST_MODE_LEAK.sub("", t) for t in texts] for where, texts in scanned.items()
+        }
     return {where: found for where, texts in scanned.items() if (found := [t for t in texts if API_KEY in t])}
 
 

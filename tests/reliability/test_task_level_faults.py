@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
 
 from airflow_provider_blink.exceptions import (
     BlinkAuthenticationError,
@@ -113,7 +114,20 @@ def test_a_refused_start_fails_in_one_try_without_spending_task_retries(
 # -- a failed playbook run: an ordinary failure ------------------------------------------------------
 
 
-@pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "in-process"])
+#: Airflow 3.0 resumes a deferred task's retry with the earlier try's event instead of running it anew
+#: (apache/airflow#56704, fixed in 3.1). The operator starts over when its deferral kwargs say another try
+#: deferred, but ``dag.test()`` drops those kwargs on every line (a triggerer keeps them), so under
+#: ``dag.test()`` 3.0's retry cannot be told apart; unit tests cover the guard.
+STALE_RESUME_ON_3_0 = pytest.mark.skipif(
+    AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_1_PLUS,
+    reason="a deferred task's retry runs anew under dag.test() from Airflow 3.1 (apache/airflow#56704)",
+)
+
+
+@pytest.mark.parametrize(
+    "deferrable",
+    [pytest.param(True, id="deferrable", marks=STALE_RESUME_ON_3_0), pytest.param(False, id="in-process")],
+)
 def test_a_failed_execution_is_an_ordinary_failure_and_task_retries_apply(airflow_db, emulator, deferrable):
     outcomes = Outcomes()
     dag = one_task_dag(

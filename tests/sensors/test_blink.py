@@ -128,6 +128,7 @@ class TestDeferrable:
             "published before deferring"
         )
         assert defer.method_name == "execute_complete"
+        assert defer.kwargs == {"deferred_try": 1}
         assert trigger.execution_id == execution_id
         assert trigger.blink_conn_id == "blink_default"
         assert trigger.workspace_id == DEMO_WORKSPACE
@@ -181,6 +182,19 @@ class TestDeferrable:
 
         with pytest.raises(BlinkError, match="expected 'exec-1'"):
             sensor("exec-1").execute_complete(context_for(), event)
+
+    def test_a_retry_resumed_with_an_earlier_trys_event_watches_again(self, emulator):
+        """Airflow 3.0 resumes a retry with the earlier try's event (apache/airflow#56704): it looks again."""
+        execution_id = start(emulator, "slow")
+        stale = {"status": "timeout", "execution_id": execution_id}
+
+        with pytest.raises(TaskDeferred) as defer:
+            sensor(execution_id, deferrable=True).execute_complete(
+                context_for(RecordingTI(try_number=2)), stale, deferred_try=1
+            )
+
+        assert defer.value.trigger.execution_id == execution_id
+        assert defer.value.kwargs == {"deferred_try": 2}
 
 
 class TestConfiguration:

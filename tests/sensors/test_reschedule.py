@@ -8,15 +8,14 @@ from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 
 from support.dag_runs import register, reschedules, run, task_instance, xcom
+from support.emulator import finished_once_read
 
 
 def test_reschedule_mode_waits_for_the_execution_and_returns_its_record(airflow_db, emulator):
     from airflow.providers.common.compat.sdk import DAG
 
     with DAG("blink_sensor_reschedule", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
-        start = BlinkExecutePlaybookOperator(
-            task_id="start", playbook_id="enrich-ioc", wait_for_completion=False
-        )
+        start = BlinkExecutePlaybookOperator(task_id="start", playbook_id="held", wait_for_completion=False)
         wait = BlinkExecutionSensor(
             task_id="wait",
             execution_id="{{ ti.xcom_pull(task_ids='start', key='execution_id') }}",
@@ -28,7 +27,8 @@ def test_reschedule_mode_waits_for_the_execution_and_returns_its_record(airflow_
         start >> wait
     register(dag)
 
-    dag_run = run(dag)
+    with finished_once_read(emulator, {"held": ("Completed", None)}):  # running until poked twice
+        dag_run = run(dag)
 
     assert dag_run.state == "success"
     (execution,) = emulator.executions

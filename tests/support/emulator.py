@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import requests
@@ -33,7 +35,10 @@ TEST_PLAYBOOKS = [
         final_state="Failed",
         error_details={"message": "step 'lookup' failed: upstream returned 500", "error_code": "STEP_FAILED"},
     ),
-    ScriptedPlaybook(id="slow", name="Slow", workspace_id=WORKSPACE, duration=60.0, final_state="Completed"),
+    # Runs for an hour: "still running" whatever the machine's load (a test that needs it ended cancels it).
+    ScriptedPlaybook(
+        id="slow", name="Slow", workspace_id=WORKSPACE, duration=3600.0, final_state="Completed"
+    ),
 ]
 
 #: An execute body with every field Blink's execute endpoint takes, each with a value.
@@ -81,3 +86,44 @@ def requests_to(emulator: BlinkEmulator, method: str, suffix: str) -> list[Any]:
 def url_of(emulator: BlinkEmulator, playbook_id: str, execution_id: str) -> str:
     """The execution's page in the emulated Blink UI (what the extra link and the summary point at)."""
     return f"{emulator.url}/workspace/{WORKSPACE}/workflow/{playbook_id}/edit?execution_id={execution_id}"
+
+
+#: How a held playbook ends: its final ``state_ui`` and ``error_details``.
+Ending = tuple[str, "dict[str, Any] | None"]
+
+
+@contextlib.contextmanager
+def finished_once_read(
+    emulator: BlinkEmulator, endings: Mapping[str, Ending], reads: int = 2
+) -> Iterator[None]:
+    """
+    Hold the executions of the playbooks in ``endings`` running until each has been read ``reads`` times.
+
+    Then finish it as its ending says. A test that must see a waiting task poll more than once needs
+    no timing: however slow the machine, the execution ends only after it has been watched.
+    """
+    for playbook_id in endings:
+        emulator.add_playbook(ScriptedPlaybook(id=playbook_id, workspace_id=WORKSPACE, duration=3600))
+    stop = threading.Event()
+
+    def finish_when_read() -> None:
+        done: set[str] = set()
+        while not stop.wait(0.05):
+            counts: dict[str, int] = {}
+            for request in emulator.requests:
+                parts = request.path.split("/executions/")
+                if request.method == "GET" and len(parts) == 2 and "/" not in parts[1]:
+                    counts[parts[1]] = counts.get(parts[1], 0) + 1
+            for execution in emulator.executions:
+                ending = endings.get(execution["playbook_id"])
+                if ending and execution["id"] not in done and counts.get(execution["id"], 0) >= reads:
+                    emulator.finish(execution["id"], ending[0], error_details=ending[1])
+                    done.add(execution["id"])
+
+    thread = threading.Thread(target=finish_when_read, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)

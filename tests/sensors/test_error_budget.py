@@ -23,7 +23,7 @@ from airflow_provider_blink.tasks.streaks import KEY
 from airflow_provider_blink.testing import Fault
 
 from support.dag_runs import register, reschedules, run, task_instance, xcom
-from support.emulator import requests_to
+from support.emulator import finished_once_read, requests_to
 from support.emulator import start_directly as start
 from support.outages import outage_once_waiting
 from support.task_instance import RecordingTI, TaskStateStore, context_for
@@ -165,12 +165,16 @@ class TestReschedule:
 # -- through real Airflow: dag.test() on every line ---------------------------------------------------
 
 
-def sensor_dag(dag_id: str, failures: list[BaseException], **sensor_kwargs: Any) -> Any:
-    """Start a slow playbook (fire and forget), then wait for it with the sensor."""
+def sensor_dag(
+    dag_id: str, failures: list[BaseException], playbook_id: str = "slow", **sensor_kwargs: Any
+) -> Any:
+    """Start a playbook (fire and forget), then wait for it with the sensor."""
     from airflow.providers.common.compat.sdk import DAG
 
     with DAG(dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
-        begin = BlinkExecutePlaybookOperator(task_id="start", playbook_id="slow", wait_for_completion=False)
+        begin = BlinkExecutePlaybookOperator(
+            task_id="start", playbook_id=playbook_id, wait_for_completion=False
+        )
         begin >> BlinkExecutionSensor(
             task_id="wait",
             execution_id="{{ ti.xcom_pull(task_ids='start', key='execution_id') }}",
@@ -195,20 +199,23 @@ def streaks_left() -> list[str]:
 @pytest.mark.parametrize("mode", ["poke", "reschedule"])
 def test_an_outage_within_the_budget_is_ridden_out(airflow_db, emulator, fresh_sensor_each_run, mode):
     failures: list[BaseException] = []
-    dag = sensor_dag(f"blink_sensor_rides_out_{mode}", failures, mode=mode, error_budget=30)
+    dag = sensor_dag(f"blink_sensor_rides_out_{mode}", failures, "held", mode=mode, error_budget=30)
+    # Read once (running), then a whole poke's attempts fail, then read once more (running), then done.
+    outage = Fault("get", "status", status=503, times=ATTEMPTS)
 
-    def finish() -> None:
-        (execution,) = emulator.executions
-        emulator.finish(execution["id"], "Completed")
-
-    with outage_once_waiting(emulator, lasting=1.5, afterwards=finish):
+    with (
+        outage_once_waiting(emulator, outage),
+        finished_once_read(emulator, {"held": ("Completed", None)}, 5),
+    ):
         dag_run = run(dag)
 
     assert failures == []
     assert dag_run.state == "success"
     (execution,) = emulator.executions
     statuses = [r.status for r in requests_to(emulator, "GET", execution["id"])]
-    assert statuses.count(503) >= ATTEMPTS, "a poke met the outage after the hook's own retries"
+    assert statuses[: 2 + ATTEMPTS] == [200] + [503] * ATTEMPTS + [200], (
+        "a poke met the outage and the wait went on"
+    )
     assert xcom(dag_run, "wait")["state_ui"] == "Completed"
     assert streaks_left() == []
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from airflow_provider_blink.testing import BlinkEmulator, Fault
 
@@ -13,18 +13,12 @@ from support.emulator import requests_to
 
 
 @contextlib.contextmanager
-def outage_once_waiting(
-    emulator: BlinkEmulator,
-    fault: Fault | None = None,
-    lasting: float | None = None,
-    afterwards: Callable[[], None] | None = None,
-) -> Iterator[None]:
+def outage_once_waiting(emulator: BlinkEmulator, fault: Fault | None = None) -> Iterator[None]:
     """
-    From the first successful read of an execution on, every read fails with ``fault``.
+    From the first successful read of an execution on, reads fail with ``fault``.
 
-    :param fault: default: Blink answers 503.
-    :param lasting: seconds until Blink answers again; ``None``: until the block ends.
-    :param afterwards: called once Blink answers again (e.g. to finish the execution).
+    :param fault: default: Blink answers 503 to every read until the block ends (a fault with
+        ``times`` set ends the outage after that many reads).
     """
     fault = fault or Fault("get", "status", status=503, times=None)
     stop = threading.Event()
@@ -33,10 +27,6 @@ def outage_once_waiting(
         while not stop.is_set():
             if any(r.status == 200 for r in requests_to(emulator, "GET", "")):
                 emulator.inject(fault)
-                if lasting is not None and not stop.wait(lasting):
-                    emulator.clear_faults()
-                    if afterwards is not None:
-                        afterwards()
                 return
             time.sleep(0.005)
 

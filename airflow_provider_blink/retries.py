@@ -19,30 +19,45 @@ from airflow_provider_blink.exceptions import (
 
 T = TypeVar("T")
 
-#: A ``Retry-After`` longer than this is not waited for: the call fails and says so.
+#: A ``Retry-After`` longer than this is not waited for within one call: the call fails at once and
+#: says so. A task waiting for an execution may still honour it between its reads (:mod:`.tasks.budget`).
 MAX_RETRY_AFTER = 120.0
 
 # Statuses that mean Blink did not act on the request, so even a non-idempotent POST may repeat.
 _NOT_PROCESSED_STATUSES = frozenset({429, 503})
 
 
-def is_retryable(exc: BaseException, *, idempotent: bool) -> bool:
+def is_transient(exc: BaseException, *, idempotent: bool) -> bool:
     """
-    Say whether a failed call may be repeated.
+    Say whether a failed call may succeed later, however long Blink asks to wait first.
 
     Transport faults, 429 and 5xx are transient. A call that is not idempotent (starting a
-    playbook) is repeated only when Blink surely did not act on it: the connection was never
-    made, or Blink answered 429/503. Other 4xx are never retried.
+    playbook) is transient only when Blink surely did not act on it: the connection was never
+    made, or Blink answered 429/503. Other 4xx are permanent.
     """
     if isinstance(exc, BlinkTransportError):
         return idempotent or not exc.request_sent
     if isinstance(exc, BlinkApiError):
-        if exc.retry_after is not None and exc.retry_after > MAX_RETRY_AFTER:
-            return False
         if exc.status in _NOT_PROCESSED_STATUSES:
             return True
         return idempotent and exc.status >= 500
     return False
+
+
+def requested_wait(exc: BaseException | None) -> float | None:
+    """Seconds Blink asked to wait before trying again (its ``Retry-After``), if it said."""
+    return exc.retry_after if isinstance(exc, BlinkApiError) else None
+
+
+def is_retryable(exc: BaseException, *, idempotent: bool) -> bool:
+    """
+    Say whether one call repeats after it failed with ``exc``.
+
+    A transient failure (:func:`is_transient`) repeats, unless Blink asked to wait longer than
+    :data:`MAX_RETRY_AFTER`: then the call gives up at once rather than hold its caller that long.
+    """
+    wait = requested_wait(exc)
+    return is_transient(exc, idempotent=idempotent) and (wait is None or wait <= MAX_RETRY_AFTER)
 
 
 def is_ambiguous(exc: BaseException) -> bool:
@@ -112,9 +127,8 @@ class _WaitHonouringRetryAfter(tenacity.wait.wait_base):
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
-        if isinstance(exc, BlinkApiError) and exc.retry_after is not None:
-            return exc.retry_after
-        return float(self._backoff(retry_state))
+        wait = requested_wait(exc)
+        return float(self._backoff(retry_state)) if wait is None else wait
 
 
 @dataclass(frozen=True)
@@ -140,9 +154,8 @@ class RetryPolicy:
 
     def first_wait(self, exc: BaseException) -> float:
         """Seconds before the first retry: Blink's ``Retry-After``, else a jittered ``initial_delay``."""
-        if isinstance(exc, BlinkApiError) and exc.retry_after is not None:
-            return exc.retry_after
-        return random.uniform(0, self.initial_delay)
+        wait = requested_wait(exc)
+        return random.uniform(0, self.initial_delay) if wait is None else wait
 
     def tenacity_kwargs(self, *, idempotent: bool, log: logging.Logger | Any) -> dict[str, Any]:
         """Arguments for ``tenacity.Retrying``/``AsyncRetrying`` running the retries after the first attempt."""

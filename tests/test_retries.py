@@ -33,7 +33,13 @@ from airflow_provider_blink.exceptions import (
     api_error_class,
 )
 from airflow_provider_blink.hooks.blink import BlinkAsyncClient, BlinkHook
-from airflow_provider_blink.retries import MAX_RETRY_AFTER, RetryPolicy, is_retryable
+from airflow_provider_blink.retries import (
+    MAX_RETRY_AFTER,
+    RetryPolicy,
+    is_retryable,
+    is_transient,
+    requested_wait,
+)
 from airflow_provider_blink.testing import BlinkEmulator, Fault
 
 from support.connections import connection_json
@@ -97,6 +103,14 @@ RULE_IDS = [
 def test_is_retryable(error, idempotent_retried, post_retried):
     assert is_retryable(error, idempotent=True) is idempotent_retried
     assert is_retryable(error, idempotent=False) is post_retried
+
+
+@pytest.mark.parametrize(("error", "idempotent_retried", "post_retried"), RULE, ids=RULE_IDS)
+def test_transient_is_retryable_whatever_the_wait_blink_asks_for(error, idempotent_retried, post_retried):
+    """The one difference: a Retry-After longer than one call waits is still transient (a wait honours it)."""
+    too_long = (requested_wait(error) or 0) > MAX_RETRY_AFTER
+    assert is_transient(error, idempotent=True) is (idempotent_retried or too_long)
+    assert is_transient(error, idempotent=False) is (post_retried or too_long)
 
 
 @pytest.mark.parametrize(("error", "idempotent_retried", "post_retried"), RULE, ids=RULE_IDS)

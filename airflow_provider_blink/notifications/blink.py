@@ -157,6 +157,7 @@ class BlinkNotifier(StartsPlaybook, BaseNotifier):
         from airflow_provider_blink.tasks.events import execution_from_event
 
         watch = waiting.ExecutionWatch(self.blink_conn_id, self.workspace_id, self.poll_interval)
-        trigger = waiting.build_trigger(watch, execution_id, self.timeout, cancel_on_kill=False)
+        end_time = waiting.deadline({}, self.timeout, None)
+        trigger = waiting.build_trigger(watch, execution_id, end_time, cancel_on_kill=False)
         execution = execution_from_event(waiting.wait_for_event(trigger), execution_id, None)
         self.log.info("Blink execution %s finished: %s", execution_id, execution.get("state_ui"))

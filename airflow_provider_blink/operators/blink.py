@@ -21,6 +21,7 @@ from airflow_provider_blink.exceptions import (
 from airflow_provider_blink.links.blink import BlinkExecutionLink, push_execution
 from airflow_provider_blink.states import ExecutionOutcome, decide_outcome, outcome_of_state
 from airflow_provider_blink.tasks.arguments import check_poll_interval, resolve_deferrable
+from airflow_provider_blink.tasks.budget import DEFAULT_ERROR_BUDGET, check_error_budget
 from airflow_provider_blink.tasks.events import execution_from_event, finished_event
 from airflow_provider_blink.tasks.request import (
     TEMPLATE_FIELDS,
@@ -57,7 +58,10 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         ``[operators] default_deferrable``.
     :param poll_interval: seconds between status checks.
     :param timeout: seconds to wait for the execution; when they pass, the execution is
-        cancelled and the task fails. ``None`` waits indefinitely.
+        cancelled and the task fails. ``None`` waits indefinitely. The wait also ends (and cancels)
+        just before the task's ``execution_timeout``, whichever comes first.
+    :param error_budget: seconds of back-to-back transient errors (Blink down, 429, 5xx) the wait
+        rides out before the task fails (its retries apply); a 4xx fails it at once. Default 300.
     :param run_sync: use Blink's synchronous mode: one request that returns the playbook's
         output (not deferrable; ``timeout`` becomes Blink's own ``timeout`` parameter).
     :param success_states: execution states that count as success (default ``Completed``).
@@ -108,6 +112,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         output_step_id: str | None = None,
         rerun_from_failure: bool = False,
         durable: bool = True,
+        error_budget: float = DEFAULT_ERROR_BUDGET,
         **kwargs: Any,
     ) -> None:
         if AIRFLOW_V_3_3_PLUS:  # the SDK's mixin keeps the id in task_state_store
@@ -138,6 +143,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         self.deferrable = False if run_sync else resolve_deferrable(deferrable)
         self.poll_interval = check_poll_interval(poll_interval)
         self.timeout = timeout
+        self.error_budget = check_error_budget(error_budget)
         self.run_sync = run_sync
         self.success_states = success_states
         self.failure_states = failure_states
@@ -270,18 +276,21 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
     def _wait(self, context: Context, execution_id: str) -> dict[str, Any]:
         from airflow_provider_blink.tasks import waiting
 
-        execution = self.hook.get_execution(execution_id, workspace_id=self.workspace_id)
-        outcome = decide_outcome(execution, self.success_states, self.failure_states)
-        if outcome is not ExecutionOutcome.RUNNING:
-            return self.execute_complete(context, finished_event(execution, outcome), execution_id)
+        execution = self._first_look(execution_id)
+        if execution is not None:
+            outcome = decide_outcome(execution, self.success_states, self.failure_states)
+            if outcome is not ExecutionOutcome.RUNNING:
+                return self.execute_complete(context, finished_event(execution, outcome), execution_id)
         watch = waiting.ExecutionWatch(
             self.blink_conn_id,
             self.workspace_id,
             self.poll_interval,
             self.success_states,
             self.failure_states,
+            self.error_budget,
         )
-        trigger = waiting.build_trigger(watch, execution_id, self.timeout, cancel_on_kill=True)
+        end_time = waiting.deadline(context, self.timeout, self.execution_timeout)
+        trigger = waiting.build_trigger(watch, execution_id, end_time, cancel_on_kill=True)
         if self.deferrable:
             self.defer(
                 trigger=trigger,
@@ -289,6 +298,24 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
                 kwargs={"execution_id": execution_id, **waiting.deferred_in(context)},
             )
         return self.execute_complete(context, waiting.wait_for_event(trigger), execution_id)
+
+    def _first_look(self, execution_id: str) -> dict[str, Any] | None:
+        """
+        The execution before waiting for it; ``None`` when Blink fails transiently: the wait rides that out.
+
+        A permanent error (4xx) fails the task at once, as the wait would.
+        """
+        from airflow_provider_blink.retries import is_transient
+
+        try:
+            return self.hook.get_execution(execution_id, workspace_id=self.workspace_id)
+        except BlinkError as exc:
+            if not is_transient(exc, idempotent=True):
+                raise
+            self.log.warning(
+                "Could not read Blink execution %s; waiting for it all the same: %s", execution_id, exc
+            )
+            return None
 
     def execute_complete(
         self,
@@ -308,23 +335,38 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         url = self._url(event_execution_id) if isinstance(event_execution_id, str) else None
         try:
             execution = execution_from_event(event, execution_id, url)
-        except BlinkExecutionTimeout as exc:
-            raise BlinkExecutionTimeout(
-                f"{exc} (timeout={self.timeout}s); {self._cancel_after_timeout(event['execution_id'])} See {url}"
-            ) from None
+        except BlinkExecutionTimeout as exc:  # the trigger cancelled the execution, and says how it went
+            rest = self._cancel_if_still_running(event["execution_id"])
+            raise BlinkExecutionTimeout(f"{exc}{rest} ({self._limits()}). See {url}") from None
         self.log.info("Blink execution %s finished: %s", execution["id"], execution.get("state_ui"))
         output = self._output(execution["id"], url) if self.include_output else None
         return {**summarize(execution), "execution_url": url, "output": output}
 
-    def _cancel_after_timeout(self, execution_id: str) -> str:
-        """Cancel the execution the deadline passed for; say how it went (never hiding the timeout)."""
+    def _cancel_if_still_running(self, execution_id: str) -> str:
+        """
+        After the deadline: cancel what the trigger could not (e.g. Blink unreachable from the triggerer).
+
+        One read; says what the worker did, or nothing when the execution no longer runs in Blink.
+        """
+        from airflow_provider_blink.tasks.events import cancel_note
+
         try:
-            cancelled = self.hook.cancel_execution(execution_id, workspace_id=self.workspace_id)
+            execution = self.hook.get_execution(execution_id, workspace_id=self.workspace_id)
+            if decide_outcome(execution) is not ExecutionOutcome.RUNNING:
+                return ""
+            cancelled: bool | BlinkError = self.hook.cancel_execution(
+                execution_id, workspace_id=self.workspace_id
+            )
         except BlinkError as exc:
-            return f"cancelling it failed: {exc}."
-        if cancelled:
-            return "cancelled it."
-        return "it had already finished when we tried to cancel it (Blink: not running)."
+            cancelled = exc
+        return f"; from the worker: {cancel_note(cancelled)}"
+
+    def _limits(self) -> str:
+        """The limits the deadline came from, e.g. ``timeout=60s, execution_timeout=0:05:00``."""
+        limits = [f"timeout={self.timeout:g}s"] if self.timeout is not None else []
+        if self.execution_timeout is not None:
+            limits.append(f"execution_timeout={self.execution_timeout}")
+        return ", ".join(limits)
 
     def _output(self, execution_id: str, url: str | None) -> Any:
         """The completed playbook's output; ``None`` (with a warning) when it cannot be read."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +13,14 @@ from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkConfigurationError, BlinkError, BlinkExecutionTimeout
 from airflow_provider_blink.links.blink import BlinkExecutionLink, push_execution
 from airflow_provider_blink.tasks.arguments import check_poll_interval, resolve_deferrable
+from airflow_provider_blink.tasks.budget import (
+    DEFAULT_ERROR_BUDGET,
+    ErrorBudget,
+    WaitEnds,
+    check_error_budget,
+)
 from airflow_provider_blink.tasks.events import execution_from_event, finished_event
+from airflow_provider_blink.tasks.streaks import LocalStreak, StreakStore
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context, PokeReturnValue
@@ -25,7 +33,9 @@ class BlinkExecutionSensor(BaseSensorOperator):
     Wait until a Blink execution finishes; return its execution record through XCom.
 
     Works in ``poke``, ``reschedule`` and deferrable mode. A failed execution fails the task
-    (or skips it with ``soft_fail=True``); so does the sensor's ``timeout``.
+    (or skips it with ``soft_fail=True``); so does the sensor's ``timeout``. In every mode the wait
+    rides out ``error_budget`` seconds of Blink's transient errors, across reschedules too
+    (:mod:`.tasks.streaks`), and fails at once on a permanent one.
 
     :param execution_id: the execution to watch, e.g.
         ``"{{ ti.xcom_pull(task_ids='start', key='execution_id') }}"``. Templated.
@@ -34,6 +44,8 @@ class BlinkExecutionSensor(BaseSensorOperator):
     :param deferrable: wait in the triggerer; default ``[operators] default_deferrable``.
     :param success_states: execution states that count as success (default ``Completed``).
     :param failure_states: execution states that count as failure.
+    :param error_budget: seconds of back-to-back transient errors (Blink down, 429, 5xx) the wait
+        rides out before the task fails (its retries apply); a 4xx fails it at once. Default 300.
     """
 
     template_fields: Sequence[str] = ("execution_id", "workspace_id")
@@ -49,6 +61,7 @@ class BlinkExecutionSensor(BaseSensorOperator):
         deferrable: bool | None = None,
         success_states: Collection[str] | None = None,
         failure_states: Collection[str] | None = None,
+        error_budget: float = DEFAULT_ERROR_BUDGET,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -59,7 +72,10 @@ class BlinkExecutionSensor(BaseSensorOperator):
         check_poll_interval(self.poke_interval, "poke_interval")
         self.success_states = success_states
         self.failure_states = failure_states
+        self.error_budget = check_error_budget(error_budget)
         self._execution_published = False
+        self._local_streak = LocalStreak()
+        self._first_poke: float | None = None
 
     @functools.cached_property
     def hook(self) -> BlinkHook:
@@ -102,7 +118,9 @@ class BlinkExecutionSensor(BaseSensorOperator):
 
         from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
 
-        execution = self.hook.get_execution(self._execution_id(), workspace_id=self.workspace_id)
+        execution = self._read(context)
+        if execution is None:
+            return False
         if not self._execution_published:  # once per try: the "Blink" link works while the sensor waits
             push_execution(context, execution["id"], self._url(execution) or "")
             self._execution_published = True
@@ -111,6 +129,57 @@ class BlinkExecutionSensor(BaseSensorOperator):
             self.log.info("Blink execution %s is %s", execution["id"], execution.get("state_ui"))
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._finish(finished_event(execution, outcome)))
+
+    def _read(self, context: Context) -> dict[str, Any] | None:
+        """The execution record; ``None`` while the wait rides out Blink's errors (:mod:`.tasks.budget`)."""
+        execution_id = self._execution_id()
+        streaks = StreakStore(context) if self.reschedule else self._local_streak
+        streak = streaks.load()
+        now = time.time()
+        self._first_poke = self._first_poke or now
+        if streak and streak.get("not_before", 0) > now:
+            self.log.info("Not reading execution %s before Blink's Retry-After has passed", execution_id)
+            return None
+        try:
+            execution = self.hook.get_execution(execution_id, workspace_id=self.workspace_id)
+        except BlinkError as exc:
+            budget = ErrorBudget(self.error_budget, streak["failing_since"] if streak else None)
+            verdict = budget.after_error(exc, execution_id, self._deadline(context), now)
+            if not isinstance(verdict, WaitEnds):
+                streaks.save({"failing_since": budget.failing_since, "not_before": now + verdict})
+                self.log.warning(
+                    "Could not read Blink execution %s (failing for %.0fs of error_budget=%gs), "
+                    "will try again: %s",
+                    execution_id,
+                    now - (budget.failing_since or now),
+                    self.error_budget,
+                    exc,
+                )
+                return None
+            if streak:
+                streaks.forget()
+            event = {"status": "error", "execution_id": execution_id, "execution": None}
+            self._finish({**event, "message": verdict.message, "permanent": verdict.permanent})  # raises
+            return None
+        if streak:
+            streaks.forget()
+        return execution
+
+    def _deadline(self, context: Context) -> float | None:
+        """
+        When this wait ends, for a ``Retry-After``'s verdict (Unix time, or ``None``).
+
+        In ``poke`` mode: the sensor's ``timeout`` from the first poke, or the try's
+        ``execution_timeout``. In ``reschedule`` mode Airflow checks ``timeout`` between runs, and
+        a run's ``execution_timeout`` bounds no wait between them.
+        """
+        from airflow_provider_blink.tasks import waiting
+
+        if self.reschedule:
+            return None
+        ends = waiting.deadline(context, None, self.execution_timeout)
+        by_timeout = (self._first_poke or time.time()) + float(self.timeout)
+        return by_timeout if ends is None else min(ends, by_timeout)
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
@@ -126,9 +195,11 @@ class BlinkExecutionSensor(BaseSensorOperator):
             float(self.poke_interval),
             self.success_states,
             self.failure_states,
+            self.error_budget,
         )
+        end_time = waiting.deadline(context, self.timeout, self.execution_timeout)
         self.defer(
-            trigger=waiting.build_trigger(watch, self._execution_id(), self.timeout, cancel_on_kill=False),
+            trigger=waiting.build_trigger(watch, self._execution_id(), end_time, cancel_on_kill=False),
             method_name="execute_complete",
             kwargs=waiting.deferred_in(context),
         )

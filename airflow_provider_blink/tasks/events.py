@@ -33,6 +33,19 @@ def finished_event(execution: dict[str, Any], outcome: ExecutionOutcome) -> dict
     }
 
 
+def cancel_note(cancelled: bool | BlinkError) -> str:
+    """
+    How cancelling an execution after its deadline went, for the timeout's message.
+
+    :param cancelled: what the cancel returned (``False``: it had already finished), or its error.
+    """
+    if isinstance(cancelled, BlinkError):
+        return f"cancelling it failed: {cancelled}"
+    if cancelled:
+        return "cancelled it"
+    return "it had already finished when we tried to cancel it (Blink: not running)"
+
+
 def read_event(event: Any, execution_id: str | None) -> dict[str, Any]:
     """
     Check an event from :class:`.BlinkExecutionTrigger` before acting on it.

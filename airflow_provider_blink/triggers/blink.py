@@ -13,12 +13,11 @@ from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkError
 from airflow_provider_blink.executions import summarize
 from airflow_provider_blink.hooks.blink import BlinkAsyncClient, BlinkHook
-from airflow_provider_blink.retries import is_retryable
 from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
-from airflow_provider_blink.tasks.events import EventStatus, finished_event
+from airflow_provider_blink.tasks.budget import DEFAULT_ERROR_BUDGET, ErrorBudget, WaitEnds
+from airflow_provider_blink.tasks.events import EventStatus, cancel_note, finished_event
 
-#: Seconds of back-to-back transient failures (Blink down, 5xx) the trigger rides out.
-DEFAULT_ERROR_BUDGET = 300.0
+__all__ = ["DEFAULT_ERROR_BUDGET", "BlinkExecutionTrigger"]
 
 
 class BlinkExecutionTrigger(BaseTrigger):
@@ -38,10 +37,11 @@ class BlinkExecutionTrigger(BaseTrigger):
     :param end_time: absolute deadline (Unix time in seconds); ``None`` waits indefinitely.
     :param success_states: states that count as success (see :mod:`.states`).
     :param failure_states: states that count as failure.
-    :param error_budget: seconds of consecutive transient errors tolerated before giving up.
-    :param cancel_on_kill: cancel the execution when a user kills the deferred task (mark
-        failed/success, clear; Airflow 3.3+). The operator, which started the run, sets it; the
-        sensor, which only watches, does not. Never on a triggerer restart.
+    :param error_budget: seconds of consecutive transient errors tolerated before giving up
+        (see :mod:`.tasks.budget`; a ``Retry-After`` within it and the deadline is waited for).
+    :param cancel_on_kill: the task started the execution: cancel it when the deadline passes, and
+        when a user kills the deferred task (mark failed/success, clear; Airflow 3.3+). The
+        operator sets it; the sensor, which only watches, does not. Never on a triggerer restart.
     """
 
     def __init__(
@@ -91,6 +91,8 @@ class BlinkExecutionTrigger(BaseTrigger):
         try:
             async with BlinkHook(self.blink_conn_id).async_client(shared=True) as client:
                 event = await self._watch(client)
+                if event["status"] == "timeout" and self.cancel_on_kill:
+                    event["message"] += f"; {await self._cancel(client)}"
         except BlinkError as exc:  # the connection itself is unusable (no key, bad URL ...)
             event = self._event("error", None, str(exc), permanent=True)
         yield TriggerEvent(event)
@@ -99,37 +101,29 @@ class BlinkExecutionTrigger(BaseTrigger):
         # The task checked the execution just before deferring, so the first poll waits an interval:
         # no wasted request, and no event in the instant after deferral (apache/airflow#72716).
         execution: dict[str, Any] | None = None
-        failing_since: float | None = None
+        budget = ErrorBudget(self.error_budget)
+        pause = self.poll_interval
         polled = False
         while True:
             remaining = self._remaining()
             if polled and remaining is not None and remaining <= 0:
                 return self._deadline_passed(execution)
-            await asyncio.sleep(
-                self.poll_interval if remaining is None else max(0.0, min(self.poll_interval, remaining))
-            )
-            polled = True
+            await asyncio.sleep(pause if remaining is None else max(0.0, min(pause, remaining)))
+            pause, polled = self.poll_interval, True
             try:
                 execution = await asyncio.wait_for(
                     client.get_execution(self.execution_id, workspace_id=self.workspace_id),
                     self._read_timeout(),
                 )
                 outcome = decide_outcome(execution, self.success_states, self.failure_states)
-                failing_since = None
+                budget.read_succeeded()
             except asyncio.TimeoutError:  # the deadline passed while Blink was slow to answer
                 return self._deadline_passed(execution)
             except BlinkError as exc:
-                if not is_retryable(exc, idempotent=True):
-                    return self._event("error", execution, str(exc), permanent=True)
-                failing_since = failing_since or time.time()
-                if time.time() - failing_since >= self.error_budget:
-                    return self._event(
-                        "error",
-                        execution,
-                        f"Blink kept failing for {self.error_budget:g}s while watching execution "
-                        f"{self.execution_id!r}; last error: {exc}",
-                        permanent=False,
-                    )
+                verdict = budget.after_error(exc, self.execution_id, self.end_time)
+                if isinstance(verdict, WaitEnds):
+                    return self._event("error", execution, verdict.message, permanent=verdict.permanent)
+                pause = max(pause, verdict)  # Blink's Retry-After, when longer than the interval
                 self.log.warning(
                     "Could not read Blink execution %s, will try again: %s", self.execution_id, exc
                 )
@@ -149,6 +143,16 @@ class BlinkExecutionTrigger(BaseTrigger):
         return self._event(
             "timeout", execution, f"Execution {self.execution_id!r} did not finish before the deadline"
         )
+
+    async def _cancel(self, client: BlinkAsyncClient) -> str:
+        """Cancel the execution the deadline passed for; say how it went (never hiding the timeout)."""
+        try:
+            cancelled: bool | BlinkError = await client.cancel_execution(
+                self.execution_id, workspace_id=self.workspace_id
+            )
+        except BlinkError as exc:
+            cancelled = exc
+        return cancel_note(cancelled)
 
     async def on_kill(self) -> None:
         """Cancel the execution when a user kills the deferred task (Airflow 3.3+ calls this only then)."""

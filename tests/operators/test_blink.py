@@ -168,6 +168,7 @@ class TestDeferrable:
             success_states=["Completed", "Done"],
             failure_states=["Failed"],
             workspace_id=DEMO_WORKSPACE,
+            error_budget=42,
         )
 
         with pytest.raises(TaskDeferred) as deferred:
@@ -181,6 +182,7 @@ class TestDeferrable:
         assert trigger.blink_conn_id == "blink_default"
         assert trigger.workspace_id == DEMO_WORKSPACE
         assert trigger.poll_interval == 0.2
+        assert trigger.error_budget == 42
         assert trigger.end_time == pytest.approx(time.time() + 30, abs=5)
         assert trigger.success_states == ["Completed", "Done"]
         assert trigger.failure_states == ["Failed"]

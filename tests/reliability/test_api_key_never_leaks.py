@@ -53,6 +53,8 @@ from support.emulator import API_KEY, WORKSPACE, finished_once_read
 from support.network import closed_port
 
 DAG_ID = "blink_api_key_never_leaks"
+#: What the sensors watch whose execution Blink does not know (or cannot be asked about).
+NO_SUCH_EXECUTION = "no-such-execution"
 POLL = 0.1
 BLINK_TASKS = (BlinkExecutePlaybookOperator, BlinkExecutionSensor)
 #: Playbooks that run until the test finishes them (once a sensor has polled twice), so sensors defer.
@@ -271,12 +273,13 @@ def leak_dag(failures: dict[str, list[str]], broken_conn_id: str) -> Any:
             "failure": ("held-fail", {}),
             "timeout": ("slow", {"timeout": 0.5}),
             "execution_not_found": (None, {}),
-            "blink_unreachable": (None, {"blink_conn_id": broken_conn_id}),
+            # Blink unreachable is transient: the sensor rides it out for its error budget, then fails.
+            "blink_unreachable": (None, {"blink_conn_id": broken_conn_id, "error_budget": 0.5}),
         }
         for deferrable, mode in ((True, "deferred"), (False, "poke")):
             for path, (playbook_id, kwargs) in sensors.items():
                 task_id = f"sensor_{path}_{mode}"
-                execution_id = "no-such-execution"
+                execution_id = NO_SUCH_EXECUTION
                 if playbook_id:
                     start = op(
                         f"start_for_{task_id}", playbook_id, wait_for_completion=False, deferrable=False
@@ -317,6 +320,7 @@ DEFERRING = {
     "sensor_success_deferred",
     "sensor_failure_deferred",
     "sensor_timeout_deferred",
+    "sensor_blink_unreachable_deferred",  # its first read fails transiently: it defers, riding it out
     "sensor_blink_down_while_deferred",
     "sensor_workspace_gone_while_deferred",
 }
@@ -366,7 +370,10 @@ def test_the_api_key_appears_nowhere_airflow_keeps_or_prints(
         ],
         "emulator's request log": [repr(request) for request in emulator.requests],
         **rows_of_the_run(
-            dag_run.dag_id, dag_run.run_id, trigger_ids_before, [e["id"] for e in emulator.executions]
+            dag_run.dag_id,
+            dag_run.run_id,
+            trigger_ids_before,
+            [e["id"] for e in emulator.executions] + [NO_SUCH_EXECUTION],
         ),
     }
     print(  # shows what was searched (pytest -s)

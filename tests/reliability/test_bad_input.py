@@ -196,6 +196,7 @@ NON_EMPTY_PLAYBOOK = "playbook_id must be the playbook's id (a non-empty string)
 JSON_FIX = "must be JSON-serialisable (str, int, float, bool, None, lists and dicts of them)"
 CONVERT = "Convert dates, sets and objects to strings or lists first"
 POSITIVE = "must be a positive number of seconds"
+ERROR_BUDGET = "error_budget must be a number of seconds >= 0 (how long a wait rides out Blink's transient errors; default 300)"
 #: Airflow's BaseSensorOperator rejects a negative poke_interval before the sensor sees it.
 AIRFLOWS_OWN_CHECK = (AirflowException, ValueError)  # 2.x raises the first, 3.x the second
 
@@ -219,6 +220,11 @@ ROWS: list[tuple[Any, ...]] = [
     ("sensor-poke-interval-zero", sensor(poke_interval=0), CONSTRUCTOR, BlinkConfigurationError, f"poke_interval {POSITIVE}", 0),
     ("sensor-poke-interval-negative", sensor(poke_interval=-1), CONSTRUCTOR, AIRFLOWS_OWN_CHECK, "poke_interval", 0),
     ("timeout-zero", op(timeout=0), CONSTRUCTOR, BlinkConfigurationError, f"timeout {POSITIVE} or None", 0),
+    ("error-budget-negative", op(error_budget=-1), CONSTRUCTOR, BlinkConfigurationError, f"{ERROR_BUDGET}, got -1", 0),
+    ("error-budget-string", op(error_budget="300"), CONSTRUCTOR, BlinkConfigurationError, f"{ERROR_BUDGET}, got '300'", 0),
+    ("error-budget-none", op(error_budget=None), CONSTRUCTOR, BlinkConfigurationError, f"{ERROR_BUDGET}, got None", 0),
+    ("sensor-error-budget-nan", sensor(error_budget=math.nan), CONSTRUCTOR, BlinkConfigurationError, f"{ERROR_BUDGET}, got nan", 0),
+    ("sensor-error-budget-bool", sensor(error_budget=True), CONSTRUCTOR, BlinkConfigurationError, f"{ERROR_BUDGET}, got True", 0),
     ("run-sync-with-deferrable", op(run_sync=True, deferrable=True), CONSTRUCTOR, BlinkConfigurationError, "run_sync=True makes one blocking request and cannot defer; drop deferrable=True", 0),
     # Known only at run time (templates, XComArgs): checked before any call to Blink.
     ("playbook-id-template-renders-empty", Task(BlinkExecutePlaybookOperator, op(playbook_id="{{ params.playbook }}").kwargs, {"playbook": ""}), RUN, BlinkConfigurationError, NON_EMPTY_PLAYBOOK, 0),
@@ -237,7 +243,7 @@ ROWS: list[tuple[Any, ...]] = [
     ("unknown-playbook-404", op(playbook_id="no-such-playbook"), RUN, BlinkNotFoundError, ("HTTP 404, message='playbook not found'", "Check the workspace_id and playbook_id"), 1),
     # What Blink reports about the execution.
     ("execution-without-state", Task(BlinkExecutionSensor, {**sensor().kwargs, "execution_id": None}, setup=with_state("")), RUN, BlinkResponseError, "without a state (neither 'state_ui' nor 'state' is a non-empty string)", 1),
-    ("unexpected-state-runs-into-timeout", op(playbook_id="frobnicating", timeout=1), RUN, BlinkExecutionTimeout, "did not finish before the deadline (timeout=1s)", None),
+    ("unexpected-state-runs-into-timeout", op(playbook_id="frobnicating", timeout=1), RUN, BlinkExecutionTimeout, ("did not finish before the deadline;", "(timeout=1s)"), None),
     ("unexpected-state-declared-failed", op(playbook_id="frobnicating", failure_states=["Frobnicating"]), RUN, BlinkExecutionFailed, "ended in state 'Frobnicating'", None),
     ("very-large-response", Task(BlinkExecutePlaybookOperator, op(playbook_id="huge-output", require_output=True).kwargs, setup=answers_capped_at_1_mib), RUN, BlinkOutputUnavailable, "is larger than 1 MiB; not reading it. Narrow the query (limit, select) or check the playbook's output size", None),
 ]  # fmt: skip

@@ -106,7 +106,7 @@ def state(emu: BlinkEmulator, execution_id: str) -> str:
 # -- the deferred task's timeout ---------------------------------------------------------------------
 
 
-async def test_deferred_timeout_yields_a_timeout_event_and_the_worker_cancels(emulator):
+async def test_deferred_timeout_cancels_in_the_trigger_and_the_worker_reports_it(emulator):
     deferred = deferred_operator(timeout=0.5)
     execution_id, trigger = deferred.execution_id, deferred.trigger
 
@@ -115,25 +115,26 @@ async def test_deferred_timeout_yields_a_timeout_event_and_the_worker_cancels(em
     assert event["status"] == "timeout"
     assert trigger.end_time is not None
     assert time.time() < trigger.end_time + POLL + 1.0, "the deadline was honoured"
-    assert state(emulator, execution_id) == "In Progress", "the trigger itself cancels nothing"
-    assert cancels(emulator) == []
+    assert state(emulator, execution_id) == "Cancelled", "the trigger cancels at the deadline, on every line"
+    assert [r.status for r in cancels(emulator)] == [200]
+    assert event["message"].endswith("; cancelled it")
 
     with pytest.raises(BlinkExecutionTimeout) as raised:
         deferred.complete(event)
 
-    assert state(emulator, execution_id) == "Cancelled"
-    assert [r.status for r in cancels(emulator)] == [200]
+    assert [r.status for r in cancels(emulator)] == [200], "the worker does not cancel again"
     assert execution_id in str(raised.value)
-    assert "(timeout=0.5s); cancelled it." in str(raised.value)
+    assert "did not finish before the deadline; cancelled it (timeout=0.5s)." in str(raised.value)
 
 
 async def test_deferred_timeout_when_the_execution_finished_meanwhile_is_reported_quietly(emulator):
-    deferred = deferred_operator(timeout=0.5)
+    # "Completed" is no final state for this task, so it ends in Blink while the task waits on.
+    deferred = deferred_operator(timeout=0.5, success_states=["Done"], failure_states=["Failed"])
     execution_id = deferred.execution_id
+    emulator.finish(execution_id, "Completed")
+
     event = await next_event(deferred.trigger)
     assert event["status"] == "timeout"
-    emulator.finish(execution_id, "Completed")  # it ends while the event travels to a worker
-
     with pytest.raises(BlinkExecutionTimeout) as raised:
         deferred.complete(event)
 

@@ -13,8 +13,6 @@ left and ``retry_delay`` is 0, and record ``try_number``/``max_tries`` on the ta
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +21,6 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
 from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
 
-import airflow_provider_blink.tasks.waiting as triggers
 from airflow_provider_blink.exceptions import (
     BlinkAuthenticationError,
     BlinkError,
@@ -36,6 +33,7 @@ from airflow_provider_blink.testing import BlinkEmulator, Fault
 from support.connections import connection_json
 from support.dag_runs import register, run, task_instance, xcom
 from support.emulator import requests_to
+from support.outages import outage_once_waiting
 from support.waiting import wait_for
 
 TASK_ID = "run_playbook"
@@ -162,52 +160,23 @@ def test_a_failed_execution_is_an_ordinary_failure_and_task_retries_apply(airflo
 
 
 @pytest.fixture
-def small_error_budget(monkeypatch) -> None:
-    """
-    Give the trigger the operator builds a 0.5 s error budget instead of 300 s.
-
-    The operator offers no argument for it, and ``BlinkExecutionTrigger`` binds
-    ``DEFAULT_ERROR_BUDGET`` as a default argument at import time, so patching the constant would
-    change nothing; the trigger ``build_trigger`` returns is adjusted instead. Both the deferred
-    and the in-process wait go through ``build_trigger``, and the budget travels in the trigger's
-    serialised kwargs to where it runs.
-    """
-    build = triggers.build_trigger
-
-    def with_small_budget(*args: Any, **kwargs: Any) -> triggers.BlinkExecutionTrigger:
-        trigger = build(*args, **kwargs)
-        trigger.error_budget = 0.5
-        return trigger
-
-    monkeypatch.setattr(triggers, "build_trigger", with_small_budget)
-
-
-@pytest.fixture
-def outage_once_waiting(emulator) -> Iterator[None]:
+def outage_while_waiting(emulator) -> Iterator[None]:
     """From the first successful read of the execution on, every read answers 503 (Blink is down)."""
-    stop = threading.Event()
-
-    def inject_once_waiting() -> None:
-        while not stop.is_set():
-            if any(r.status == 200 for r in requests_to(emulator, "GET", "")):
-                emulator.inject(Fault("get", "status", status=503, times=None))
-                return
-            time.sleep(0.005)
-
-    watcher = threading.Thread(target=inject_once_waiting, daemon=True)
-    watcher.start()
-    yield
-    stop.set()
-    watcher.join(5)
+    with outage_once_waiting(emulator):
+        yield
 
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "in-process"])
 def test_blink_unreachable_while_waiting_fails_the_task_as_unreachable_not_as_a_failed_run(
-    airflow_db, emulator, small_error_budget, outage_once_waiting, deferrable
+    airflow_db, emulator, outage_while_waiting, deferrable
 ):
     outcomes = Outcomes()
     dag = one_task_dag(
-        f"blink_unreachable_while_waiting_{deferrable}", outcomes, playbook_id="slow", deferrable=deferrable
+        f"blink_unreachable_while_waiting_{deferrable}",
+        outcomes,
+        playbook_id="slow",
+        deferrable=deferrable,
+        error_budget=0.5,
     )
 
     dag_run = run(dag)
@@ -225,6 +194,24 @@ def test_blink_unreachable_while_waiting_fails_the_task_as_unreachable_not_as_a_
     assert "HTTP 503" in str(failure), "the last error is quoted"
     assert len([r for r in requests_to(emulator, "GET", execution["id"]) if r.status == 503]) >= 2
     assert emulator.execution(execution["id"])["state_ui"] == "In Progress", "nobody claimed it ended"
+
+
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "in-process"])
+def test_blink_failing_at_the_first_look_after_the_start_is_ridden_out(airflow_db, emulator, deferrable):
+    emulator.inject(Fault("get", "status", status=503, times=3))  # the first read's attempts (retry_limit 2)
+    outcomes = Outcomes()
+    dag = one_task_dag(
+        f"blink_first_look_fails_{deferrable}", outcomes, playbook_id="quick-ok", deferrable=deferrable
+    )
+
+    dag_run = run(dag)
+
+    assert outcomes.failed == []
+    assert dag_run.state == "success"
+    (execution,) = emulator.executions
+    assert [r.status for r in requests_to(emulator, "GET", execution["id"])][:4] == [503, 503, 503, 200]
+    assert xcom(dag_run, TASK_ID)["state_ui"] == "Completed"
+    assert len(executes(emulator)) == 1
 
 
 # -- the answer to "start" is lost: one execution, and the task follows it --------------------------

@@ -116,6 +116,7 @@ class TestDeferrable:
             poke_interval=0.5,
             workspace_id=DEMO_WORKSPACE,
             failure_states=["Failed"],
+            error_budget=42,
         )
 
         ti = RecordingTI()
@@ -132,6 +133,7 @@ class TestDeferrable:
         assert trigger.blink_conn_id == "blink_default"
         assert trigger.workspace_id == DEMO_WORKSPACE
         assert trigger.poll_interval == 0.5
+        assert trigger.error_budget == 42
         assert trigger.end_time == pytest.approx(time.time() + 120, abs=5)
         assert trigger.failure_states == ["Failed"]
         assert trigger.success_states is None

@@ -7,7 +7,7 @@ from datetime import datetime
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 
-from support.dag_runs import register, run, task_instance, xcom
+from support.dag_runs import register, reschedules, run, task_instance, xcom
 from support.emulator import finished_once_read
 
 
@@ -39,16 +39,3 @@ def test_reschedule_mode_waits_for_the_execution_and_returns_its_record(airflow_
     assert len(gets) >= 2, "poked more than once: it was rescheduled while the playbook ran"
     assert task_instance(dag_run, "wait").state == "success"
     assert reschedules(dag_run, "wait") >= 1, "the sensor went up_for_reschedule between pokes"
-
-
-def reschedules(dag_run, task_id: str) -> int:
-    """TaskReschedule rows Airflow wrote for the task (one per time the sensor gave its slot back)."""
-    from airflow.models.taskreschedule import TaskReschedule
-    from airflow.utils.session import create_session
-
-    ti = task_instance(dag_run, task_id)
-    with create_session() as session:
-        rows = session.query(TaskReschedule).all()
-    if hasattr(TaskReschedule, "ti_id"):  # Airflow 3
-        return sum(1 for row in rows if row.ti_id == ti.id)
-    return sum(1 for row in rows if (row.dag_id, row.run_id, row.task_id) == (ti.dag_id, ti.run_id, task_id))

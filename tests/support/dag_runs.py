@@ -74,6 +74,19 @@ def task_instance(dag_run: Any, task_id: str, map_index: int = -1) -> Any:
     return tis[0]
 
 
+def reschedules(dag_run: Any, task_id: str) -> int:
+    """TaskReschedule rows Airflow wrote for the task (one per time a sensor gave its slot back)."""
+    from airflow.models.taskreschedule import TaskReschedule
+    from airflow.utils.session import create_session
+
+    ti = task_instance(dag_run, task_id)
+    with create_session() as session:
+        rows = session.query(TaskReschedule).all()
+    if hasattr(TaskReschedule, "ti_id"):  # Airflow 3
+        return sum(1 for row in rows if row.ti_id == ti.id)
+    return sum(1 for row in rows if (row.dag_id, row.run_id, row.task_id) == (ti.dag_id, ti.run_id, task_id))
+
+
 def xcom(dag_run: Any, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
     """Read an XCom the way the UI would: straight from the metadata database."""
     try:

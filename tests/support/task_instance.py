@@ -46,6 +46,9 @@ class TaskStateStore:
     def set(self, key: str, value: Any, **_: Any) -> None:
         self.values[key] = value
 
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
 
 def context_for(ti: RecordingTI | None = None, **entries: Any) -> Any:
     """A task context holding ``ti`` (a fresh :class:`RecordingTI` if none) and any other ``entries``."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import requests
 
 from airflow_provider_blink.testing import DEMO_WORKSPACE, BlinkEmulator, Fault, ScriptedPlaybook
+
+from support.background import meanwhile
 
 #: A key distinctive enough to search for in logs, XCom and messages.
 API_KEY = "blink-test-key-7f3a9c2e51d84b06"
@@ -113,29 +114,18 @@ def finished_once_read(
     """
     for playbook_id in endings:
         emulator.add_playbook(ScriptedPlaybook(id=playbook_id, workspace_id=WORKSPACE, duration=3600))
-    stop = threading.Event()
+    done: set[str] = set()
 
-    def finish_when_read() -> None:
-        done: set[str] = set()
-        while not stop.wait(0.05):
-            counts: dict[str, int] = {}
-            for request in emulator.requests:
-                parts = request.path.split("/executions/")
-                if request.method == "GET" and len(parts) == 2 and "/" not in parts[1]:
-                    counts[parts[1]] = counts.get(parts[1], 0) + 1
-            for execution in emulator.executions:
-                ending = endings.get(execution["playbook_id"])
-                if ending and execution["id"] not in done and counts.get(execution["id"], 0) >= reads:
-                    emulator.finish(execution["id"], ending[0], error_details=ending[1])
-                    done.add(execution["id"])
+    def finish_those_read() -> bool:
+        for execution in emulator.executions:
+            ending = endings.get(execution["playbook_id"])
+            if ending and execution["id"] not in done and reads_of(emulator, execution["id"]) >= reads:
+                emulator.finish(execution["id"], ending[0], error_details=ending[1])
+                done.add(execution["id"])
+        return False  # until the block ends: executions started later are held too
 
-    thread = threading.Thread(target=finish_when_read, daemon=True)
-    thread.start()
-    try:
+    with meanwhile(finish_those_read):
         yield
-    finally:
-        stop.set()
-        thread.join(5)
 
 
 def reads_of(emulator: BlinkEmulator, execution_id: str) -> int:
@@ -146,27 +136,21 @@ def reads_of(emulator: BlinkEmulator, execution_id: str) -> int:
 @contextlib.contextmanager
 def finishing(emulator: BlinkEmulator, which: Callable[[], str | None]) -> Iterator[list[str]]:
     """
-    While the block runs, a thread waits until ``which()`` names an execution, then finishes it (Completed).
+    While the block runs, wait until ``which()`` names an execution, then finish it (Completed).
 
     Yields a list that then holds the state the execution was in just before it was finished.
     """
     seen: list[str] = []
-    done = threading.Event()
 
-    def finish() -> None:
-        while (execution_id := which()) is None:
-            if done.wait(0.05):
-                return
+    def finish_when_named() -> bool:
+        if (execution_id := which()) is None:
+            return False
         seen.append(emulator.execution(execution_id)["state_ui"])
         emulator.finish(execution_id)
+        return True
 
-    thread = threading.Thread(target=finish, name="finishing", daemon=True)
-    thread.start()
-    try:
+    with meanwhile(finish_when_named):
         yield seen
-    finally:
-        done.set()
-        thread.join()
 
 
 def once_read(emulator: BlinkEmulator, execution_id: str, reads: int) -> Callable[[], str | None]:

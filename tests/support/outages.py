@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
 from collections.abc import Iterator
 
 from airflow_provider_blink.testing import BlinkEmulator, Fault
 
+from support.background import meanwhile
 from support.emulator import requests_to
 
 
@@ -21,19 +20,12 @@ def outage_once_waiting(emulator: BlinkEmulator, fault: Fault | None = None) -> 
         ``times`` set ends the outage after that many reads).
     """
     fault = fault or Fault("get", "status", status=503, times=None)
-    stop = threading.Event()
 
-    def inject_once_waiting() -> None:
-        while not stop.is_set():
-            if any(r.status == 200 for r in requests_to(emulator, "GET", "")):
-                emulator.inject(fault)
-                return
-            time.sleep(0.005)
+    def inject_once_waiting() -> bool:
+        if not any(r.status == 200 for r in requests_to(emulator, "GET", "")):
+            return False
+        emulator.inject(fault)
+        return True
 
-    watcher = threading.Thread(target=inject_once_waiting, daemon=True)
-    watcher.start()
-    try:
+    with meanwhile(inject_once_waiting, interval=0.005):
         yield
-    finally:
-        stop.set()
-        watcher.join(5)

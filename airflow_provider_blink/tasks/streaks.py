@@ -6,7 +6,8 @@ In ``poke`` mode every poke of a try runs in one process: the sensor keeps the s
 and until when Blink asked to wait) must survive it:
 
 - Airflow 3.3+: ``task_state_store``, the store Airflow keeps for a task instance across its runs.
-- Before 3.3: an Airflow Variable named after the task instance. XCom does not survive: Airflow
+- Before 3.3: an Airflow Variable named after the task instance (``blink_wait_error_streak.<dag>.<task>.<digest>``,
+  letters, digits, ``_.-`` only: Airflow 3.0's execution API takes no ``/`` in a key). XCom does not survive: Airflow
   clears a task instance's XCom at the start of every run that does not resume from a deferral
   (2.11: ``TaskInstance._run_raw_task``; 3.x: ``xcom_keys_to_clear`` of the run's context), and a
   reschedule is such a run. Reschedule records carry only times, and a 3.x task can read only the
@@ -18,6 +19,8 @@ A streak is kept with the try it belongs to, so a new try starts with a fresh bu
 
 from __future__ import annotations
 
+import hashlib
+import re
 from typing import Any
 
 #: The key of the streak in ``task_state_store``.
@@ -38,7 +41,13 @@ class StreakStore:
     @property
     def _variable(self) -> str:
         ti = self._ti
-        return f"{KEY}/{ti.dag_id}/{ti.run_id}/{ti.task_id}/{getattr(ti, 'map_index', -1)}"
+        identity = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{getattr(ti, 'map_index', -1)}"
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:16]  # the run and map index too
+
+        def readable(name: str) -> str:
+            return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:80]
+
+        return f"{KEY}.{readable(ti.dag_id)}.{readable(ti.task_id)}.{digest}"
 
     def load(self) -> dict[str, Any] | None:
         """The streak of this try, if Blink was failing at its last poke."""

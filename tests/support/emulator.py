@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -81,3 +82,18 @@ def requests_to(emulator: BlinkEmulator, method: str, suffix: str) -> list[Any]:
 def url_of(emulator: BlinkEmulator, playbook_id: str, execution_id: str) -> str:
     """The execution's page in the emulated Blink UI (what the extra link and the summary point at)."""
     return f"{emulator.url}/workspace/{WORKSPACE}/workflow/{playbook_id}/edit?execution_id={execution_id}"
+
+
+def listed_ids(emulator: BlinkEmulator) -> list[set[str]]:
+    """For each list call the emulator received, oldest first, the ids its RQL ``$or`` filter asked for."""
+    calls = []
+    for record in emulator.requests:
+        if record.endpoint == "list":
+            alternatives = json.loads(record.query["q"])["filter"]["$or"]
+            calls.append({alternative["id"] for alternative in alternatives})
+    return calls
+
+
+def read_ids(emulator: BlinkEmulator) -> list[str]:
+    """The execution ids of the single GETs the emulator received, oldest first."""
+    return [record.path.rsplit("/", 1)[-1] for record in emulator.requests if record.endpoint == "get"]

@@ -93,9 +93,10 @@ class ExecutionPoller:
     Reads the executions of one workspace for every trigger in an event loop, in rounds.
 
     A read joins the next round, which starts at the latest :data:`GATHER_SECONDS` (or
-    :data:`GATHER_SHARE` of the reader's interval) after the first read that asked for it; reads
-    arriving while a round runs join the one after. A round of one execution, or any round while
-    the connection falls back, reads each execution with the single GET.
+    :data:`GATHER_SHARE` of the reader's interval) after the first read that asked for it, or at
+    once when every user is reading (none is left to wait for); reads arriving while a round runs
+    join the one after. A round of one execution, or any round while the connection falls back,
+    reads each execution with the single GET.
 
     :param client: the client to call Blink with (over the loop's shared session).
     :param workspace_id: the workspace override, as the trigger has it (``None``: the connection's).
@@ -103,7 +104,10 @@ class ExecutionPoller:
 
     client: BlinkAsyncClient
     workspace_id: str | None
+    #: Triggers using the poller (see :func:`execution_reader`).
+    users: int = 0
     _due: list[_Wait] = field(default_factory=list)
+    _reading: int = 0
     _timer: asyncio.TimerHandle | None = None
     _timer_at: float = math.inf
     _rounds: set[asyncio.Task[None]] = field(default_factory=set)
@@ -115,7 +119,12 @@ class ExecutionPoller:
         loop = asyncio.get_running_loop()
         wait = _Wait(execution_id, is_final, loop.create_future())
         self._due.append(wait)
-        self._start_round_by(loop, loop.time() + min(GATHER_SECONDS, interval * GATHER_SHARE))
+        gather = (
+            0.0
+            if len(self._due) + self._reading >= self.users
+            else min(GATHER_SECONDS, interval * GATHER_SHARE)
+        )
+        self._start_round_by(loop, loop.time() + gather)
         return await wait.future
 
     def close(self) -> None:
@@ -144,12 +153,14 @@ class ExecutionPoller:
             task.add_done_callback(self._rounds.discard)
 
     async def _round(self, waits: list[_Wait]) -> None:
+        self._reading += len(waits)
         try:
             await self._read_for(waits)
         except Exception as exc:  # never leave a trigger waiting on a round that broke
             for wait in waits:
                 wait.give(exc)
         finally:  # cancelled (the poller closed): nobody should still wait, but never hang one
+            self._reading -= len(waits)
             for wait in waits:
                 wait.future.cancel()
 
@@ -263,13 +274,7 @@ def _encoded_size(value: Any) -> int:
     return len(quote(json.dumps(value, separators=(",", ":")), safe=""))
 
 
-@dataclass
-class _Shared:
-    poller: ExecutionPoller
-    users: int = 0
-
-
-_POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, _Shared]] = (
+_POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, ExecutionPoller]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -290,18 +295,18 @@ async def execution_reader(
         return
     per_loop = _POLLERS.setdefault(asyncio.get_running_loop(), {})
     key = (client.config.pool_key, client.config.workspace_id, workspace_id)
-    entry = per_loop.get(key)
-    if entry is None:
-        entry = per_loop[key] = _Shared(ExecutionPoller(client, workspace_id))
-    entry.users += 1
+    poller = per_loop.get(key)
+    if poller is None:
+        poller = per_loop[key] = ExecutionPoller(client, workspace_id)
+    poller.users += 1
     try:
-        yield entry.poller
+        yield poller
     finally:
-        entry.users -= 1
-        if entry.users == 0:
-            if per_loop.get(key) is entry:
+        poller.users -= 1
+        if poller.users == 0:
+            if per_loop.get(key) is poller:
                 del per_loop[key]
-            entry.poller.close()
+            poller.close()
 
 
 def poller_count() -> int:

@@ -39,6 +39,9 @@ GATHER_SECONDS = 0.5
 GATHER_SHARE = 0.05
 #: Most bytes of one list call's encoded ``q``: the whole URL stays well under the common 8 KB limit.
 QUERY_BUDGET = 6000
+#: Most single GETs one poller has in flight (finished executions, ids the list left out, fallback):
+#: a thousand runs finishing together do not open a thousand TLS connections.
+GET_CONCURRENCY = 20
 #: Seconds a connection reads one GET per execution after Blink refused a batch (400).
 FALLBACK_SECONDS = 600.0
 #: Fields a list call asks for (``select``): those of the event's summary that list items have.
@@ -113,6 +116,7 @@ class ExecutionPoller:
     _rounds: set[asyncio.Task[None]] = field(default_factory=set)
     _batches_refused_until: float = 0.0
     _refusal_logged: bool = False
+    _gets: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(GET_CONCURRENCY))
 
     async def read(self, execution_id: str, is_final: IsFinal, *, interval: float) -> Record:
         """Wait for the next round and return the execution's record (see :class:`ExecutionReader`)."""
@@ -148,12 +152,12 @@ class ExecutionPoller:
         waits = [wait for wait in self._due if not wait.future.done()]
         self._due = []
         if waits:
+            self._reading += len(waits)
             task = asyncio.ensure_future(self._round(waits))
             self._rounds.add(task)
             task.add_done_callback(self._rounds.discard)
 
     async def _round(self, waits: list[_Wait]) -> None:
-        self._reading += len(waits)
         try:
             await self._read_for(waits)
         except Exception as exc:  # never leave a trigger waiting on a round that broke
@@ -194,7 +198,8 @@ class ExecutionPoller:
                 wait.give(result)
 
     async def _get(self, execution_id: str) -> Record:
-        return await self.client.get_execution(execution_id, workspace_id=self.workspace_id)
+        async with self._gets:
+            return await self.client.get_execution(execution_id, workspace_id=self.workspace_id)
 
     async def _list(self, ids: Sequence[str]) -> dict[str, Record]:
         pages = await asyncio.gather(*(self._list_chunk(chunk) for chunk in id_chunks(ids)))

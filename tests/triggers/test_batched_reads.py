@@ -173,6 +173,16 @@ async def test_a_refusal_of_the_key_or_workspace_ends_every_wait(emulator, statu
     assert read_ids(emulator) == []
 
 
+def reads_of(emulator: BlinkEmulator, execution_id: str) -> list[int]:
+    """Where in the request log the execution was read: by its GET, or named in a list call."""
+    read = []
+    for position, record in enumerate(emulator.requests):
+        named = record.endpoint == "list" and execution_id in record.query.get("q", "")
+        if named or (record.endpoint == "get" and record.path.endswith(f"/{execution_id}")):
+            read.append(position)
+    return read
+
+
 async def test_triggers_join_and_leave_mid_round_without_blocking_or_losing_one(emulator):
     leaving, staying, joining = slow_runs(emulator, 3)
     emulator.inject(Fault("list", "slow", delay=1.5, times=1))
@@ -181,21 +191,18 @@ async def test_triggers_join_and_leave_mid_round_without_blocking_or_losing_one(
     await asyncio.sleep(INTERVAL + 0.3)  # the first round's list call is now held by the emulator
     leaver.cancel()
     joiner = asyncio.ensure_future(next_event(trigger_for(joining)))
-    await wait_until(lambda: len(listed_ids(emulator)) >= 3)
+    await wait_until(lambda: len(reads_of(emulator, staying)) >= 3 and len(reads_of(emulator, joining)) >= 3)
     finish(emulator, [staying, joining])
 
     events = await asyncio.wait_for(asyncio.gather(stayer, joiner), 30)
 
     assert [e["status"] for e in events] == ["success", "success"]
     assert leaver.cancelled()
-    calls = listed_ids(emulator)
-    assert calls[0] == {leaving, staying}
-    assert all(leaving not in call for call in calls[1:]), "a trigger that left is not read again"
-    assert leaving not in read_ids(emulator)
-    first_list = next(n for n, r in enumerate(emulator.requests) if r.endpoint == "list")
-    joined_first = next(n for n, r in enumerate(emulator.requests) if r.path.endswith(joining))
-    assert joined_first < first_list, "the joiner read while the held round was still running"
-    assert any(staying in call for call in calls[1:]), "the stayer kept polling after the held round"
+    held = next(n for n, r in enumerate(emulator.requests) if r.endpoint == "list")
+    assert listed_ids(emulator)[0] == {leaving, staying}
+    assert reads_of(emulator, leaving) == [held], "a trigger that left is not read again"
+    assert reads_of(emulator, joining)[0] < held, "the joiner read while the held round was still running"
+    assert reads_of(emulator, staying)[1] > held, "the stayer got the held round's answer and read again"
 
 
 async def test_batch_reads_off_keeps_one_get_per_execution(emulator, monkeypatch):

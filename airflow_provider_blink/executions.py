@@ -9,7 +9,7 @@ from urllib.parse import quote, urlencode
 
 from airflow_provider_blink.states import execution_state
 
-_SUMMARY_FIELDS = (
+SUMMARY_FIELDS = (
     "id",
     "playbook_id",
     "playbook_name",
@@ -43,7 +43,7 @@ def execution_url(blink_url: str, workspace_id: str, playbook_id: str | None, ex
 
 def summarize(execution: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON-serialisable facts a downstream task needs (not the inputs or the event)."""
-    summary = {field: execution[field] for field in _SUMMARY_FIELDS if field in execution}
+    summary = {field: execution[field] for field in SUMMARY_FIELDS if field in execution}
     summary["execution_id"] = execution.get("id")
     return summary
 

@@ -75,7 +75,7 @@ class EmulatorProcess:
         return {i: ms / 1000 for i, ms in finished.items()}
 
     def polls(self) -> int:
-        """GET /executions/{id} requests received so far."""
+        """Reads received so far: GET /executions/{id} and list calls (batched reads)."""
         return int(self._child.ask({"op": "count_gets"})["count"])
 
     def poll_times(self, ids: Sequence[str]) -> dict[str, list[float]]:

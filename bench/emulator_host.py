@@ -5,9 +5,10 @@ Started by :class:`bench.emulator_client.EmulatorProcess` through the emulator l
 emulator's CLI (it takes the CLI's flags and announces its URL in ``--ready-file``); then it answers
 each command line with one JSON line:
 
-- ``{"op": "count_gets"}``: GET /executions/{id} requests received so far (the polls).
-- ``{"op": "poll_times", "ids": [...]}``: when each of those executions was polled (Unix seconds,
-  to within :data:`STAMP_EVERY`: a thread here reads the emulator's request log that often).
+- ``{"op": "count_gets"}``: reads received so far (the polls): GET /executions/{id} and list calls
+  (a batched read: one list call reads every id its RQL ``$or`` names).
+- ``{"op": "poll_times", "ids": [...]}``: when each of those executions was read, by a GET or a list
+  call (Unix seconds, to within :data:`STAMP_EVERY`: a thread here reads the request log that often).
 - ``{"op": "finish", "ids": [...]}``: complete those executions now; answers each ``finished_at`` (Unix ms).
 - ``{"op": "seed", "playbook": P, "count": N}``: insert N finished executions of P.
 - ``{"op": "stop"}``: stop serving and exit.
@@ -24,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_blink.testing import BlinkEmulator, ScriptedPlaybook
+from airflow_provider_blink.testing import BlinkEmulator, RequestRecord, ScriptedPlaybook
 from airflow_provider_blink.testing.cli import build_parser, server_ssl_context
 from airflow_provider_blink.testing.launcher import write_ready_file
 
@@ -37,7 +38,7 @@ _GET_EXECUTION = re.compile(r"/api/v1/workspace/[^/]+/executions/([^/]+)")
 
 
 class _PollLog:
-    """Polls (GET /executions/{id}) read from the emulator's request log, each with when it was seen."""
+    """Reads (GET /executions/{id}, list calls) from the emulator's request log, each with when it was seen."""
 
     def __init__(self, emulator: BlinkEmulator) -> None:
         self._emulator = emulator
@@ -58,15 +59,25 @@ class _PollLog:
             records = self._emulator.requests
             now = time.time()
             for record in records[self._seen :]:
-                match = _GET_EXECUTION.fullmatch(record.path)
-                if record.method == "GET" and match:
-                    self.count += 1
-                    self.times[match[1]].append(now)
+                for execution_id in _read_ids(record):
+                    self.times[execution_id].append(now)
+                self.count += record.endpoint in ("get", "list")
             self._seen = len(records)
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def _read_ids(record: RequestRecord) -> list[str]:
+    """The executions a request read: a GET's one, or the ids a list call's ``$or`` filter names."""
+    if record.endpoint == "get":
+        match = _GET_EXECUTION.fullmatch(record.path)
+        return [match[1]] if match else []
+    if record.endpoint == "list" and "q" in record.query:
+        alternatives = json.loads(record.query["q"]).get("filter", {}).get("$or", [])
+        return [alternative["id"] for alternative in alternatives if isinstance(alternative.get("id"), str)]
+    return []
 
 
 def _playbooks(duration: float, page_playbooks: Sequence[str]) -> list[ScriptedPlaybook]:

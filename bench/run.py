@@ -1,7 +1,9 @@
 """
 ``python -m bench``: run every scenario against one TLS emulator process, print a table, write JSON.
 
-1. triggers: N ``BlinkExecutionTrigger.run()`` in one event loop vs N bare aiohttp pollers (floor);
+1. triggers: N ``BlinkExecutionTrigger.run()`` in one event loop, batched and with ``batch_reads``
+   off, vs N bare aiohttp GET pollers (floor); for 1,000 and 10,000 executions, and 1,000 over 10
+   connections;
 2. DAG parse: ``import airflow.sdk`` with and without the operator and sensor modules;
 3. sync hook: N ``get_execution`` vs a bare ``requests.Session``;
 4. pagination: ``iter_executions`` over seeded executions, time and peak memory.
@@ -45,6 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--triggers", type=int, default=d.triggers, help="concurrent triggers (%(default)s)")
     parser.add_argument("--interval", type=float, default=d.interval, help="poll interval, s (%(default)s)")
     parser.add_argument("--window", type=float, default=d.window, help="measured polling, s (%(default)s)")
+    parser.add_argument(
+        "--many-triggers", type=int, default=d.many_triggers, help="the large load (%(default)s)"
+    )
+    parser.add_argument(
+        "--many-interval", type=float, default=d.many_interval, help="its poll interval, s (%(default)s)"
+    )
+    parser.add_argument(
+        "--many-window", type=float, default=d.many_window, help="its window, s (%(default)s)"
+    )
+    parser.add_argument(
+        "--mixed-connections", type=int, default=d.mixed_connections, help="the mixed case (%(default)s)"
+    )
     parser.add_argument("--stagger", action="store_true", help="spread trigger starts over one interval")
     parser.add_argument(
         "--sync-calls", type=int, default=d.sync_calls, help="sync GETs per run (%(default)s)"
@@ -123,10 +137,13 @@ def run(settings: scenarios.Settings, only: Sequence[str], work: Path) -> dict[s
             "tls": "self-signed CA, RSA 2048, trusted via SSL_CERT_FILE",
         }
         if "triggers" in only:
-            _progress(f"triggers: floor, {settings.triggers} bare pollers ...")
-            floor = scenarios.triggers(bench, "floor")
-            _progress(f"triggers: ours, {settings.triggers} BlinkExecutionTrigger ...")
-            results["triggers"] = {"floor": floor, "ours": scenarios.triggers(bench, "ours")}
+            results["triggers"] = {}
+            for label, load in scenarios.trigger_loads(settings).items():
+                modes = scenarios.TRIGGER_MODES if load.connections == 1 else ("batched", "single")
+                results["triggers"][label] = {}
+                for mode in modes:
+                    _progress(f"triggers: {label}, {mode} ...")
+                    results["triggers"][label][mode] = scenarios.triggers(bench, mode, load)
         if "parse" in only:
             _progress("DAG parse cost ...")
             results["parse"] = scenarios.parse_cost(bench)
@@ -163,6 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         triggers=args.triggers,
         interval=args.interval,
         window=args.window,
+        many_triggers=args.many_triggers,
+        many_interval=args.many_interval,
+        many_window=args.many_window,
+        mixed_connections=args.mixed_connections,
         sync_calls=args.sync_calls,
         sync_reps=args.sync_reps,
         parse_runs=args.parse_runs,

@@ -31,6 +31,12 @@ class Settings:
     triggers: int = 1000
     interval: float = 2.0
     window: float = 20.0
+    #: The large load: waiting executions, poll interval and measured window.
+    many_triggers: int = 10000
+    many_interval: float = 10.0
+    many_window: float = 40.0
+    #: Connections (each its own poller and session) in the mixed case.
+    mixed_connections: int = 10
     sync_calls: int = 1000
     sync_reps: int = 3
     parse_runs: int = 5
@@ -38,6 +44,16 @@ class Settings:
     page_size: int = 1000
     stagger: bool = False
     profile: Path | None = None
+
+
+@dataclass(frozen=True)
+class Load:
+    """One trigger load: how many pollers, their interval, the measured window, their connections."""
+
+    triggers: int
+    interval: float
+    window: float
+    connections: int = 1
 
 
 @dataclass
@@ -71,16 +87,16 @@ def _wait_until(moment: float) -> None:
 
 
 def _pace(
-    poll_times: Mapping[str, list[float]], ids: Sequence[str], go: float, s: Settings
+    poll_times: Mapping[str, list[float]], ids: Sequence[str], go: float, interval: float, stagger: bool
 ) -> dict[str, Any]:
     """Reads made vs reads the interval asks for between each poller's first and last read; first-read delays."""
     first_reads = [  # after when each was due: one interval after its poller started
-        poll_times[i][0] - (go + start_delay(n, len(ids), s.interval, stagger=s.stagger) + s.interval)
+        poll_times[i][0] - (go + start_delay(n, len(ids), interval, stagger=stagger) + interval)
         for n, i in enumerate(ids)
         if poll_times[i]
     ]
     made = sum(len(t) - 1 for t in poll_times.values() if t)
-    asked = sum(t[-1] - t[0] for t in poll_times.values() if t) / s.interval
+    asked = sum(t[-1] - t[0] for t in poll_times.values() if t) / interval
     return {
         "achieved_polls": made,
         "requested_polls": asked,
@@ -90,35 +106,46 @@ def _pace(
     }
 
 
-def triggers(bench: Bench, mode: str) -> dict[str, Any]:
+def _before(poll_times: Mapping[str, list[float]], finished: Mapping[str, float]) -> dict[str, list[float]]:
+    """The reads of each execution before it completed (the pace; a batched read's final GET comes after)."""
+    return {i: [t for t in times if t < finished[i]] for i, times in poll_times.items()}
+
+
+def triggers(bench: Bench, mode: str, load: Load) -> dict[str, Any]:
     """
     N pollers in one event loop for the window, then every run completes at once.
 
-    Polls are what the emulator received (GET /executions/{id}), each with when it came. Each
-    poller should read every interval, from one interval after go (its first read waits an
-    interval): achieved / requested polls is, over all pollers, the reads made between each one's
+    Reads are what the emulator received (GET /executions/{id} and list calls), each with when it
+    came. Each poller should read every interval, from one interval after go (its first read waits
+    an interval): achieved / requested polls is, over all pollers, the reads made between each one's
     first and last read against the reads the interval asks for in that span, so it measures the
     pace alone; how late the first reads came is reported beside it. The poller process's CPU is
-    read from outside every interval; at the window's end the bench completes every run, and each
-    poller's event time gives its lag.
+    read from outside every interval; requests and CPU per execution per interval are taken after
+    the first interval. At the window's end the bench completes every run, and each poller's event
+    time gives its lag.
+
+    :param mode: ``floor`` (bare aiohttp GETs), ``batched`` (the triggers, reading through the
+        shared poller) or ``single`` (the triggers with ``batch_reads: false``).
     """
     s = bench.settings
-    args = ["--mode", mode, "--interval", str(s.interval), *(["--stagger"] if s.stagger else [])]
-    if s.profile is not None and mode == "ours":
+    args = ["--mode", mode, "--interval", str(load.interval), "--connections", str(load.connections)]
+    args += ["--stagger"] if s.stagger else []
+    if s.profile is not None and mode == "batched":
         args += ["--profile", str(s.profile)]
-    child = bench.child("bench.trigger_load", args, f"triggers-{mode}")
+    name = f"triggers-{mode}-{load.triggers}-{load.connections}"
+    child = bench.child("bench.trigger_load", args, name)
     ready = child.receive()
-    ids = bench.emulator.start_runs(s.triggers)
+    ids = bench.emulator.start_runs(load.triggers)
     polls_before = bench.emulator.polls()
     emulator_cpu = _emulator_cpu(bench)
     with ConnectionSampler(child.pid, bench.emulator.port, interval=0.25) as sampler:
         child.send({"ids": ids})
         go = child.receive()["go"]
-        start = go + s.interval / 2
+        start = go + load.interval / 2
         timeline = []  # (seconds into the window, polls so far, poller CPU seconds so far)
-        for step in range(round(s.window / s.interval) + 1):
-            _wait_until(start + step * s.interval)
-            timeline.append((step * s.interval, bench.emulator.polls(), cpu_seconds(child.pid)))
+        for step in range(round(load.window / load.interval) + 1):
+            _wait_until(start + step * load.interval)
+            timeline.append((step * load.interval, bench.emulator.polls(), cpu_seconds(child.pid)))
         finished = bench.emulator.finish(ids)
         result = child.receive()["result"]
     polls = bench.emulator.polls() - polls_before
@@ -131,27 +158,29 @@ def triggers(bench: Bench, mode: str) -> dict[str, Any]:
         timeline[1],
         timeline[-1],
     )
+    execution_intervals = load.triggers * (len(timeline) - 2)
     return {
         "mode": mode,
-        "triggers": s.triggers,
+        "triggers": load.triggers,
+        "connections": load.connections,
         "staggered_starts": s.stagger,
-        "poll_interval_s": s.interval,
-        "window_s": s.window,
-        **_pace(bench.emulator.poll_times(ids), ids, go, s),
+        "poll_interval_s": load.interval,
+        "window_s": load.window,
+        **_pace(_before(bench.emulator.poll_times(ids), finished), ids, go, load.interval, s.stagger),
         "polls_before_window": polls_at_start - polls_before,
         "polls_per_interval": [b[1] - a[1] for a, b in itertools.pairwise(timeline)],
         "polls_total": polls,
+        "requests_per_execution_interval": (polls_at_end - polls_after_first) / execution_intervals,
+        "cpu_ms_per_execution_interval": (cpu_at_end - cpu_after_first) / execution_intervals * 1000,
         "cpu_s": result["cpu_s"],
         "wall_s": result["wall_s"],
         "cpu_ms_per_poll": result["cpu_s"] / polls * 1000,
-        "cpu_ms_per_poll_after_first_interval": (cpu_at_end - cpu_after_first)
-        / (polls_at_end - polls_after_first)
-        * 1000,
         "gc_s": result["gc_s"],
         "gc_full_collections": result["gc_full_collections"],
         "rss_with_airflow_mb": ready["rss_airflow_mb"],
         "rss_ready_mb": ready["rss_ready_mb"],
         "peak_rss_mb": result["peak_rss_mb"],
+        "rss_mb_per_1000_triggers": (result["peak_rss_mb"] - ready["rss_ready_mb"]) / load.triggers * 1000,
         "tcp_peak_open": sampler.peak_open,
         "tcp_distinct_seen": len(sampler.local_ports),
         "tcp_samples": sampler.samples,
@@ -161,6 +190,21 @@ def triggers(bench: Bench, mode: str) -> dict[str, Any]:
         "statuses": dict(collections.Counter(status for _, status in events.values())),
         "emulator_cpu_s": emulator_seconds,
         "emulator_cpu_ms_per_poll": emulator_seconds / polls * 1000,
+    }
+
+
+#: The trigger loads' modes, in the order they run: the floor first, as the others are compared to it.
+TRIGGER_MODES = ("floor", "batched", "single")
+
+
+def trigger_loads(s: Settings) -> dict[str, Load]:
+    """The loads measured: the issue's 1,000 and 10,000 waiting executions, and the mixed case."""
+    return {
+        str(s.triggers): Load(s.triggers, s.interval, s.window),
+        str(s.many_triggers): Load(s.many_triggers, s.many_interval, s.many_window),
+        f"{s.triggers} over {s.mixed_connections} connections": Load(
+            s.triggers, s.interval, s.window, s.mixed_connections
+        ),
     }
 
 

@@ -1,8 +1,10 @@
 """
 Scenario process: many pollers of Blink executions in one event loop, as a triggerer runs them.
 
-``--mode ours``: one :class:`BlinkExecutionTrigger` per execution, each ``run()`` to its event,
-all gathered in one loop (what the triggerer does). ``--mode floor``: the least any poller can do
+``--mode batched``: one :class:`BlinkExecutionTrigger` per execution, each ``run()`` to its event,
+all gathered in one loop (what the triggerer does), reading through the shared poller; ``--mode
+single``: the same with connection extra ``batch_reads: false`` (one GET per execution); with
+``--connections K`` the triggers use K connections (K pollers and sessions). ``--mode floor``: the least any poller can do
 over the same TLS endpoint, i.e. one shared ``aiohttp.ClientSession`` and per execution a loop of
 sleep, bare GET, ``json()``, state check: the trigger's schedule (its first read comes one interval
 after it starts, as the task checked the execution just before deferring).
@@ -52,14 +54,28 @@ class GcWatch:
         self.full_collections += info["generation"] == 2
 
 
-async def run_triggers(ids: Sequence[str], interval: float, delays: Sequence[float]) -> list[Event]:
+def bench_connections(count: int, *, batch_reads: bool) -> list[str]:
+    """``count`` connections like ``blink_default`` (each its own poller and session); their ids."""
+    base = json.loads(os.environ["AIRFLOW_CONN_BLINK_DEFAULT"])
+    conn_ids = []
+    for number in range(count):
+        conn = {**base, "extra": {**base["extra"], "batch_reads": batch_reads}}
+        os.environ[f"AIRFLOW_CONN_BLINK_BENCH_{number}"] = json.dumps(conn)
+        conn_ids.append(f"blink_bench_{number}")
+    return conn_ids
+
+
+async def run_triggers(
+    ids: Sequence[str], interval: float, delays: Sequence[float], conn_ids: Sequence[str]
+) -> list[Event]:
     """Build each trigger from its class path and kwargs, as the triggerer does, and run them all."""
     module, _, name = TRIGGER_CLASSPATH.rpartition(".")
     trigger_class = getattr(importlib.import_module(module), name)
 
-    async def run_one(execution_id: str, delay: float) -> Event:
+    async def run_one(number: int, execution_id: str, delay: float) -> Event:
         await asyncio.sleep(delay)
-        trigger = trigger_class(execution_id=execution_id, poll_interval=interval)
+        conn_id = conn_ids[number % len(conn_ids)]
+        trigger = trigger_class(execution_id=execution_id, poll_interval=interval, blink_conn_id=conn_id)
         status = "no event"
         try:
             async for event in trigger.run():
@@ -68,10 +84,12 @@ async def run_triggers(ids: Sequence[str], interval: float, delays: Sequence[flo
             await trigger.cleanup()
         return time.time(), status
 
-    return await asyncio.gather(*(run_one(i, d) for i, d in zip(ids, delays, strict=True)))
+    return await asyncio.gather(*(run_one(n, i, d) for n, (i, d) in enumerate(zip(ids, delays, strict=True))))
 
 
-async def run_floor(ids: Sequence[str], interval: float, delays: Sequence[float]) -> list[Event]:
+async def run_floor(
+    ids: Sequence[str], interval: float, delays: Sequence[float], conn_ids: Sequence[str]
+) -> list[Event]:
     """Poll with bare GET + JSON over one shared session (aiohttp's default 100-connection pool)."""
     import aiohttp
 
@@ -95,7 +113,8 @@ async def run_floor(ids: Sequence[str], interval: float, delays: Sequence[float]
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.trigger_load")
-    parser.add_argument("--mode", choices=["ours", "floor"], required=True)
+    parser.add_argument("--mode", choices=["batched", "single", "floor"], required=True)
+    parser.add_argument("--connections", type=int, default=1, help="connections the triggers use")
     parser.add_argument("--interval", type=float, required=True)
     parser.add_argument("--stagger", action="store_true", help="spread the starts over one interval")
     parser.add_argument("--profile", help="write a cProfile of the polling to this file")
@@ -104,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import airflow.triggers.base  # noqa: F401  # loaded in every triggerer, so in both modes
 
     rss_airflow = current_rss_mb()
-    if args.mode == "ours":
+    if args.mode != "floor":
         import airflow_provider_blink.hooks.blink  # imported by the first run()
         import airflow_provider_blink.triggers.blink  # noqa: F401
     else:
@@ -113,7 +132,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     ids = receive()["ids"]
     delays = [start_delay(i, len(ids), args.interval, stagger=args.stagger) for i in range(len(ids))]
-    runner = run_triggers if args.mode == "ours" else run_floor
+    conn_ids = bench_connections(args.connections, batch_reads=args.mode == "batched")
+    runner = run_floor if args.mode == "floor" else run_triggers
     profiler = cProfile.Profile() if args.profile else None
     gc_watch = GcWatch()
     gc.callbacks.append(gc_watch)
@@ -121,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     emit({"go": go})
     if profiler:
         profiler.enable()
-    events = asyncio.run(runner(ids, args.interval, delays))
+    events = asyncio.run(runner(ids, args.interval, delays, conn_ids))
     if profiler:
         profiler.disable()
         profiler.dump_stats(args.profile)

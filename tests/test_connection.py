@@ -80,6 +80,7 @@ def test_defaults(monkeypatch):
     assert config.verify is True
     assert config.proxies is None
     assert config.retry == RetryPolicy(max_retries=5, initial_delay=1.0)
+    assert config.batch_reads is True
     assert config.headers == {
         "BLINK-API-KEY": "k",
         "Accept": "application/json",
@@ -103,6 +104,8 @@ EXTRAS = [
     ({"retry_limit": "3", "retry_delay": "0.5"}, "retry", RetryPolicy(max_retries=3, initial_delay=0.5)),
     ({"workspace_id": " ws-1 "}, "workspace_id", "ws-1"),
     ({"extra__blink__workspace_id": "ws-legacy"}, "workspace_id", "ws-legacy"),
+    ({"batch_reads": False}, "batch_reads", False),
+    ({"batch_reads": "off"}, "batch_reads", False),
 ]
 
 
@@ -123,6 +126,8 @@ EXTRAS = [
         "retry-strings",
         "workspace-stripped",
         "workspace-legacy-prefix",
+        "batch-reads-false",
+        "batch-reads-off-string",
     ],
 )
 def test_extras(monkeypatch, extra, attribute, value):
@@ -146,6 +151,10 @@ BAD_CONNECTIONS = [
     ({"host": "a.com", "password": "k", "extra": {"retry_limit": -1}}, ["'retry_limit'"]),
     ({"host": "a.com", "password": "k", "extra": {"retry_delay": "x"}}, ["'retry_delay'"]),
     ({"host": "a.com", "password": "k", "extra": {"proxies": "http://p:3128"}}, ["'proxies'"]),
+    (
+        {"host": "a.com", "password": "k", "extra": {"batch_reads": "sometimes"}},
+        ["'batch_reads'", "true or false"],
+    ),
 ]
 
 
@@ -167,6 +176,7 @@ BAD_CONNECTIONS = [
         "retry-limit-negative",
         "retry-delay-text",
         "proxies-string",
+        "batch-reads-text",
     ],
 )
 def test_bad_connection_says_what_to_fix(monkeypatch, fields, fragments):

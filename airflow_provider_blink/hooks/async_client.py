@@ -43,6 +43,11 @@ class BlinkAsyncClient:
         self._timeout = aiohttp.ClientTimeout(total=config.timeout, sock_connect=config.timeout)
         warn_if_unverified(config, log)
 
+    @property
+    def log(self) -> Any:
+        """The logger the client reports retries and warnings to."""
+        return self._log
+
     async def _send(self, call: api.ApiCall[Any]) -> Any:
         import aiohttp
 

@@ -41,6 +41,8 @@ class BlinkConnectionConfig:
     :param verify: TLS verification: ``True``, ``False`` or a CA bundle path.
     :param proxies: requests-style proxies, e.g. ``{"https": "http://proxy:3128"}``.
     :param retry: how failed calls are retried.
+    :param batch_reads: whether triggers in one event loop read their executions together through
+        the list endpoint (extra ``batch_reads``, default true; false: one GET per execution).
     """
 
     conn_id: str
@@ -51,6 +53,7 @@ class BlinkConnectionConfig:
     verify: bool | str = True
     proxies: dict[str, str] | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    batch_reads: bool = True
 
     @property
     def api_url(self) -> str:
@@ -155,14 +158,20 @@ def _verify(conn_id: str, value: Any) -> bool | str:
     )
 
 
+def _boolean(conn_id: str, extra: Mapping[str, Any], name: str, default: bool) -> bool:
+    """A true/false extra, or a clear error naming it."""
+    value = extra.get(name, default)
+    flag = _flag(value)
+    if flag is None:
+        raise BlinkConfigurationError(
+            f"Connection {conn_id!r}: extra {name!r} must be true or false, got {value!r}."
+        )
+    return flag
+
+
 def _allow_insecure_http(conn_id: str, url: str, extra: Mapping[str, Any]) -> None:
     """Refuse plain ``http://`` to a host that is not loopback unless the connection allows it."""
-    value = extra.get("allow_insecure_http", False)
-    allowed = _flag(value)
-    if allowed is None:
-        raise BlinkConfigurationError(
-            f"Connection {conn_id!r}: extra 'allow_insecure_http' must be true or false, got {value!r}."
-        )
+    allowed = _boolean(conn_id, extra, "allow_insecure_http", False)
     parts = urlsplit(url)
     if parts.scheme != "http" or allowed or _is_loopback(parts.hostname or ""):
         return
@@ -249,6 +258,7 @@ def read_connection(conn: Connection) -> BlinkConnectionConfig:
             max_retries=int(_number(conn_id, extra, "retry_limit", RetryPolicy.max_retries, 0)),
             initial_delay=_number(conn_id, extra, "retry_delay", RetryPolicy.initial_delay, 0),
         ),
+        batch_reads=_boolean(conn_id, extra, "batch_reads", True),
     )
 
 

@@ -234,6 +234,14 @@ class BlinkEmulator:
         """Every request received so far (the API key header shows as ``***``)."""
         return self._requests.snapshot()
 
+    def request_counts(self) -> dict[str, int]:
+        """
+        How many requests each endpoint received so far: ``get``, ``list``, ``execute``, ``cancel``, ``steps``.
+
+        Cheaper than :attr:`requests` for counting calls, e.g. how many one polling round made.
+        """
+        return self._requests.counts()
+
     def finish(
         self, execution_id: str, state: str = COMPLETED, *, error_details: dict[str, str] | None = None
     ) -> dict[str, Any]:

@@ -29,6 +29,9 @@ class Query:
     limit: int = DEFAULT_LIMIT
     offset: int = 0
     select: tuple[str, ...] | None = None
+    #: The only ``id`` values the filter can match, when it is one ``id`` equality or an ``$or`` of
+    #: them (what a batched read sends): the server then looks those up instead of scanning.
+    ids: frozenset[str] | None = None
 
     def run(
         self, records: Sequence[Record], shape: Callable[[Record], Record] | None = None
@@ -81,7 +84,24 @@ def parse_query(raw: str | None, fields: Collection[str] | None = None) -> Query
     visible = None if fields is None else frozenset(fields)
     predicate = _compile_filter(obj["filter"], visible) if obj.get("filter") is not None else None
     sort = tuple((f, d) for f, d in _parse_sort(obj.get("sort")) if visible is None or f in visible)
-    return Query(predicate, sort, limit, offset, _parse_select(obj.get("select")))
+    ids = _matched_ids(obj.get("filter")) if visible is None or "id" in visible else None
+    return Query(predicate, sort, limit, offset, _parse_select(obj.get("select")), ids)
+
+
+def _matched_ids(node: Any) -> frozenset[str] | None:
+    """The ids a filter of ``id`` equalities (bare or ``$eq``, alone or ``$or``-ed) can match, else ``None``."""
+    alternatives = node.get("$or") if isinstance(node, dict) and list(node) == ["$or"] else [node]
+    ids: set[str] = set()
+    for alternative in alternatives if isinstance(alternatives, list) else ():
+        if not isinstance(alternative, dict) or list(alternative) != ["id"]:
+            return None
+        value = alternative["id"]
+        if isinstance(value, dict) and list(value) == ["$eq"]:
+            value = value["$eq"]
+        if not isinstance(value, str):
+            return None
+        ids.add(value)
+    return frozenset(ids) if ids else None
 
 
 def _int_in_range(value: Any, name: str, low: int, high: int | None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import threading
@@ -90,6 +91,8 @@ class RequestRecord:
     One request the emulator received, with the API key redacted.
 
     :param status: the status sent, or 0 when the connection was closed without a response.
+    :param endpoint: which endpoint it reached (``execute``, ``get``, ``list``, ``cancel``,
+        ``steps``), or ``""`` for a path that is none of them.
     """
 
     method: str
@@ -98,18 +101,26 @@ class RequestRecord:
     body: Any | None
     headers: dict[str, str]
     status: int
+    endpoint: str = ""
 
 
 class RequestLog:
-    """Thread-safe, append-only list of :class:`RequestRecord`."""
+    """Thread-safe, append-only list of :class:`RequestRecord`, with a count per endpoint."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._records: list[RequestRecord] = []
+        self._counts: collections.Counter[str] = collections.Counter()
 
     def append(self, record: RequestRecord) -> None:
         with self._lock:
             self._records.append(record)
+            self._counts[record.endpoint] += 1
+
+    def counts(self) -> dict[str, int]:
+        """Requests received so far per endpoint (see :attr:`RequestRecord.endpoint`)."""
+        with self._lock:
+            return dict(self._counts)
 
     def snapshot(self) -> list[RequestRecord]:
         with self._lock:
@@ -237,8 +248,15 @@ class _BlinkApi:
             name: (REDACTED if name.lower() == API_KEY_HEADER.lower() else value)
             for name, value in request.headers.items()
         }
+        route = request.match_info.route.name if request.match_info.route else None
         record = RequestRecord(
-            request.method, request.path, dict(request.query), _decode_body(body), headers, status
+            request.method,
+            request.path,
+            dict(request.query),
+            _decode_body(body),
+            headers,
+            status,
+            route or "",
         )
         self.requests_log.append(record)
         log.debug("%s %s -> %s", request.method, request.path, status or "connection closed")
@@ -318,10 +336,15 @@ class _BlinkApi:
         return web.json_response(execution_answer(record))
 
     async def list(self, request: web.Request) -> web.Response:
-        """Seed 004: list items carry exactly its fields (no inputs, no event); the filter sees those."""
+        """
+        Seed 004: list items carry exactly its fields (no inputs, no event); the filter sees those.
+
+        A filter on ``id`` alone (``$or`` of equalities, NOTES.md "RQL") is answered by looking the
+        ids up: the same answer as a scan, in time that does not grow with the workspace.
+        """
         workspace_id = self._workspace(request)
         query = _query(request, LIST_FIELDS)
-        total, page = query.run(self.state.records(workspace_id), list_item)
+        total, page = query.run(self.state.records(workspace_id, query.ids), list_item)
         return web.json_response(self.style.page(query.limit, query.offset, total, page))
 
     async def cancel(self, request: web.Request) -> web.Response:

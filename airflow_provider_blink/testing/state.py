@@ -12,7 +12,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -194,6 +194,7 @@ class EmulatorState:
     playbooks: dict[tuple[str, str], ScriptedPlaybook] = field(default_factory=dict)
     _executions: dict[str, Execution] = field(default_factory=dict)
     _by_workspace: dict[str, list[Execution]] = field(default_factory=dict)
+    _order: dict[str, int] = field(default_factory=dict)
     _run_counts: dict[tuple[str, str], int] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -326,8 +327,14 @@ class EmulatorState:
             record = execution.view(now)
             return record, execution.finished, execution.output, execution.remaining(now)
 
-    def records(self, workspace_id: str | None = None) -> list[dict[str, Any]]:
-        """Current records in creation order, of one workspace or all (shared: do not mutate)."""
+    def records(
+        self, workspace_id: str | None = None, ids: Collection[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """
+        Current records in creation order, of one workspace or all (shared: do not mutate).
+
+        :param ids: only these executions (looked up by id, not scanned for).
+        """
         with self._lock:
             now = time.monotonic()
             source: Iterable[Execution] = (
@@ -335,6 +342,12 @@ class EmulatorState:
                 if workspace_id is None
                 else self._by_workspace.get(workspace_id, [])
             )
+            if ids is not None:
+                found = (self._executions.get(i) for i in ids)
+                source = sorted(
+                    (e for e in found if e is not None and workspace_id in (None, e.workspace_id)),
+                    key=lambda e: self._order[e.id],
+                )
             return [e.view(now) for e in source]
 
     def steps(self, execution_id: str, workspace_id: str) -> list[dict[str, Any]]:
@@ -379,6 +392,7 @@ class EmulatorState:
 
     def _store(self, execution: Execution) -> None:
         self._executions[execution.id] = execution
+        self._order[execution.id] = len(self._order)
         self._by_workspace.setdefault(execution.workspace_id, []).append(execution)
 
     @staticmethod

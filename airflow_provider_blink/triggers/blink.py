@@ -13,6 +13,7 @@ from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkError
 from airflow_provider_blink.executions import summarize
 from airflow_provider_blink.hooks.blink import BlinkAsyncClient, BlinkHook
+from airflow_provider_blink.hooks.poller import ExecutionReader, execution_reader
 from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
 from airflow_provider_blink.tasks.budget import DEFAULT_ERROR_BUDGET, ErrorBudget, WaitEnds
 from airflow_provider_blink.tasks.events import EventStatus, cancel_note, finished_event
@@ -89,15 +90,18 @@ class BlinkExecutionTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
-            async with BlinkHook(self.blink_conn_id).async_client(shared=True) as client:
-                event = await self._watch(client)
+            async with (
+                BlinkHook(self.blink_conn_id).async_client(shared=True) as client,
+                execution_reader(client, self.workspace_id) as reader,
+            ):
+                event = await self._watch(reader)
                 if event["status"] == "timeout" and self.cancel_on_kill:
                     event["message"] += f"; {await self._cancel(client)}"
         except BlinkError as exc:  # the connection itself is unusable (no key, bad URL ...)
             event = self._event("error", None, str(exc), permanent=True)
         yield TriggerEvent(event)
 
-    async def _watch(self, client: BlinkAsyncClient) -> dict[str, Any]:
+    async def _watch(self, reader: ExecutionReader) -> dict[str, Any]:
         # The task checked the execution just before deferring, so the first poll waits an interval:
         # no wasted request, and no event in the instant after deferral (apache/airflow#72716).
         execution: dict[str, Any] | None = None
@@ -112,7 +116,7 @@ class BlinkExecutionTrigger(BaseTrigger):
             pause, polled = self.poll_interval, True
             try:
                 execution = await asyncio.wait_for(
-                    client.get_execution(self.execution_id, workspace_id=self.workspace_id),
+                    reader.read(self.execution_id, self._finished, interval=self.poll_interval),
                     self._read_timeout(),
                 )
                 outcome = decide_outcome(execution, self.success_states, self.failure_states)
@@ -130,6 +134,12 @@ class BlinkExecutionTrigger(BaseTrigger):
             else:
                 if outcome is not ExecutionOutcome.RUNNING:
                     return finished_event(execution, outcome)
+
+    def _finished(self, execution: dict[str, Any]) -> bool:
+        return (
+            decide_outcome(execution, self.success_states, self.failure_states)
+            is not ExecutionOutcome.RUNNING
+        )
 
     def _remaining(self) -> float | None:
         return None if self.end_time is None else self.end_time - time.time()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -163,3 +164,18 @@ def new_one(emulator: BlinkEmulator) -> Callable[[], str | None]:
     """For :func:`finishing`: the first execution started from now on."""
     before = len(emulator.executions)
     return lambda: executions[before]["id"] if len(executions := emulator.executions) > before else None
+
+
+def listed_ids(emulator: BlinkEmulator) -> list[set[str]]:
+    """For each list call the emulator received, oldest first, the ids its RQL ``$or`` filter asked for."""
+    calls = []
+    for record in emulator.requests:
+        if record.endpoint == "list":
+            alternatives = json.loads(record.query["q"])["filter"]["$or"]
+            calls.append({alternative["id"] for alternative in alternatives})
+    return calls
+
+
+def read_ids(emulator: BlinkEmulator) -> list[str]:
+    """The execution ids of the single GETs the emulator received, oldest first."""
+    return [record.path.rsplit("/", 1)[-1] for record in emulator.requests if record.endpoint == "get"]

@@ -116,6 +116,44 @@ def test_select_projects_fields(api, ids):
     assert [set(r) for r in results] == [{"id", "state"}, {"id", "state"}]
 
 
+@pytest.mark.parametrize(
+    "alternative",
+    [lambda i: {"id": i}, lambda i: {"id": {"$eq": i}}],
+    ids=["bare-eq", "eq"],
+)
+def test_or_of_ids_answers_those_executions_like_a_scan(api, ids, alternative):
+    """NOTES.md, RQL: ``{"$or": [{...}, {...}]}`` for OR; ``{"field": v}`` or ``{"$eq": v}``: what a batched read sends."""
+    wanted = [ids[3], ids[0], "no-such-id", ids[4]]
+    query = {"filter": {"$or": [alternative(i) for i in wanted]}, "limit": 4}
+
+    body = api.list(query).json()
+
+    assert numbers(api.list(query), ids) == [1, 4, 5], "creation order, as without the filter"
+    assert body["total"] == 3
+    also_by_playbook = {"filter": {"$or": [{"id": ids[0]}, {"playbook_id": "beta"}]}}
+    assert numbers(api.list(also_by_playbook), ids) == [1, 3, 5], "ids or-ed with another field still scan"
+
+
+def test_or_of_ids_is_scoped_to_the_workspace(api, api_for, ids):
+    other = api_for(workspace="ws-2")
+    query = {"filter": {"$or": [{"id": i} for i in ids]}}
+
+    assert other.list(query).json()["results"] == []
+
+
+def test_requests_are_counted_per_endpoint(emu, api, ids):
+    before = emu.request_counts()
+    api.list({"filter": {"$or": [{"id": ids[0]}, {"id": ids[1]}]}})
+    api.get(ids[0])
+    api.request("GET", "/nowhere")
+
+    after = emu.request_counts()
+    changed = {
+        name: after[name] - before.get(name, 0) for name in after if after[name] != before.get(name, 0)
+    }
+    assert changed == {"list": 1, "get": 1, "": 1}
+
+
 def test_latest_execution_like_blinks_own_client(api, ids):
     query = {"filter": {"playbook_id": "alpha"}, "sort": ["-execution_number"], "limit": 1}
     assert numbers(api.list(query), ids) == [4]

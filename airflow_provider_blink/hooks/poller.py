@@ -1,0 +1,319 @@
+"""
+Batched reads of executions: one poller per connection settings, workspace and event loop.
+
+Triggers in one triggerer each wait for their own execution. Read one GET at a time, 1,000 of them
+at a 10 s interval are 100 requests a second; through the shared :class:`ExecutionPoller` the reads
+that fall due together go out as a few list calls, RQL ``{"filter": {"$or": [{"id": ...}, ...]}}``
+(NOTES.md, "RQL"; seed 004: list items carry ``id``, ``state``, ``state_ui``, ``error_details``).
+Correctness never depends on the batch: what the list does not answer is read with the single GET,
+and so is every execution that has finished, so the event carries the same record as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
+
+from airflow_provider_blink import api
+from airflow_provider_blink.exceptions import BlinkApiError, BlinkError, BlinkResponseError
+from airflow_provider_blink.executions import SUMMARY_FIELDS
+
+if TYPE_CHECKING:
+    from airflow_provider_blink.hooks.async_client import BlinkAsyncClient
+
+Record = dict[str, Any]
+#: Says whether a record shows the execution ended (the trigger's own success/failure states).
+IsFinal = Callable[[Record], bool]
+
+#: Most seconds a read waits for others to join its round (less for short intervals, see GATHER_SHARE).
+GATHER_SECONDS = 0.5
+#: Most share of its poll interval a read waits for others to join its round.
+GATHER_SHARE = 0.05
+#: Most bytes of one list call's encoded ``q``: the whole URL stays well under the common 8 KB limit.
+QUERY_BUDGET = 6000
+#: Most single GETs one poller has in flight (finished executions, ids the list left out, fallback):
+#: a thousand runs finishing together do not open a thousand TLS connections.
+GET_CONCURRENCY = 20
+#: Seconds a connection reads one GET per execution after Blink refused a batch (400).
+FALLBACK_SECONDS = 600.0
+#: Fields a list call asks for (``select``): those of the event's summary that list items have.
+LISTED_FIELDS = list(SUMMARY_FIELDS)
+
+
+class ExecutionReader(Protocol):
+    """How a trigger reads its execution: through the shared poller, or with its own GET."""
+
+    async def read(self, execution_id: str, is_final: IsFinal, *, interval: float) -> Record:
+        """The execution's current record; the single GET's whole record once ``is_final`` holds."""
+
+
+@dataclass(frozen=True)
+class SingleReads:
+    """One GET per read: connection extra ``batch_reads: false``."""
+
+    client: BlinkAsyncClient
+    workspace_id: str | None
+
+    async def read(self, execution_id: str, is_final: IsFinal, *, interval: float) -> Record:
+        """Read the execution with the single GET."""
+        return await self.client.get_execution(execution_id, workspace_id=self.workspace_id)
+
+
+@dataclass
+class _Wait:
+    execution_id: str
+    is_final: IsFinal
+    future: asyncio.Future[Record]
+
+    def give(self, result: Record | Exception) -> None:
+        if self.future.done():  # its trigger left (finished, cancelled) while the round ran
+            return
+        if isinstance(result, Exception):
+            self.future.set_exception(_own_copy(result))
+        else:
+            self.future.set_result(result)
+
+
+def _own_copy(exc: Exception) -> Exception:
+    """A copy of ``exc`` for one waiter: many triggers raising one object would share its traceback."""
+    copy = type(exc).__new__(type(exc))
+    copy.__dict__.update(exc.__dict__)
+    copy.args = exc.args
+    return copy
+
+
+@dataclass
+class ExecutionPoller:
+    """
+    Reads the executions of one workspace for every trigger in an event loop, in rounds.
+
+    A read joins the next round, which starts at the latest :data:`GATHER_SECONDS` (or
+    :data:`GATHER_SHARE` of the reader's interval) after the first read that asked for it, or at
+    once when every user is reading (none is left to wait for); reads arriving while a round runs
+    join the one after. A round of one execution, or any round while the connection falls back,
+    reads each execution with the single GET.
+
+    :param client: the client to call Blink with (over the loop's shared session).
+    :param workspace_id: the workspace override, as the trigger has it (``None``: the connection's).
+    """
+
+    client: BlinkAsyncClient
+    workspace_id: str | None
+    #: Triggers using the poller (see :func:`execution_reader`).
+    users: int = 0
+    _due: list[_Wait] = field(default_factory=list)
+    _reading: int = 0
+    _timer: asyncio.TimerHandle | None = None
+    _timer_at: float = math.inf
+    _rounds: set[asyncio.Task[None]] = field(default_factory=set)
+    _batches_refused_until: float = 0.0
+    _refusal_logged: bool = False
+    _gets: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(GET_CONCURRENCY))
+
+    async def read(self, execution_id: str, is_final: IsFinal, *, interval: float) -> Record:
+        """Wait for the next round and return the execution's record (see :class:`ExecutionReader`)."""
+        loop = asyncio.get_running_loop()
+        wait = _Wait(execution_id, is_final, loop.create_future())
+        self._due.append(wait)
+        gather = (
+            0.0
+            if len(self._due) + self._reading >= self.users
+            else min(GATHER_SECONDS, interval * GATHER_SHARE)
+        )
+        self._start_round_by(loop, loop.time() + gather)
+        return await wait.future
+
+    def close(self) -> None:
+        """Stop: no round starts any more and the running ones are cancelled (their triggers left)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for task in self._rounds:
+            task.cancel()
+
+    def _start_round_by(self, loop: asyncio.AbstractEventLoop, moment: float) -> None:
+        if moment >= self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = moment
+        self._timer = loop.call_at(moment, self._start_round)
+
+    def _start_round(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        waits = [wait for wait in self._due if not wait.future.done()]
+        self._due = []
+        if waits:
+            self._reading += len(waits)
+            task = asyncio.ensure_future(self._round(waits))
+            self._rounds.add(task)
+            task.add_done_callback(self._rounds.discard)
+
+    async def _round(self, waits: list[_Wait]) -> None:
+        try:
+            await self._read_for(waits)
+        except Exception as exc:  # never leave a trigger waiting on a round that broke
+            for wait in waits:
+                wait.give(exc)
+        finally:  # cancelled (the poller closed): nobody should still wait, but never hang one
+            self._reading -= len(waits)
+            for wait in waits:
+                wait.future.cancel()
+
+    async def _read_for(self, waits: list[_Wait]) -> None:
+        ids = list(dict.fromkeys(wait.execution_id for wait in waits))
+        listed: dict[str, Record] = {}
+        if len(ids) > 1 and time.monotonic() >= self._batches_refused_until:
+            try:
+                listed = await self._list(ids)
+            except BlinkError as exc:
+                if not self._refused(exc):
+                    for wait in waits:
+                        wait.give(exc)
+                    return
+        to_get: set[str] = set()
+        for wait in waits:
+            item = listed.get(wait.execution_id)
+            if item is not None and not _shows_final(wait, item):
+                wait.give(item)
+            else:  # not in the answer, or finished: the single GET has the whole record
+                to_get.add(wait.execution_id)
+        read: list[Record | BaseException] = await asyncio.gather(
+            *(self._get(i) for i in to_get), return_exceptions=True
+        )
+        records = dict(zip(to_get, read, strict=True))
+        for wait in waits:
+            result = records.get(wait.execution_id)
+            if isinstance(result, BaseException) and not isinstance(result, Exception):
+                raise result
+            if result is not None:
+                wait.give(result)
+
+    async def _get(self, execution_id: str) -> Record:
+        async with self._gets:
+            return await self.client.get_execution(execution_id, workspace_id=self.workspace_id)
+
+    async def _list(self, ids: Sequence[str]) -> dict[str, Record]:
+        pages = await asyncio.gather(*(self._list_chunk(chunk) for chunk in id_chunks(ids)))
+        listed: dict[str, Record] = {}
+        for page in pages:
+            for item in page["results"]:
+                item_id = item.get("id")
+                if isinstance(item_id, str):
+                    listed.setdefault(item_id, item)
+        return listed
+
+    async def _list_chunk(self, chunk: Sequence[str]) -> dict[str, Any]:
+        return await self.client.list_executions(
+            workspace_id=self.workspace_id,
+            filter={"$or": [{"id": execution_id} for execution_id in chunk]},
+            limit=len(chunk),
+            select=LISTED_FIELDS,
+        )
+
+    def _refused(self, exc: BlinkError) -> bool:
+        """Whether Blink refused the batch itself (400, an unreadable answer): then fall back to GETs."""
+        refused = isinstance(exc, BlinkResponseError) or (
+            isinstance(exc, BlinkApiError) and exc.status == 400
+        )
+        if refused:
+            self._batches_refused_until = time.monotonic() + FALLBACK_SECONDS
+            log = self.client.log
+            if not self._refusal_logged:
+                self._refusal_logged = True
+                log.warning(
+                    "Blink refused a batched read of executions on connection %r (%s); reading one "
+                    "execution per request for %gs, then trying batches again. Set the connection's "
+                    "extra 'batch_reads' to false to stop batching.",
+                    self.client.config.conn_id,
+                    exc,
+                    FALLBACK_SECONDS,
+                )
+            else:
+                log.debug("Blink refused a batched read again: %s", exc)
+        return refused
+
+
+def _shows_final(wait: _Wait, item: Record) -> bool:
+    """Whether a list item shows the wait's execution finished; ``True`` when it cannot tell (the GET will)."""
+    try:
+        return wait.is_final(item)
+    except BlinkError:  # e.g. an item without a state: the single GET answers as before
+        return True
+
+
+def id_chunks(ids: Sequence[str]) -> list[list[str]]:
+    """
+    Split ids into list calls: each ``q`` within :data:`QUERY_BUDGET` encoded bytes and ``limit``.
+
+    Counted as percent-encoding every byte but letters and digits would, an upper bound of what
+    the client sends. An id too long for a call of its own is left out (it is read with the GET).
+    """
+    frame = _encoded_size({"filter": {"$or": []}, "limit": api.MAX_PAGE_SIZE, "select": LISTED_FIELDS})
+    chunks: list[list[str]] = []
+    chunk: list[str] = []
+    size = frame
+    for execution_id in ids:
+        cost = _encoded_size({"id": execution_id}) + len(quote(","))
+        if frame + cost > QUERY_BUDGET:
+            continue
+        if chunk and (size + cost > QUERY_BUDGET or len(chunk) == api.MAX_PAGE_SIZE):
+            chunks.append(chunk)
+            chunk, size = [], frame
+        chunk.append(execution_id)
+        size += cost
+    if chunk:
+        chunks.append(chunk)
+    return chunks
+
+
+def _encoded_size(value: Any) -> int:
+    return len(quote(json.dumps(value, separators=(",", ":")), safe=""))
+
+
+_POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, ExecutionPoller]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@contextlib.asynccontextmanager
+async def execution_reader(
+    client: BlinkAsyncClient, workspace_id: str | None
+) -> AsyncIterator[ExecutionReader]:
+    """
+    The reader a trigger reads its execution with, for as long as it waits.
+
+    Unless the connection sets ``batch_reads: false``: the event loop's poller for these connection
+    settings and workspace, created for its first user and closed when the last one leaves (like
+    :func:`.sessions.shared_session`, whose session it calls through).
+    """
+    if not client.config.batch_reads:
+        yield SingleReads(client, workspace_id)
+        return
+    per_loop = _POLLERS.setdefault(asyncio.get_running_loop(), {})
+    key = (client.config.pool_key, client.config.workspace_id, workspace_id)
+    poller = per_loop.get(key)
+    if poller is None:
+        poller = per_loop[key] = ExecutionPoller(client, workspace_id)
+    poller.users += 1
+    try:
+        yield poller
+    finally:
+        poller.users -= 1
+        if poller.users == 0:
+            if per_loop.get(key) is poller:
+                del per_loop[key]
+            poller.close()
+
+
+def poller_count() -> int:
+    """Open pollers in the running event loop (for tests and diagnostics)."""
+    return len(_POLLERS.get(asyncio.get_running_loop(), {}))

@@ -1,0 +1,230 @@
+"""
+BlinkExecutionTrigger's batched reads: triggers in one event loop read their executions together.
+
+Each test runs real triggers in the test's loop against the emulator and counts what it received:
+list calls (RQL ``$or`` on ``id``, NOTES.md "RQL"; seed 004 for the list) and single GETs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+# Imported here, not inside the triggers' first run: an import would count as a slow callback.
+import airflow_provider_blink.hooks.blink  # noqa: F401
+from airflow_provider_blink.hooks import poller
+from airflow_provider_blink.testing import BlinkEmulator, Fault
+from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
+
+from support.connections import connection_json
+from support.emulator import listed_ids, read_ids
+from support.emulator import start_directly as start
+from support.logs import times_logged
+from support.triggers import next_event
+from support.waiting import wait_until
+
+INTERVAL = 0.3
+
+
+@pytest.fixture(autouse=True)
+def rounds_gather_for_half_an_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads due within 0.15 s share a round (by default 5% of the interval): room for a busy machine."""
+    monkeypatch.setattr(poller, "GATHER_SHARE", 0.5)
+
+
+def trigger_for(execution_id: str, **settings: Any) -> BlinkExecutionTrigger:
+    return BlinkExecutionTrigger(execution_id=execution_id, **{"poll_interval": INTERVAL, **settings})
+
+
+def slow_runs(emulator: BlinkEmulator, count: int) -> list[str]:
+    return [start(emulator, "slow") for _ in range(count)]
+
+
+async def events_of(triggers: Iterable[BlinkExecutionTrigger]) -> list[dict[str, Any]]:
+    return list(await asyncio.wait_for(asyncio.gather(*(next_event(t) for t in triggers)), 30))
+
+
+def watch(ids: Sequence[str], **settings: Any) -> asyncio.Future[list[dict[str, Any]]]:
+    """Start one trigger per execution, all in this loop; the future of their events, in order."""
+    return asyncio.ensure_future(events_of(trigger_for(i, **settings) for i in ids))
+
+
+def finish(emulator: BlinkEmulator, ids: Iterable[str]) -> None:
+    for execution_id in ids:
+        emulator.finish(execution_id)
+
+
+def list_statuses(emulator: BlinkEmulator) -> list[int]:
+    return [r.status for r in emulator.requests if r.endpoint == "list"]
+
+
+async def test_one_list_call_per_round_reads_every_waiting_execution(emulator):
+    ids = slow_runs(emulator, 5)
+    watching = watch(ids)
+    await wait_until(lambda: len(listed_ids(emulator)) >= 3)
+    finish(emulator, ids)
+
+    events = await watching
+
+    assert [e["status"] for e in events] == ["success"] * 5
+    assert all(call == set(ids) for call in listed_ids(emulator)), "every round: one call for all five"
+    assert sorted(read_ids(emulator)) == sorted(ids), "one GET each: the finished record"
+    for event in events:  # the single GET's record, as without batching
+        assert {"playbook_name", "display_name", "duration"} <= set(event["execution"])
+    assert poller.poller_count() == 0, "the last trigger to leave closed the poller"
+
+
+async def test_a_large_round_is_split_into_calls_with_short_urls(emulator):
+    ids = slow_runs(emulator, 150)
+    watching = watch(ids)
+    await wait_until(lambda: listed_ids(emulator) and set().union(*listed_ids(emulator)) == set(ids))
+    finish(emulator, ids)
+
+    events = await watching
+
+    assert {e["status"] for e in events} == {"success"}
+    first_round = listed_ids(emulator)[: len(poller.id_chunks(ids))]
+    assert len(first_round) >= 2, "150 ids do not fit one URL"
+    assert set().union(*first_round) == set(ids)
+    assert sum(map(len, first_round)) == len(ids), "each id asked for once per round"
+    for record in emulator.requests:
+        if record.endpoint == "list":
+            q = json.loads(record.query["q"])
+            assert q["limit"] == len(q["filter"]["$or"]) <= 1000
+            assert len(record.path) + len(urlencode(record.query)) < 7 * 1024
+
+
+async def test_an_id_missing_from_the_answer_is_read_with_get(emulator):
+    running = slow_runs(emulator, 2)
+    watching = watch([*running, "no-such-execution"])
+    await wait_until(lambda: len(listed_ids(emulator)) >= 2)
+    finish(emulator, running)
+
+    events = await watching
+
+    assert [e["status"] for e in events] == ["success", "success", "error"]
+    assert events[2]["permanent"] is True, "the GET's 404 ends that wait, as without batching"
+    assert "404" in events[2]["message"]
+    assert listed_ids(emulator)[0] == {*running, "no-such-execution"}
+    assert read_ids(emulator).count("no-such-execution") == 1
+    assert all("no-such-execution" not in call for call in listed_ids(emulator)[1:])
+
+
+async def test_a_refused_batch_falls_back_to_one_get_per_execution_logged_once(emulator, caplog, capfd):
+    caplog.set_level(logging.WARNING)
+    emulator.inject(Fault("list", "status", status=400, times=None))
+    ids = slow_runs(emulator, 3)
+    watching = watch(ids)
+    await wait_until(lambda: len(read_ids(emulator)) >= 9)
+    finish(emulator, ids)
+
+    events = await watching
+
+    assert [e["status"] for e in events] == ["success"] * 3
+    assert list_statuses(emulator) == [400], "no batch again while falling back"
+    assert all(read_ids(emulator).count(i) >= 3 for i in ids), "every round read each with a GET"
+    assert times_logged(caplog, capfd, "extra 'batch_reads' to false") == 1, "once, naming the switch"
+
+
+async def test_a_429_on_a_batch_delays_the_round_and_no_read_is_lost(emulator):
+    emulator.inject(Fault("list", "status", status=429, retry_after=0.2, times=1))
+    ids = slow_runs(emulator, 3)
+    watching = watch(ids)
+    await wait_until(lambda: list_statuses(emulator)[:2] == [429, 200])
+    finish(emulator, ids)
+
+    events = await watching
+
+    assert [e["status"] for e in events] == ["success"] * 3
+    assert listed_ids(emulator)[1] == set(ids), "the same round, repeated after Retry-After"
+    assert sorted(read_ids(emulator)) == sorted(ids), "not a fallback: GETs for the finished records only"
+
+
+async def test_5xx_on_every_batch_spends_each_triggers_error_budget(emulator):
+    emulator.inject(Fault("list", "status", status=503, times=None))
+    ids = slow_runs(emulator, 3)
+
+    events = await watch(ids, error_budget=0.5)
+
+    assert [e["status"] for e in events] == ["error"] * 3
+    assert all(e["permanent"] is False and "503" in e["message"] for e in events)
+    assert [e["execution_id"] for e in events] == ids
+    assert read_ids(emulator) == [], "a 5xx is ridden out, not a reason to fall back"
+    assert all(call == set(ids) for call in listed_ids(emulator))
+
+
+@pytest.mark.parametrize("status", [401, 403, 404])
+async def test_a_refusal_of_the_key_or_workspace_ends_every_wait(emulator, status):
+    emulator.inject(Fault("list", "status", status=status, times=1))
+    ids = slow_runs(emulator, 3)
+
+    events = await watch(ids)
+
+    assert [e["status"] for e in events] == ["error"] * 3
+    assert all(e["permanent"] is True and str(status) in e["message"] for e in events)
+    assert len(listed_ids(emulator)) == 1
+    assert read_ids(emulator) == []
+
+
+def reads_of(emulator: BlinkEmulator, execution_id: str) -> list[int]:
+    """Where in the request log the execution was read: by its GET, or named in a list call."""
+    read = []
+    for position, record in enumerate(emulator.requests):
+        named = record.endpoint == "list" and execution_id in record.query.get("q", "")
+        if named or (record.endpoint == "get" and record.path.endswith(f"/{execution_id}")):
+            read.append(position)
+    return read
+
+
+async def test_triggers_join_and_leave_mid_round_without_blocking_or_losing_one(emulator):
+    leaving, staying, joining = slow_runs(emulator, 3)
+    emulator.inject(Fault("list", "slow", delay=1.5, times=1))
+    leaver = asyncio.ensure_future(next_event(trigger_for(leaving)))
+    stayer = asyncio.ensure_future(next_event(trigger_for(staying)))
+    await asyncio.sleep(INTERVAL + 0.3)  # the first round's list call is now held by the emulator
+    leaver.cancel()
+    joiner = asyncio.ensure_future(next_event(trigger_for(joining)))
+    await wait_until(lambda: len(reads_of(emulator, staying)) >= 3 and len(reads_of(emulator, joining)) >= 3)
+    finish(emulator, [staying, joining])
+
+    events = await asyncio.wait_for(asyncio.gather(stayer, joiner), 30)
+
+    assert [e["status"] for e in events] == ["success", "success"]
+    assert leaver.cancelled()
+    held = next(n for n, r in enumerate(emulator.requests) if r.endpoint == "list")
+    assert listed_ids(emulator)[0] == {leaving, staying}
+    assert reads_of(emulator, leaving) == [held], "a trigger that left is not read again"
+    assert reads_of(emulator, joining)[0] < held, "the joiner read while the held round was still running"
+    assert reads_of(emulator, staying)[1] > held, "the stayer got the held round's answer and read again"
+
+
+async def test_batch_reads_off_keeps_one_get_per_execution(emulator, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_SINGLE", connection_json(emulator, batch_reads=False))
+    ids = slow_runs(emulator, 3)
+    watching = watch(ids, blink_conn_id="blink_single")
+    await wait_until(lambda: len(read_ids(emulator)) >= 9)
+    finish(emulator, ids)
+
+    events = await watching
+
+    assert [e["status"] for e in events] == ["success"] * 3
+    assert listed_ids(emulator) == []
+    assert poller.poller_count() == 0
+
+
+async def test_rounds_of_one_execution_read_it_with_get(emulator):
+    [execution_id] = slow_runs(emulator, 1)
+    watching = watch([execution_id], end_time=time.time() + 3 * INTERVAL)
+
+    [event] = await watching
+
+    assert event["status"] == "timeout"
+    assert listed_ids(emulator) == [], "a list call would cost as much and answer less"
+    assert read_ids(emulator).count(execution_id) >= 2

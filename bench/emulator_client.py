@@ -45,7 +45,7 @@ class EmulatorProcess:
         self._http = requests.Session()
         self._http.trust_env = False  # else REQUESTS_CA_BUNDLE from the environment beats ``verify``
         self._http.headers["BLINK-API-KEY"] = API_KEY
-        self._http.verify = str(tls.ca_cert)
+        self._http.verify = self._ca_cert = str(tls.ca_cert)
 
     @property
     def pid(self) -> int:
@@ -56,8 +56,14 @@ class EmulatorProcess:
         return cpu_seconds(self.pid)
 
     def connection_json(self) -> str:
-        """The ``blink_default`` connection: host, key, workspace; TLS trusted via the CA settings."""
-        return json.dumps(self._launched.connection())
+        """
+        The ``blink_default`` connection: host, key, workspace, and the bench's CA as extra ``verify``.
+
+        The hook reads no CA settings from the environment (``REQUESTS_CA_BUNDLE`` and the like): a
+        private CA is the connection's ``verify``, as a user with one would set it.
+        """
+        conn = self._launched.connection()
+        return json.dumps({**conn, "extra": {**conn.get("extra", {}), "verify": self._ca_cert}})
 
     def start_runs(self, count: int) -> list[str]:
         """Start ``count`` runs of the poll playbook (they last until :meth:`finish`); returns their ids."""

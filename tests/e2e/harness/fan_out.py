@@ -69,10 +69,6 @@ def executions(deployment: DistributedDeployment, run: FanOut) -> list[dict[str,
     ]
 
 
-def execution_path(deployment: DistributedDeployment, execution_id: str) -> str:
-    return f"/api/v1/workspace/{deployment.workspace_id}/executions/{execution_id}"
-
-
 def requests_by_sender(
     deployment: DistributedDeployment, *, since: float = 0.0, until: float = float("inf")
 ) -> dict[str, list[SeenRequest]]:

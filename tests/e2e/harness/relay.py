@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import threading
 import time
 from collections.abc import Iterable
+from urllib.parse import parse_qs
 
 from e2e.harness.processes import LOOPBACK
 
@@ -33,6 +35,25 @@ class SeenRequest:
     @property
     def path(self) -> str:
         return self.target.split("?", 1)[0]
+
+    def executions_read(self) -> set[str]:
+        """
+        The execution ids this request reads: a single ``GET .../executions/<id>``, or each ``id`` of a
+        batched list call's RQL ``$or`` filter (the triggers' shared poller).
+        """
+        if self.method != "GET":
+            return set()
+        path, _, query = self.target.partition("?")
+        if path.endswith("/executions"):
+            try:
+                alternatives = json.loads(parse_qs(query)["q"][0])["filter"]["$or"]
+            except (KeyError, IndexError, ValueError, TypeError):
+                return set()
+            ids = [a.get("id") for a in alternatives if isinstance(a, dict)]
+            ids = [i.get("$eq") if isinstance(i, dict) else i for i in ids]
+            return {i for i in ids if isinstance(i, str)}
+        head, _, last = path.rpartition("/executions/")
+        return {last} if head and last and "/" not in last else set()
 
 
 class RequestHeads:

@@ -23,7 +23,6 @@ from e2e.harness.fan_out import (
     TASK_ID,
     FanOut,
     deferred_per_triggerer,
-    execution_path,
     executions,
     is_cancel,
     is_start,
@@ -66,14 +65,18 @@ def wait_all_deferred(deployment: DistributedDeployment, run: FanOut, *, timeout
 def polls_per_execution(
     deployment: DistributedDeployment, run: FanOut, since: float, until: float
 ) -> dict[str, Any]:
-    """Requests each triggerer sent about the run's executions in a window, and per execution per interval."""
-    paths = {execution_path(deployment, e["id"]) for e in executions(deployment, run)}
+    """
+    Requests each triggerer sent about the run's executions in a window, and per execution per interval.
+
+    A request reads one execution (``GET``) or many (a batched list call): both count as one request.
+    """
+    ids = {e["id"] for e in executions(deployment, run)}
     sent = requests_by_sender(deployment, since=since, until=until)
     intervals = (until - since) / deployment.settings.poll_interval
     figures: dict[str, Any] = {}
     for name in TRIGGERERS:
-        about_run = [r for r in sent.get(name, []) if r.path in paths]
-        polled = {r.path for r in about_run}
+        about_run = [r for r in sent.get(name, []) if r.executions_read() & ids]
+        polled = set().union(*(r.executions_read() & ids for r in about_run))
         figures[name] = {"requests": len(about_run), "executions polled": len(polled)}
     total = sum(f["requests"] for f in figures.values())
     figures["per execution per interval"] = round(total / (run.size * intervals), 2)
@@ -138,7 +141,7 @@ def assert_each_task_succeeded_once_on_its_own_execution(
 
 
 def executions_held_by(deployment: DistributedDeployment, run: FanOut, triggerer: str) -> set[str]:
-    """Paths of the Blink executions whose tasks' triggers ``triggerer`` runs now."""
+    """Ids of the Blink executions whose tasks' triggers ``triggerer`` runs now."""
     rows = deployment.postgres.query(
         "SELECT x.value FROM task_instance ti JOIN trigger t ON ti.trigger_id = t.id "
         "JOIN xcom x ON x.dag_id = ti.dag_id AND x.run_id = ti.run_id AND x.task_id = ti.task_id "
@@ -149,7 +152,7 @@ def executions_held_by(deployment: DistributedDeployment, run: FanOut, triggerer
         TASK_ID,
         deployment.triggerer_job(triggerer),
     )
-    return {execution_path(deployment, value) for (value,) in rows}
+    return {value for (value,) in rows}
 
 
 def test_deferred_tasks_on_two_triggerers_one_killed_mid_wait(
@@ -205,8 +208,8 @@ def test_deferred_tasks_on_two_triggerers_one_killed_mid_wait(
         def first_polls() -> dict[str, float] | None:
             seen: dict[str, float] = {}
             for request in requests_by_sender(deployment, since=killed_at)[survivor]:
-                if request.path in moved and request.method == "GET":
-                    seen.setdefault(request.path, request.at)
+                for execution_id in request.executions_read() & moved:
+                    seen.setdefault(execution_id, request.at)
             return seen if len(seen) == len(moved) else None
 
         polled = wait_until(f"{survivor} to poll the {len(moved)} moved executions", first_polls, timeout=300)

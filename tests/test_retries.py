@@ -43,7 +43,7 @@ from airflow_provider_blink.retries import (
 from airflow_provider_blink.testing import BlinkEmulator, Fault
 
 from support.connections import connection_json
-from support.emulator import API_KEY, inject, requests_to
+from support.emulator import API_KEY, SHORT_TIMEOUT, SLOWER_THAN_TIMEOUT, inject, requests_to
 from support.network import closed_port
 from support.waiting import wait_for
 
@@ -230,8 +230,8 @@ def _raise(error: BaseException) -> Callable[[], None]:
 
 @pytest.fixture
 def fast_timeout(emulator, monkeypatch) -> BlinkEmulator:
-    """The emulator as ``blink_default`` with a 0.5 s request timeout, so ``slow`` faults time out."""
-    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection_json(emulator, timeout=0.5))
+    """The emulator as ``blink_default`` with a short request timeout, so ``slow`` faults time out."""
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection_json(emulator, timeout=SHORT_TIMEOUT))
     return emulator
 
 
@@ -244,7 +244,7 @@ GET_FAULTS = [
     pytest.param([Fault("get", "html", status=504)], None, 2, id="504-html"),
     pytest.param([Fault("get", "close_before")], None, 2, id="closed-before-answer"),
     pytest.param([Fault("get", "close_after")], None, 2, id="closed-after-processing"),
-    pytest.param([Fault("get", "slow", delay=1.0)], None, 2, id="slower-than-timeout"),
+    pytest.param([Fault("get", "slow", delay=SLOWER_THAN_TIMEOUT)], None, 2, id="slower-than-timeout"),
     pytest.param([Fault("get", "malformed_json")], BlinkResponseError, 1, id="malformed-json"),
     pytest.param([Fault("get", "empty")], BlinkResponseError, 1, id="empty-body"),
     pytest.param(
@@ -291,7 +291,10 @@ EXECUTE_FAULTS = [
     pytest.param([Fault("execute", "close_after")], 1, True, id="dropped-after-starting-adopts-the-run"),
     pytest.param([Fault("execute", "close_before")], 2, True, id="dropped-before-starting-sends-again"),
     pytest.param(
-        [Fault("execute", "slow_after", delay=1.0)], 1, True, id="answer-slower-than-timeout-adopts-the-run"
+        [Fault("execute", "slow_after", delay=SLOWER_THAN_TIMEOUT)],
+        1,
+        True,
+        id="answer-slower-than-timeout-adopts-the-run",
     ),
 ]
 

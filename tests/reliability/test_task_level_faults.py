@@ -32,7 +32,7 @@ from airflow_provider_blink.testing import BlinkEmulator, Fault
 
 from support.connections import connection_json
 from support.dag_runs import register, run, task_instance, xcom
-from support.emulator import requests_to
+from support.emulator import SHORT_TIMEOUT, SLOWER_THAN_TIMEOUT, requests_to
 from support.outages import outage_once_waiting
 from support.waiting import wait_for
 
@@ -222,14 +222,14 @@ def test_blink_failing_at_the_first_look_after_the_start_is_ridden_out(airflow_d
     [
         Fault("execute", "close_after"),
         Fault("execute", "status_after", status=502),
-        Fault("execute", "slow_after", delay=1.0),
+        Fault("execute", "slow_after", delay=SLOWER_THAN_TIMEOUT),
     ],
     ids=["dropped-after-starting", "502-after-starting", "answer-slower-than-timeout"],
 )
 def test_a_lost_start_answer_leaves_one_execution_which_the_task_follows(
     airflow_db, emulator, monkeypatch, fault
 ):
-    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection_json(emulator, timeout=0.5))
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection_json(emulator, timeout=SHORT_TIMEOUT))
     emulator.inject(fault)
     outcomes = Outcomes()
     dag = one_task_dag(

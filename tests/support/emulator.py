@@ -19,6 +19,12 @@ WORKSPACE = DEMO_WORKSPACE
 #: A read-only (Viewer) key, for emulators that have one.
 VIEWER_KEY = "blink-viewer-key-0b1c2d3e4f"
 
+#: A request timeout short enough for tests that need one to expire (connection extra ``timeout``), yet
+#: far above how long the in-process emulator takes to answer, even on a loaded machine with a GC pause.
+SHORT_TIMEOUT = 1.5
+#: How long a ``slow``/``slow_after`` fault holds its answer: well past :data:`SHORT_TIMEOUT` (tests wait for it).
+SLOWER_THAN_TIMEOUT = 2 * SHORT_TIMEOUT
+
 #: Quick playbooks for tests, beside the demo ones (enrich-ioc, isolate-host, failing-playbook).
 TEST_PLAYBOOKS = [
     ScriptedPlaybook(

@@ -6,7 +6,8 @@ at a 10 s interval are 100 requests a second; through the shared :class:`Executi
 that fall due together go out as a few list calls, RQL ``{"filter": {"$or": [{"id": ...}, ...]}}``
 (NOTES.md, "RQL"; seed 004: list items carry ``id``, ``state``, ``state_ui``, ``error_details``).
 Correctness never depends on the batch: what the list does not answer is read with the single GET,
-and so is every execution that has finished, so the event carries the same record as before.
+and so is every execution that has finished or reached its deadline, so the event carries the same
+record as before.
 """
 
 from __future__ import annotations
@@ -54,6 +55,13 @@ class ExecutionReader(Protocol):
     async def read(self, execution_id: str, is_final: IsFinal, *, interval: float) -> Record:
         """The execution's current record; the single GET's whole record once ``is_final`` holds."""
 
+    async def whole(self, execution_id: str, last: Record) -> Record:
+        """The single GET's whole record of an execution :meth:`read` last returned as ``last``."""
+
+
+class ListItem(dict[str, Any]):
+    """A record read by a list call: fewer fields than the single GET's (NOTES.md, "List")."""
+
 
 @dataclass(frozen=True)
 class SingleReads:
@@ -65,6 +73,10 @@ class SingleReads:
     async def read(self, execution_id: str, is_final: IsFinal, *, interval: float) -> Record:
         """Read the execution with the single GET."""
         return await self.client.get_execution(execution_id, workspace_id=self.workspace_id)
+
+    async def whole(self, execution_id: str, last: Record) -> Record:
+        """``last`` itself: every read was the single GET."""
+        return last
 
 
 @dataclass
@@ -130,6 +142,10 @@ class ExecutionPoller:
         )
         self._start_round_by(loop, loop.time() + gather)
         return await wait.future
+
+    async def whole(self, execution_id: str, last: Record) -> Record:
+        """``last`` if the single GET read it; else (a list item, which lacks fields) read it so."""
+        return await self._get(execution_id) if isinstance(last, ListItem) else last
 
     def close(self) -> None:
         """Stop: no round starts any more and the running ones are cancelled (their triggers left)."""
@@ -208,7 +224,7 @@ class ExecutionPoller:
             for item in page["results"]:
                 item_id = item.get("id")
                 if isinstance(item_id, str):
-                    listed.setdefault(item_id, item)
+                    listed.setdefault(item_id, ListItem(item))
         return listed
 
     async def _list_chunk(self, chunk: Sequence[str]) -> dict[str, Any]:

@@ -101,6 +101,33 @@ async def test_a_large_round_is_split_into_calls_with_short_urls(emulator):
             assert len(record.path) + len(urlencode(record.query)) < 7 * 1024
 
 
+async def test_a_timeout_event_carries_the_single_gets_record(emulator):
+    ids = slow_runs(emulator, 3)
+
+    events = await watch(ids, end_time=time.time() + 3 * INTERVAL)
+
+    assert [e["status"] for e in events] == ["timeout"] * 3
+    assert listed_ids(emulator), "the waits read through batches"
+    assert sorted(read_ids(emulator)) == sorted(ids), "one GET each, at the deadline"
+    for event in events:  # a list item has no playbook_name, display_name or duration (NOTES.md, "List")
+        assert {"playbook_name", "display_name", "duration"} <= set(event["execution"])
+        assert event["execution"]["state_ui"] == "In Progress"
+
+
+async def test_a_run_the_deadlines_get_finds_finished_counts():
+    running = {"id": "e-1", "playbook_id": "pb", "state_ui": "Running"}
+    completed = {**running, "state_ui": "Completed", "playbook_name": "Playbook"}
+
+    class FinishedByNow:
+        async def whole(self, execution_id: str, last: dict[str, Any]) -> dict[str, Any]:
+            return completed
+
+    event = await trigger_for("e-1")._at_deadline(FinishedByNow(), running)  # type: ignore[arg-type]
+
+    assert event["status"] == "success"
+    assert event["execution"]["playbook_name"] == "Playbook"
+
+
 async def test_an_id_missing_from_the_answer_is_read_with_get(emulator):
     running = slow_runs(emulator, 2)
     watching = watch([*running, "no-such-execution"])

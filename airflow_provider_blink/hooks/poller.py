@@ -5,9 +5,11 @@ Triggers in one triggerer each wait for their own execution. Read one GET at a t
 at a 10 s interval are 100 requests a second; through the shared :class:`ExecutionPoller` the reads
 that fall due together go out as a few list calls, RQL ``{"filter": {"$or": [{"id": ...}, ...]}}``
 (NOTES.md, "RQL"; seed 004: list items carry ``id``, ``state``, ``state_ui``, ``error_details``).
-Correctness never depends on the batch: what the list does not answer is read with the single GET,
-and so is every execution that has finished or reached its deadline, so the event carries the same
-record as before.
+Correctness never depends on the batch: what the list does not answer is read with the single GET.
+A finished execution's event carries its list item (which lacks ``playbook_name``, ``display_name``
+and ``duration``, NOTES.md "List"): the operator and the sensor read those with the single GET in
+the worker (:func:`.tasks.events.whole_summary`), so a burst of finishing runs costs the triggerer
+no request and the task's result is the same as without batching.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ if TYPE_CHECKING:
     from airflow_provider_blink.hooks.async_client import BlinkAsyncClient
 
 Record = dict[str, Any]
-#: Says whether a record shows the execution ended (the trigger's own success/failure states).
+#: Says whether a record shows the execution ended (the trigger's own success/failure states); raises
+#: BlinkError when the record has no state it can read (then the poller reads the single GET instead).
 IsFinal = Callable[[Record], bool]
 
 #: Most seconds a read waits for others to join its round (less for short intervals, see GATHER_SHARE).
@@ -40,8 +43,7 @@ GATHER_SECONDS = 0.5
 GATHER_SHARE = 0.05
 #: Most bytes of one list call's encoded ``q``: the whole URL stays well under the common 8 KB limit.
 QUERY_BUDGET = 6000
-#: Most single GETs one poller has in flight (finished executions, ids the list left out, fallback):
-#: a thousand runs finishing together do not open a thousand TLS connections.
+#: Most single GETs one poller has in flight (ids the list left out or gave no state for, fallback).
 GET_CONCURRENCY = 20
 #: Seconds a connection reads one GET per execution after Blink refused a batch (400).
 FALLBACK_SECONDS = 600.0
@@ -53,14 +55,7 @@ class ExecutionReader(Protocol):
     """How a trigger reads its execution: through the shared poller, or with its own GET."""
 
     async def read(self, execution_id: str, is_final: IsFinal, *, interval: float) -> Record:
-        """The execution's current record; the single GET's whole record once ``is_final`` holds."""
-
-    async def whole(self, execution_id: str, last: Record) -> Record:
-        """The single GET's whole record of an execution :meth:`read` last returned as ``last``."""
-
-
-class ListItem(dict[str, Any]):
-    """A record read by a list call: fewer fields than the single GET's (NOTES.md, "List")."""
+        """The execution's current record: the single GET's, or a list item (fewer fields)."""
 
 
 @dataclass(frozen=True)
@@ -73,10 +68,6 @@ class SingleReads:
     async def read(self, execution_id: str, is_final: IsFinal, *, interval: float) -> Record:
         """Read the execution with the single GET."""
         return await self.client.get_execution(execution_id, workspace_id=self.workspace_id)
-
-    async def whole(self, execution_id: str, last: Record) -> Record:
-        """``last`` itself: every read was the single GET."""
-        return last
 
 
 @dataclass
@@ -143,10 +134,6 @@ class ExecutionPoller:
         self._start_round_by(loop, loop.time() + gather)
         return await wait.future
 
-    async def whole(self, execution_id: str, last: Record) -> Record:
-        """``last`` if the single GET read it; else (a list item, which lacks fields) read it so."""
-        return await self._get(execution_id) if isinstance(last, ListItem) else last
-
     def close(self) -> None:
         """Stop: no round starts any more and the running ones are cancelled (their triggers left)."""
         if self._timer is not None:
@@ -195,27 +182,26 @@ class ExecutionPoller:
                     for wait in waits:
                         wait.give(exc)
                     return
-        to_get: set[str] = set()
+        to_get: dict[str, list[_Wait]] = {}
         for wait in waits:
             item = listed.get(wait.execution_id)
-            if item is not None and not _shows_final(wait, item):
+            if item is not None and _tells_state(wait, item):
                 wait.give(item)
-            else:  # not in the answer, or finished: the single GET has the whole record
-                to_get.add(wait.execution_id)
-        read: list[Record | BaseException] = await asyncio.gather(
-            *(self._get(i) for i in to_get), return_exceptions=True
-        )
-        records = dict(zip(to_get, read, strict=True))
-        for wait in waits:
-            result = records.get(wait.execution_id)
-            if isinstance(result, BaseException) and not isinstance(result, Exception):
-                raise result
-            if result is not None:
-                wait.give(result)
+            else:  # not in the answer, or no state the trigger can read: the single GET answers
+                to_get.setdefault(wait.execution_id, []).append(wait)
+        await asyncio.gather(*(self._get_for(i, its_waits) for i, its_waits in to_get.items()))
 
-    async def _get(self, execution_id: str) -> Record:
-        async with self._gets:
-            return await self.client.get_execution(execution_id, workspace_id=self.workspace_id)
+    async def _get_for(self, execution_id: str, waits: Sequence[_Wait]) -> None:
+        """Read one execution with the single GET and hand its waits the answer as soon as it comes."""
+        try:
+            async with self._gets:
+                result: Record | Exception = await self.client.get_execution(
+                    execution_id, workspace_id=self.workspace_id
+                )
+        except Exception as exc:
+            result = exc
+        for wait in waits:
+            wait.give(result)
 
     async def _list(self, ids: Sequence[str]) -> dict[str, Record]:
         pages = await asyncio.gather(*(self._list_chunk(chunk) for chunk in id_chunks(ids)))
@@ -224,7 +210,7 @@ class ExecutionPoller:
             for item in page["results"]:
                 item_id = item.get("id")
                 if isinstance(item_id, str):
-                    listed.setdefault(item_id, ListItem(item))
+                    listed.setdefault(item_id, item)
         return listed
 
     async def _list_chunk(self, chunk: Sequence[str]) -> dict[str, Any]:
@@ -258,12 +244,13 @@ class ExecutionPoller:
         return refused
 
 
-def _shows_final(wait: _Wait, item: Record) -> bool:
-    """Whether a list item shows the wait's execution finished; ``True`` when it cannot tell (the GET will)."""
+def _tells_state(wait: _Wait, item: Record) -> bool:
+    """Whether the trigger can read a state from a list item (else the single GET answers, as before)."""
     try:
-        return wait.is_final(item)
-    except BlinkError:  # e.g. an item without a state: the single GET answers as before
-        return True
+        wait.is_final(item)
+    except BlinkError:  # e.g. an item without a state
+        return False
+    return True
 
 
 def id_chunks(ids: Sequence[str]) -> list[list[str]]:

@@ -22,7 +22,7 @@ from airflow_provider_blink.links.blink import BlinkExecutionLink, push_executio
 from airflow_provider_blink.states import ExecutionOutcome, decide_outcome, outcome_of_state
 from airflow_provider_blink.tasks.arguments import check_poll_interval, resolve_deferrable
 from airflow_provider_blink.tasks.budget import DEFAULT_ERROR_BUDGET, check_error_budget
-from airflow_provider_blink.tasks.events import execution_from_event, finished_event
+from airflow_provider_blink.tasks.events import execution_from_event, finished_event, whole_summary
 from airflow_provider_blink.tasks.request import (
     TEMPLATE_FIELDS,
     TEMPLATE_FIELDS_RENDERERS,
@@ -338,6 +338,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         except BlinkExecutionTimeout as exc:  # the trigger cancelled the execution, and says how it went
             rest = self._cancel_if_still_running(event["execution_id"])
             raise BlinkExecutionTimeout(f"{exc}{rest} ({self._limits()}). See {url}") from None
+        execution = whole_summary(execution, self.hook, self.workspace_id, self.log)
         self.log.info("Blink execution %s finished: %s", execution["id"], execution.get("state_ui"))
         output = self._output(execution["id"], url) if self.include_output else None
         return {**summarize(execution), "execution_url": url, "output": output}

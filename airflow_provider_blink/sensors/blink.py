@@ -19,7 +19,7 @@ from airflow_provider_blink.tasks.budget import (
     WaitEnds,
     check_error_budget,
 )
-from airflow_provider_blink.tasks.events import execution_from_event, finished_event
+from airflow_provider_blink.tasks.events import execution_from_event, finished_event, whole_summary
 from airflow_provider_blink.tasks.streaks import LocalStreak, StreakStore
 
 if TYPE_CHECKING:
@@ -103,7 +103,8 @@ class BlinkExecutionSensor(BaseSensorOperator):
     def _finish(self, event: dict[str, Any]) -> dict[str, Any]:
         """The execution of a success event; otherwise fail (or skip, with ``soft_fail``)."""
         try:
-            return execution_from_event(event, self._execution_id(), self._url(event.get("execution")))
+            execution = execution_from_event(event, self._execution_id(), self._url(event.get("execution")))
+            return whole_summary(execution, self.hook, self.workspace_id, self.log)
         except BlinkExecutionTimeout as exc:
             if self.soft_fail:
                 raise AirflowSkipException(f"{exc} (soft_fail)") from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_blink.exceptions import (
     BlinkError,
@@ -13,8 +13,13 @@ from airflow_provider_blink.exceptions import (
 from airflow_provider_blink.executions import failure_message, summarize
 from airflow_provider_blink.states import ExecutionOutcome
 
+if TYPE_CHECKING:
+    from airflow_provider_blink.hooks.blink import BlinkHook
+
 EventStatus = Literal["success", "failed", "timeout", "error"]
 EVENT_STATUSES: frozenset[str] = frozenset({"success", "failed", "timeout", "error"})
+#: Summary fields of the single GET's record that a list item lacks (NOTES.md, "List"; seeds 003, 004).
+GET_ONLY_FIELDS = ("playbook_name", "display_name", "duration")
 
 
 def finished_event(execution: dict[str, Any], outcome: ExecutionOutcome) -> dict[str, Any]:
@@ -82,3 +87,29 @@ def execution_from_event(event: Any, execution_id: str | None, url: str | None) 
     if event["status"] == "timeout":
         raise BlinkExecutionTimeout(event["message"])
     raise (BlinkPermanentError if event.get("permanent") else BlinkError)(event["message"])
+
+
+def whole_summary(
+    execution: dict[str, Any], hook: BlinkHook, workspace_id: str | None, log: Any
+) -> dict[str, Any]:
+    """
+    The finished execution's summary as the single GET has it, for the task's result.
+
+    The trigger's batched reads end with a list item, which lacks :data:`GET_ONLY_FIELDS`; the task
+    reads them with the single GET, in the worker, so a burst of finishing runs costs the triggerer
+    no request. The rest (the state the wait decided on) is kept. If that read fails, the summary
+    is kept as it is, with a warning.
+    """
+    if all(field in execution for field in GET_ONLY_FIELDS):
+        return execution
+    try:
+        record = hook.get_execution(execution["id"], workspace_id=workspace_id)
+        return {**execution, **{field: record[field] for field in GET_ONLY_FIELDS if field in record}}
+    except BlinkError as exc:
+        log.warning(
+            "Could not read Blink execution %s in full, its result lacks %s: %s",
+            execution["id"],
+            ", ".join(f for f in GET_ONLY_FIELDS if f not in execution),
+            exc,
+        )
+        return execution

@@ -27,7 +27,9 @@ class BlinkExecutionTrigger(BaseTrigger):
 
     Yields exactly one event: ``{"status": "success"|"failed"|"timeout"|"error", "execution_id",
     "execution" (the summary of the last record read, or None: never its inputs, event or step
-    data, as Airflow keeps the event in its database), "message", "permanent"}``. Serialises ids,
+    data, as Airflow keeps the event in its database; read in a batch, a list item's, without
+    ``playbook_name``, ``display_name`` and ``duration``, which the tasks then read themselves),
+    "message", "permanent"}``. Serialises ids,
     the connection id and plain settings only; the API key is read from the connection in
     :meth:`run`.
 
@@ -111,7 +113,7 @@ class BlinkExecutionTrigger(BaseTrigger):
         while True:
             remaining = self._remaining()
             if polled and remaining is not None and remaining <= 0:
-                return await self._at_deadline(reader, execution)
+                return self._deadline_passed(execution)
             await asyncio.sleep(pause if remaining is None else max(0.0, min(pause, remaining)))
             pause, polled = self.poll_interval, True
             try:
@@ -148,25 +150,6 @@ class BlinkExecutionTrigger(BaseTrigger):
         """A read may run past the deadline by one poll interval, so a finish just in time still counts."""
         remaining = self._remaining()
         return None if remaining is None else max(remaining, 0.0) + self.poll_interval
-
-    async def _at_deadline(self, reader: ExecutionReader, execution: dict[str, Any] | None) -> dict[str, Any]:
-        """
-        The event once the deadline passed, from the whole record of the last read.
-
-        A batched read returns a list item, which lacks fields of the single GET (NOTES.md, "List"); the
-        event carries the GET's record, as without batching. The GET may find the run just finished:
-        then it counts. When Blink does not answer within one interval, the last record is reported.
-        """
-        if execution is None:
-            return self._deadline_passed(None)
-        try:
-            execution = await asyncio.wait_for(reader.whole(self.execution_id, execution), self.poll_interval)
-            outcome = decide_outcome(execution, self.success_states, self.failure_states)
-        except (BlinkError, asyncio.TimeoutError):
-            return self._deadline_passed(execution)
-        if outcome is not ExecutionOutcome.RUNNING:
-            return finished_event(execution, outcome)
-        return self._deadline_passed(execution)
 
     def _deadline_passed(self, execution: dict[str, Any] | None) -> dict[str, Any]:
         return self._event(

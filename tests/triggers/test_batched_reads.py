@@ -20,6 +20,9 @@ import pytest
 # Imported here, not inside the triggers' first run: an import would count as a slow callback.
 import airflow_provider_blink.hooks.blink  # noqa: F401
 from airflow_provider_blink.hooks import poller
+from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
+from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
+from airflow_provider_blink.tasks.events import GET_ONLY_FIELDS
 from airflow_provider_blink.testing import BlinkEmulator, Fault
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
@@ -27,6 +30,7 @@ from support.connections import connection_json
 from support.emulator import listed_ids, read_ids
 from support.emulator import start_directly as start
 from support.logs import times_logged
+from support.task_instance import context_for
 from support.triggers import next_event
 from support.waiting import wait_until
 
@@ -75,10 +79,51 @@ async def test_one_list_call_per_round_reads_every_waiting_execution(emulator):
 
     assert [e["status"] for e in events] == ["success"] * 5
     assert all(call == set(ids) for call in listed_ids(emulator)), "every round: one call for all five"
-    assert sorted(read_ids(emulator)) == sorted(ids), "one GET each: the finished record"
-    for event in events:  # the single GET's record, as without batching
-        assert {"playbook_name", "display_name", "duration"} <= set(event["execution"])
+    assert read_ids(emulator) == [], "no GET: a finished run's event carries its list item"
+    assert [e["execution"]["state_ui"] for e in events] == ["Completed"] * 5
     assert poller.poller_count() == 0, "the last trigger to leave closed the poller"
+
+
+async def batched_events(emulator: BlinkEmulator, count: int) -> tuple[list[str], list[dict[str, Any]]]:
+    """Executions watched through one poller until they finish: their ids, and events from list items."""
+    ids = slow_runs(emulator, count)
+    watching = watch(ids)
+    await wait_until(lambda: len(listed_ids(emulator)) >= 1)
+    finish(emulator, ids)
+    events = await watching
+    assert not set(GET_ONLY_FIELDS) & set(events[0]["execution"]), "a list item lacks them (NOTES.md, List)"
+    return ids, events
+
+
+async def test_the_tasks_result_after_a_batched_wait_is_the_single_gets(emulator):
+    (run_id, watched_id), (run_event, watch_event) = await batched_events(emulator, 2)
+    run = BlinkExecutePlaybookOperator(task_id="run", playbook_id="slow")
+    watch_task = BlinkExecutionSensor(task_id="watch", execution_id=watched_id)
+
+    results = {
+        run_id: run.execute_complete(context_for(), run_event, run_id),
+        watched_id: watch_task.execute_complete(context_for(), watch_event),
+    }
+
+    for execution_id, result in results.items():
+        whole = emulator.execution(execution_id)
+        assert {f: result[f] for f in GET_ONLY_FIELDS} == {f: whole[f] for f in GET_ONLY_FIELDS}
+        assert result["state_ui"] == "Completed"
+    assert sorted(read_ids(emulator)) == sorted(results), "one GET each, by the task in the worker"
+
+
+async def test_a_failed_read_of_the_rest_keeps_the_result_and_says_so(emulator, caplog, capfd):
+    caplog.set_level(logging.WARNING)
+    ids, events = await batched_events(emulator, 2)
+    emulator.inject(Fault("get", "status", status=404))
+
+    result = BlinkExecutePlaybookOperator(task_id="run", playbook_id="slow").execute_complete(
+        context_for(), events[0], ids[0]
+    )
+
+    assert (result["execution_id"], result["state_ui"]) == (ids[0], "Completed")
+    assert not set(GET_ONLY_FIELDS) & set(result)
+    assert times_logged(caplog, capfd, "its result lacks playbook_name, display_name, duration") == 1
 
 
 async def test_a_large_round_is_split_into_calls_with_short_urls(emulator):
@@ -99,33 +144,6 @@ async def test_a_large_round_is_split_into_calls_with_short_urls(emulator):
             q = json.loads(record.query["q"])
             assert q["limit"] == len(q["filter"]["$or"]) <= 1000
             assert len(record.path) + len(urlencode(record.query)) < 7 * 1024
-
-
-async def test_a_timeout_event_carries_the_single_gets_record(emulator):
-    ids = slow_runs(emulator, 3)
-
-    events = await watch(ids, end_time=time.time() + 3 * INTERVAL)
-
-    assert [e["status"] for e in events] == ["timeout"] * 3
-    assert listed_ids(emulator), "the waits read through batches"
-    assert sorted(read_ids(emulator)) == sorted(ids), "one GET each, at the deadline"
-    for event in events:  # a list item has no playbook_name, display_name or duration (NOTES.md, "List")
-        assert {"playbook_name", "display_name", "duration"} <= set(event["execution"])
-        assert event["execution"]["state_ui"] == "In Progress"
-
-
-async def test_a_run_the_deadlines_get_finds_finished_counts():
-    running = {"id": "e-1", "playbook_id": "pb", "state_ui": "Running"}
-    completed = {**running, "state_ui": "Completed", "playbook_name": "Playbook"}
-
-    class FinishedByNow:
-        async def whole(self, execution_id: str, last: dict[str, Any]) -> dict[str, Any]:
-            return completed
-
-    event = await trigger_for("e-1")._at_deadline(FinishedByNow(), running)  # type: ignore[arg-type]
-
-    assert event["status"] == "success"
-    assert event["execution"]["playbook_name"] == "Playbook"
 
 
 async def test_an_id_missing_from_the_answer_is_read_with_get(emulator):
@@ -171,7 +189,7 @@ async def test_a_429_on_a_batch_delays_the_round_and_no_read_is_lost(emulator):
 
     assert [e["status"] for e in events] == ["success"] * 3
     assert listed_ids(emulator)[1] == set(ids), "the same round, repeated after Retry-After"
-    assert sorted(read_ids(emulator)) == sorted(ids), "not a fallback: GETs for the finished records only"
+    assert read_ids(emulator) == [], "not a fallback to one GET per execution"
 
 
 async def test_5xx_on_every_batch_spends_each_triggers_error_budget(emulator):

@@ -172,23 +172,41 @@ class ExecutionPoller:
                 wait.future.cancel()
 
     async def _read_for(self, waits: list[_Wait]) -> None:
-        ids = list(dict.fromkeys(wait.execution_id for wait in waits))
-        listed: dict[str, Record] = {}
-        if len(ids) > 1 and time.monotonic() >= self._batches_refused_until:
-            try:
-                listed = await self._list(ids)
-            except BlinkError as exc:
-                if not self._refused(exc):
-                    for wait in waits:
-                        wait.give(exc)
-                    return
-        to_get: dict[str, list[_Wait]] = {}
+        by_id: dict[str, list[_Wait]] = {}
         for wait in waits:
-            item = listed.get(wait.execution_id)
-            if item is not None and _tells_state(wait, item):
-                wait.give(item)
-            else:  # not in the answer, or no state the trigger can read: the single GET answers
-                to_get.setdefault(wait.execution_id, []).append(wait)
+            by_id.setdefault(wait.execution_id, []).append(wait)
+        batching = len(by_id) > 1 and time.monotonic() >= self._batches_refused_until
+        chunks = id_chunks(list(by_id)) if batching else []
+        batched = {execution_id for chunk in chunks for execution_id in chunk}
+        await asyncio.gather(
+            *(self._read_chunk(chunk, by_id) for chunk in chunks),
+            *(self._get_for(i, its_waits) for i, its_waits in by_id.items() if i not in batched),
+        )
+
+    async def _read_chunk(self, chunk: Sequence[str], by_id: dict[str, list[_Wait]]) -> None:
+        """
+        Read ``chunk`` with one list call and hand its waits their items as soon as it answers.
+
+        So a round's answers are not all held at once, and a failed call affects its own waits only.
+        """
+        listed: dict[str, Record] = {}
+        try:
+            listed = _items_by_id(await self._list_chunk(chunk))
+        except BlinkError as exc:
+            if not self._refused(exc):
+                for execution_id in chunk:
+                    for wait in by_id[execution_id]:
+                        wait.give(exc)
+                return
+        to_get: dict[str, list[_Wait]] = {}
+        for execution_id in chunk:
+            item = listed.get(execution_id)
+            for wait in by_id[execution_id]:
+                if item is not None and _tells_state(wait, item):
+                    wait.give(item)
+                else:  # not in the answer, or no state the trigger can read: the single GET answers
+                    to_get.setdefault(execution_id, []).append(wait)
+        del listed  # the items are their waits' now: not held while the GETs run
         await asyncio.gather(*(self._get_for(i, its_waits) for i, its_waits in to_get.items()))
 
     async def _get_for(self, execution_id: str, waits: Sequence[_Wait]) -> None:
@@ -202,16 +220,6 @@ class ExecutionPoller:
             result = exc
         for wait in waits:
             wait.give(result)
-
-    async def _list(self, ids: Sequence[str]) -> dict[str, Record]:
-        pages = await asyncio.gather(*(self._list_chunk(chunk) for chunk in id_chunks(ids)))
-        listed: dict[str, Record] = {}
-        for page in pages:
-            for item in page["results"]:
-                item_id = item.get("id")
-                if isinstance(item_id, str):
-                    listed.setdefault(item_id, item)
-        return listed
 
     async def _list_chunk(self, chunk: Sequence[str]) -> dict[str, Any]:
         return await self.client.list_executions(
@@ -242,6 +250,16 @@ class ExecutionPoller:
             else:
                 log.debug("Blink refused a batched read again: %s", exc)
         return refused
+
+
+def _items_by_id(page: dict[str, Any]) -> dict[str, Record]:
+    """A list answer's items by their ``id`` (the first, should one repeat)."""
+    listed: dict[str, Record] = {}
+    for item in page["results"]:
+        item_id = item.get("id")
+        if isinstance(item_id, str):
+            listed.setdefault(item_id, item)
+    return listed
 
 
 def _tells_state(wait: _Wait, item: Record) -> bool:

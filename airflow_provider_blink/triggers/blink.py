@@ -115,7 +115,7 @@ class BlinkExecutionTrigger(BaseTrigger):
             if polled and remaining is not None and remaining <= 0:
                 return self._deadline_passed(execution)
             await asyncio.sleep(pause if remaining is None else max(0.0, min(pause, remaining)))
-            pause, polled = self.poll_interval, True
+            pause, polled, started = self.poll_interval, True, time.monotonic()
             try:
                 execution = await asyncio.wait_for(
                     reader.read(self.execution_id, self._finished, interval=self.poll_interval),
@@ -136,6 +136,17 @@ class BlinkExecutionTrigger(BaseTrigger):
             else:
                 if outcome is not ExecutionOutcome.RUNNING:
                     return finished_event(execution, outcome)
+                pause = self._next_pause(time.monotonic() - started)
+
+    def _next_pause(self, read_took: float) -> float:
+        """
+        Wait after a read that found the execution running: the next is due one interval after it began.
+
+        So a read that waited for its round, or a slow answer, does not stretch the interval (reads of
+        one round stay in step), but never less than half an interval after an answer: a Blink slower
+        than the interval is not read back to back.
+        """
+        return max(self.poll_interval - read_took, self.poll_interval / 2)
 
     def _finished(self, execution: dict[str, Any]) -> bool:
         return (

@@ -146,6 +146,25 @@ async def test_a_large_round_is_split_into_calls_with_short_urls(emulator):
             assert len(record.path) + len(urlencode(record.query)) < 7 * 1024
 
 
+async def test_a_list_call_that_fails_ends_only_its_own_waits(emulator):
+    ids = slow_runs(emulator, 150)  # two list calls a round
+    emulator.inject(Fault("list", "status", status=404, times=1))  # a 404 is not retried: one call
+    watching = watch(ids)
+    await wait_until(lambda: len(listed_ids(emulator)) >= 4)
+    finish(emulator, ids)
+
+    events = await watching
+
+    [refused] = [
+        asked
+        for asked, status in zip(listed_ids(emulator), list_statuses(emulator), strict=True)
+        if status == 404
+    ]
+    ended = {e["execution_id"] for e in events if e["status"] == "error"}
+    assert ended == refused, "the waits of the refused call, and no other"
+    assert sum(e["status"] == "success" for e in events) == len(ids) - len(refused) > 0
+
+
 async def test_an_id_missing_from_the_answer_is_read_with_get(emulator):
     running = slow_runs(emulator, 2)
     watching = watch([*running, "no-such-execution"])

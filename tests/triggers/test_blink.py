@@ -84,6 +84,17 @@ class TestSerialization:
         assert emulator.api_key not in json.dumps(vars(trigger), default=repr)
 
 
+@pytest.mark.parametrize(
+    ("read_took", "pause"),
+    [(0.0, 10.0), (0.4, 9.6), (3.0, 7.0), (6.0, 5.0), (30.0, 5.0)],
+    ids=["instant", "joined-a-round", "slow-answer", "slower", "slower-than-the-interval"],
+)
+def test_the_next_read_is_due_one_interval_after_the_last_began(read_took, pause):
+    trigger = trigger_for("exec-1", poll_interval=10.0)
+
+    assert trigger._next_pause(read_took) == pytest.approx(pause)
+
+
 class TestEvents:
     async def test_success_carries_the_execution_record(self, emulator):
         execution_id = start(emulator, "quick-ok")

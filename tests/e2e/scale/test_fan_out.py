@@ -33,6 +33,8 @@ from e2e.harness.fan_out import (
 from e2e.harness.figures import record
 from e2e.harness.waiting import wait_until
 
+from airflow_provider_blink.tasks.events import GET_ONLY_FIELDS
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2700)]
 
 #: Polling is measured over this many poll intervals once every task is deferred.
@@ -132,10 +134,12 @@ def assert_each_task_succeeded_once_on_its_own_execution(
     )
     first, last = 0, run.size - 1
     for map_index in (first, last):
-        assert api.xcom(DAG_ID, run.run_id, TASK_ID, "return_value", map_index)["output"] == {
-            "ok": True,
-            "playbook": "scale-wait",
-        }
+        result = api.xcom(DAG_ID, run.run_id, TASK_ID, "return_value", map_index)
+        assert result["output"] == {"ok": True, "playbook": "scale-wait"}
+        [record] = by_index[map_index]
+        assert {f: result.get(f) for f in GET_ONLY_FIELDS} == {f: record.get(f) for f in GET_ONLY_FIELDS}, (
+            "the task's result has the fields a batched read's list item lacks"
+        )
         log = api.task_log(DAG_ID, run.run_id, TASK_ID, 1, map_index)
         assert f"Blink execution {xcom[map_index]} finished: Completed" in log, log[-3000:]
 

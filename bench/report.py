@@ -28,7 +28,7 @@ def trigger_rows(label: str, modes: Mapping[str, Mapping[str, Any]], floor: Mapp
     One trigger load: the batched triggers against the per-GET floor, and with batching off.
 
     :param modes: the load's results by mode (``batched``, and ``single`` when measured).
-    :param floor: the per-GET floor of the same number of executions.
+    :param floor: the per-GET floor of the same executions over as many connections.
     """
     ours = modes["batched"]
     interval = ours["poll_interval_s"]
@@ -134,12 +134,11 @@ def trigger_rows(label: str, modes: Mapping[str, Mapping[str, Any]], floor: Mapp
 
 
 def all_trigger_rows(loads: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[Row]:
-    """Every load's rows; a load without its own floor (the mixed case) is compared to the floor of as many executions."""
-    floors = {modes["floor"]["triggers"]: modes["floor"] for modes in loads.values() if "floor" in modes}
+    """Every load's rows, each against its own floor (over as many connections); then the RSS growth."""
     rows: list[Row] = []
     for label, modes in loads.items():
-        rows += trigger_rows(label, modes, floors[modes["batched"]["triggers"]])
-    single = [modes for modes in loads.values() if "floor" in modes]
+        rows += trigger_rows(label, modes, modes["floor"])
+    single = [modes for modes in loads.values() if modes["batched"]["connections"] == 1]
     if len(single) >= 2:
         rows.append(_rss_growth(single[0], single[-1]))
     return rows

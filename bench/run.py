@@ -139,9 +139,8 @@ def run(settings: scenarios.Settings, only: Sequence[str], work: Path) -> dict[s
         if "triggers" in only:
             results["triggers"] = {}
             for label, load in scenarios.trigger_loads(settings).items():
-                modes = scenarios.TRIGGER_MODES if load.connections == 1 else ("batched", "single")
                 results["triggers"][label] = {}
-                for mode in modes:
+                for mode in scenarios.TRIGGER_MODES:
                     _progress(f"triggers: {label}, {mode} ...")
                     results["triggers"][label][mode] = scenarios.triggers(bench, mode, load)
         if "parse" in only:

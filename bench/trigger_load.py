@@ -5,9 +5,10 @@ Scenario process: many pollers of Blink executions in one event loop, as a trigg
 all gathered in one loop (what the triggerer does), reading through the shared poller; ``--mode
 single``: the same with connection extra ``batch_reads: false`` (one GET per execution); with
 ``--connections K`` the triggers use K connections (K pollers and sessions). ``--mode floor``: the least any poller can do
-over the same TLS endpoint, i.e. one shared ``aiohttp.ClientSession`` and per execution a loop of
-sleep, bare GET, ``json()``, state check: the trigger's schedule (its first read comes one interval
-after it starts, as the task checked the execution just before deferring).
+over the same TLS endpoint, i.e. one shared ``aiohttp.ClientSession`` per connection (K of them,
+executions shared out in turn) and per execution a loop of sleep, bare GET, ``json()``, state check:
+the trigger's schedule (its first read comes one interval after it starts, as the task checked the
+execution just before deferring).
 
 All pollers start at once (a triggerer that starts or takes over 1,000 triggers), or with
 ``--stagger`` spread evenly over the first interval (triggers that arrived over time).
@@ -90,7 +91,7 @@ async def run_triggers(
 async def run_floor(
     ids: Sequence[str], interval: float, delays: Sequence[float], conn_ids: Sequence[str]
 ) -> list[Event]:
-    """Poll with bare GET + JSON over one shared session (aiohttp's default 100-connection pool)."""
+    """Poll with bare GET + JSON over one shared session per connection (aiohttp's default 100-connection pool)."""
     import aiohttp
 
     conn = json.loads(os.environ["AIRFLOW_CONN_BLINK_DEFAULT"])
@@ -107,8 +108,16 @@ async def run_floor(
             if record["state_ui"] in FINAL_STATES:
                 return time.time(), record["state_ui"]
 
-    async with aiohttp.ClientSession(headers=headers) as session:
-        return await asyncio.gather(*(poll(session, i, d) for i, d in zip(ids, delays, strict=True)))
+    sessions = [aiohttp.ClientSession(headers=headers) for _ in conn_ids]
+    try:
+        return await asyncio.gather(
+            *(
+                poll(sessions[n % len(sessions)], i, d)
+                for n, (i, d) in enumerate(zip(ids, delays, strict=True))
+            )
+        )
+    finally:
+        await asyncio.gather(*(session.close() for session in sessions))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -29,9 +29,8 @@ class BlinkExecutionTrigger(BaseTrigger):
     "execution" (the summary of the last record read, or None: never its inputs, event or step
     data, as Airflow keeps the event in its database; read in a batch, a list item's, without
     ``playbook_name``, ``display_name`` and ``duration``, which the tasks then read themselves),
-    "message", "permanent"}``. Serialises ids,
-    the connection id and plain settings only; the API key is read from the connection in
-    :meth:`run`.
+    "message", "permanent"}``. Serialises ids, the connection id and plain settings only; the API
+    key is read from the connection in :meth:`run`.
 
     :param execution_id: the execution to watch.
     :param blink_conn_id: the Airflow connection to Blink.

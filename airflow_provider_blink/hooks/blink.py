@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import requests
 import urllib3.exceptions
@@ -35,6 +34,9 @@ from airflow_provider_blink.hooks.connection import (
 )
 from airflow_provider_blink.hooks.deadline import DeadlineAdapter, attempt_deadline
 from airflow_provider_blink.procedures import all_steps, cancel, drive
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -251,21 +253,37 @@ class BlinkHook(BaseHook):
             return False, str(exc)
         return True, f"Connected to Blink at {self.config.url}, workspace {workspace!r}."
 
-    @contextlib.asynccontextmanager
-    async def async_client(self, *, shared: bool = False) -> AsyncIterator[BlinkAsyncClient]:
+    def async_client(self, *, shared: bool = False) -> AsyncClientScope:
         """
-        Make a series of async calls over one aiohttp session; the connection is read once.
+        Make a series of async calls over one aiohttp session (``async with``); the connection is read once.
 
         :param shared: use the event loop's shared session for this connection instead of a
             private one, so many concurrent users (triggers) pool their TCP connections.
         """
-        config = await self.aget_config()
-        if shared:
-            async with sessions.shared_session(config) as session:
-                yield BlinkAsyncClient(config, session, self.log)
-        else:
-            async with sessions.new_session(config) as session:
-                yield BlinkAsyncClient(config, session, self.log)
+        return AsyncClientScope(self, shared=shared)
+
+
+class AsyncClientScope:
+    """
+    ``async with hook.async_client() as client``: a :class:`BlinkAsyncClient` over a session for the block.
+
+    A class rather than a generator: thousands of triggers each hold one for as long as they wait.
+    """
+
+    __slots__ = ("_hook", "_session", "_shared")
+
+    def __init__(self, hook: BlinkHook, *, shared: bool) -> None:
+        self._hook, self._shared = hook, shared
+
+    async def __aenter__(self) -> BlinkAsyncClient:
+        config = await self._hook.aget_config()
+        self._session: sessions.SharedSession | aiohttp.ClientSession = (
+            sessions.SharedSession(config) if self._shared else sessions.new_session(config)
+        )
+        return BlinkAsyncClient(config, await self._session.__aenter__(), self._hook.log)
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self._session.__aexit__(*exc_info)
 
 
 def _is_refused(exc: Exception) -> bool:

@@ -15,12 +15,11 @@ no request and the task's result is the same as without batching.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
@@ -110,7 +109,7 @@ class ExecutionPoller:
 
     client: BlinkAsyncClient
     workspace_id: str | None
-    #: Triggers using the poller (see :func:`execution_reader`).
+    #: Triggers using the poller (see :class:`ExecutionReading`).
     users: int = 0
     _due: list[_Wait] = field(default_factory=list)
     _reading: int = 0
@@ -305,33 +304,43 @@ _POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, Ex
 )
 
 
-@contextlib.asynccontextmanager
-async def execution_reader(
-    client: BlinkAsyncClient, workspace_id: str | None
-) -> AsyncIterator[ExecutionReader]:
+class ExecutionReading:
     """
-    The reader a trigger reads its execution with, for as long as it waits.
+    The reader a trigger reads its execution with, for as long as it waits (``async with``).
 
     Unless the connection sets ``batch_reads: false``: the event loop's poller for these connection
     settings and workspace, created for its first user and closed when the last one leaves (like
-    :func:`.sessions.shared_session`, whose session it calls through).
+    :class:`.sessions.SharedSession`, whose session it calls through). A class rather than a
+    generator: thousands of triggers each hold one for as long as they wait.
     """
-    if not client.config.batch_reads:
-        yield SingleReads(client, workspace_id)
-        return
-    per_loop = _POLLERS.setdefault(asyncio.get_running_loop(), {})
-    key = (client.config.pool_key, client.config.workspace_id, workspace_id)
-    poller = per_loop.get(key)
-    if poller is None:
-        poller = per_loop[key] = ExecutionPoller(client, workspace_id)
-    poller.users += 1
-    try:
-        yield poller
-    finally:
+
+    __slots__ = ("_client", "_key", "_per_loop", "_poller", "_workspace_id")
+
+    def __init__(self, client: BlinkAsyncClient, workspace_id: str | None) -> None:
+        self._client, self._workspace_id = client, workspace_id
+        self._poller: ExecutionPoller | None = None
+
+    async def __aenter__(self) -> ExecutionReader:
+        client, workspace_id = self._client, self._workspace_id
+        if not client.config.batch_reads:
+            return SingleReads(client, workspace_id)
+        per_loop = self._per_loop = _POLLERS.setdefault(asyncio.get_running_loop(), {})
+        key = self._key = (client.config.pool_key, client.config.workspace_id, workspace_id)
+        poller = per_loop.get(key)
+        if poller is None:
+            poller = per_loop[key] = ExecutionPoller(client, workspace_id)
+        poller.users += 1
+        self._poller = poller
+        return poller
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        poller = self._poller
+        if poller is None:
+            return
         poller.users -= 1
         if poller.users == 0:
-            if per_loop.get(key) is poller:
-                del per_loop[key]
+            if self._per_loop.get(self._key) is poller:
+                del self._per_loop[self._key]
             poller.close()
 
 

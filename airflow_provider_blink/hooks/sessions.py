@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import weakref
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -43,24 +42,33 @@ _SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, _Sh
 )
 
 
-@contextlib.asynccontextmanager
-async def shared_session(config: BlinkConnectionConfig) -> AsyncIterator[aiohttp.ClientSession]:
+class SharedSession:
     """
     Use the event loop's session for this connection, opening it for the first user.
 
     Users of the same connection settings in one loop share one session (and its connection
     pool); the last one to leave, normally or by cancellation, closes it. Changed settings (a
-    rotated key) get a new session while the old one drains.
+    rotated key) get a new session while the old one drains. A class rather than a generator:
+    thousands of triggers each hold one for as long as they wait.
     """
-    per_loop = _SHARED.setdefault(asyncio.get_running_loop(), {})
-    key = config.pool_key
-    entry = per_loop.get(key)
-    if entry is None or entry.session.closed:
-        entry = per_loop[key] = _Shared(new_session(config))
-    entry.users += 1
-    try:
-        yield entry.session
-    finally:
+
+    __slots__ = ("_config", "_entry", "_per_loop")
+
+    def __init__(self, config: BlinkConnectionConfig) -> None:
+        self._config = config
+
+    async def __aenter__(self) -> aiohttp.ClientSession:
+        per_loop = self._per_loop = _SHARED.setdefault(asyncio.get_running_loop(), {})
+        key = self._config.pool_key
+        entry = per_loop.get(key)
+        if entry is None or entry.session.closed:
+            entry = per_loop[key] = _Shared(new_session(self._config))
+        entry.users += 1
+        self._entry = entry
+        return entry.session
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        entry, per_loop, key = self._entry, self._per_loop, self._config.pool_key
         entry.users -= 1
         if entry.users == 0:
             if per_loop.get(key) is entry:

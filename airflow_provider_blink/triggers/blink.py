@@ -13,7 +13,7 @@ from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkError
 from airflow_provider_blink.executions import summarize
 from airflow_provider_blink.hooks.blink import BlinkAsyncClient, BlinkHook
-from airflow_provider_blink.hooks.poller import ExecutionReader, execution_reader
+from airflow_provider_blink.hooks.poller import ExecutionReader, ExecutionReading
 from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
 from airflow_provider_blink.tasks.budget import DEFAULT_ERROR_BUDGET, ErrorBudget, WaitEnds
 from airflow_provider_blink.tasks.events import EventStatus, cancel_note, finished_event
@@ -93,7 +93,7 @@ class BlinkExecutionTrigger(BaseTrigger):
         try:
             async with (
                 BlinkHook(self.blink_conn_id).async_client(shared=True) as client,
-                execution_reader(client, self.workspace_id) as reader,
+                ExecutionReading(client, self.workspace_id) as reader,
             ):
                 event = await self._watch(reader)
                 if event["status"] == "timeout" and self.cancel_on_kill:

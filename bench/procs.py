@@ -115,6 +115,11 @@ def cpu_seconds(pid: int) -> float:
     return times.user + times.system
 
 
+def rss_mb(pid: int) -> float:
+    """A (running) process's resident memory now, read from outside."""
+    return psutil.Process(pid).memory_info().rss / 2**20
+
+
 class ConnectionSampler:
     """
     Samples, from outside, a process's TCP connections to one port: peak open and distinct ones.

@@ -140,27 +140,43 @@ def all_trigger_rows(loads: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> li
         rows += trigger_rows(label, modes, modes["floor"])
     single = [modes for modes in loads.values() if modes["batched"]["connections"] == 1]
     if len(single) >= 2:
-        rows.append(_rss_growth(single[0], single[-1]))
+        rows += _rss_growth(single[0], single[-1])
     return rows
 
 
-def _rss_growth(small: Mapping[str, Mapping[str, Any]], large: Mapping[str, Mapping[str, Any]]) -> Row:
-    """Peak RSS added per 1,000 more triggers, between two loads (fixed costs cancel out)."""
+def _rss_growth(small: Mapping[str, Mapping[str, Any]], large: Mapping[str, Mapping[str, Any]]) -> list[Row]:
+    """
+    RSS added per 1,000 more triggers, between two loads (fixed costs cancel out).
 
-    def growth(mode: str) -> float:
-        added = large[mode]["peak_rss_mb"] - small[mode]["peak_rss_mb"]
+    While waiting (sampled from outside during the window, before any execution completes): what
+    holding triggers costs, checked against the target. Peak (``ru_maxrss``): the same plus the
+    burst of every execution completing in one round, shown beside it.
+    """
+
+    def growth(mode: str, figure: str) -> float:
+        added = large[mode][figure] - small[mode][figure]
         return added / (large[mode]["triggers"] - small[mode]["triggers"]) * 1000
 
-    ours, floor = growth("batched"), growth("floor")
     n, m = small["batched"]["triggers"], large["batched"]["triggers"]
-    return Row(
-        f"RSS growth per 1,000 triggers ({n} -> {m}, MB)",
-        f"{ours:.1f}",
-        f"{floor:.1f}",
-        "",
-        "<= 10",
-        ours <= 10,
-    )
+    waiting, floor_waiting = growth("batched", "waiting_rss_mb"), growth("floor", "waiting_rss_mb")
+    return [
+        Row(
+            f"RSS growth per 1,000 waiting triggers ({n} -> {m}, MB)",
+            f"{waiting:.1f}",
+            f"{floor_waiting:.1f}",
+            "",
+            "<= 10",
+            waiting <= 10,
+        ),
+        Row(
+            "  peak RSS growth per 1,000, with every execution completing at once (MB)",
+            f"{growth('batched', 'peak_rss_mb'):.1f}",
+            f"{growth('floor', 'peak_rss_mb'):.1f}",
+            "",
+            "",
+            None,
+        ),
+    ]
 
 
 def parse_rows(parse: Mapping[str, Any]) -> list[Row]:

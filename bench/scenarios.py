@@ -21,7 +21,7 @@ from typing import Any
 
 from bench.child import start_delay
 from bench.emulator_client import PAGES_WORKSPACE, EmulatorProcess
-from bench.procs import ChildProcess, ConnectionSampler, cpu_seconds, run_once, start_child
+from bench.procs import ChildProcess, ConnectionSampler, cpu_seconds, rss_mb, run_once, start_child
 
 
 @dataclass(frozen=True)
@@ -143,9 +143,11 @@ def triggers(bench: Bench, mode: str, load: Load) -> dict[str, Any]:
         go = child.receive()["go"]
         start = go + load.interval / 2
         timeline = []  # (seconds into the window, polls so far, poller CPU seconds so far)
+        waiting_rss = 0.0  # the poller's RSS while every execution runs (sampled from outside)
         for step in range(round(load.window / load.interval) + 1):
             _wait_until(start + step * load.interval)
             timeline.append((step * load.interval, bench.emulator.polls(), cpu_seconds(child.pid)))
+            waiting_rss = max(waiting_rss, rss_mb(child.pid))
         finished = bench.emulator.finish(ids)
         result = child.receive()["result"]
     polls = bench.emulator.polls() - polls_before
@@ -181,6 +183,7 @@ def triggers(bench: Bench, mode: str, load: Load) -> dict[str, Any]:
         "rss_ready_mb": ready["rss_ready_mb"],
         "peak_rss_mb": result["peak_rss_mb"],
         "rss_mb_per_1000_triggers": (result["peak_rss_mb"] - ready["rss_ready_mb"]) / load.triggers * 1000,
+        "waiting_rss_mb": waiting_rss,
         "tcp_peak_open": sampler.peak_open,
         "tcp_distinct_seen": len(sampler.local_ports),
         "tcp_samples": sampler.samples,

@@ -27,7 +27,8 @@ MODES = ("bare", "hook")
 def connections_opened(session: requests.Session) -> int:
     """New TCP connections the session's urllib3 pools have made (``num_connections``)."""
     total = 0
-    for adapter in session.adapters.values():
+    adapters = {id(adapter): adapter for adapter in session.adapters.values()}  # one may serve both schemes
+    for adapter in adapters.values():
         pools = getattr(adapter, "poolmanager", None)
         if pools is None:
             continue

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The performance benchmark: sets up .venv (newest Airflow 3) and runs `python -m bench` (about 12 minutes).
+# The performance benchmark: sets up .venv (newest Airflow 3) and runs `python -m bench` (about 8 minutes).
 # Arguments go to the benchmark, e.g. `scripts/bench.sh --only triggers --stagger`; see --help.
 set -euo pipefail
 cd "$(dirname "$0")/.."

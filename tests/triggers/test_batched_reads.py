@@ -281,6 +281,8 @@ async def test_batch_reads_off_keeps_one_get_per_execution(emulator, monkeypatch
     assert [e["status"] for e in events] == ["success"] * 3
     assert listed_ids(emulator) == []
     assert poller.poller_count() == 0
+    for event in events:  # the single GET's record: nothing left for the task to read
+        assert set(GET_ONLY_FIELDS) <= set(event["execution"])
 
 
 async def test_rounds_of_one_execution_read_it_with_get(emulator):

@@ -4,10 +4,10 @@
 demo:  ## Run example DAG 1 through real Airflow against the bundled Blink emulator.
 	scripts/demo.sh
 
-test:  ## ruff, mypy and pytest on the newest Airflow 3 and on Airflow 2.11.
+test:  ## ruff, mypy and pytest on the newest releases and on Airflow 2.11 (scripts/lines.txt).
 	scripts/test.sh
 
-test-all:  ## The same on every Airflow line: 2.11, 3.0, 3.1, 3.2 and the newest 3.x (what CI runs).
+test-all:  ## The same on every line of scripts/lines.txt: each Airflow line as its users have it, and the floors.
 	scripts/test.sh --all
 
 e2e:  ## A real Airflow 3 deployment (PostgreSQL, scheduler, triggerer ...) and a browser, vs the emulator.
@@ -23,4 +23,4 @@ lint:  ## ruff and mypy only (needs .venv from `make test`).
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
 
 clean:
-	rm -rf .venv .venv-af2 .venv-af30 .venv-af31 .venv-af32 .venv-e2e .airflow-home .mypy_cache .ruff_cache
+	rm -rf .venv .venv-af2 .venv-af30 .venv-af31 .venv-af32 .venv-af33 .venv-floors .venv-e2e .airflow-home .mypy_cache .ruff_cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
+from airflow_provider_blink.compat import AirflowException, AirflowFailException
 
 
 class BlinkError(AirflowException):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS
 
 if AIRFLOW_V_3_0_PLUS:  # AssetWatcher and event-driven scheduling arrived in Airflow 3.0
     from airflow.sdk import Asset, AssetWatcher, dag, task

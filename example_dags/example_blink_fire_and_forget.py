@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
-from airflow.providers.common.compat.sdk import dag
-
+try:
+    from airflow.sdk import dag
+except ImportError:  # Airflow 2
+    from airflow.decorators import dag
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
-from airflow.providers.common.compat.sdk import dag
-
+try:
+    from airflow.sdk import dag
+except ImportError:  # Airflow 2
+    from airflow.decorators import dag
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 
 POLL_INTERVAL = float(os.environ.get("BLINK_EXAMPLE_POLL_INTERVAL", "2"))

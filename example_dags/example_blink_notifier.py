@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow.providers.common.compat.sdk import dag, task
-
+try:
+    from airflow.sdk import dag, task
+except ImportError:  # Airflow 2
+    from airflow.decorators import dag, task
 from airflow_provider_blink.notifications.blink import BlinkNotifier
 
 

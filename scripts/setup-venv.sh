@@ -1,26 +1,38 @@
 #!/usr/bin/env bash
-# Create (or refresh) a virtualenv with this package, its test tools and one Airflow line.
-#   scripts/setup-venv.sh VENV_DIR AIRFLOW_REQUIREMENT [EXTRAS] [PINS_FILE]
-#   e.g. .venv "apache-airflow>=3,<4" test,e2e    or    .venv-af30 "apache-airflow>=3.0,<3.1" test scripts/pins/airflow-3.0.txt
-# PINS_FILE: uv constraints for the line (what Airflow's constraints file for that release implied).
-# Needs only python3 (>= 3.10); installs uv into the venv for fast, reproducible resolution.
+# Create (or refresh) the virtualenv of one line of scripts/lines.txt: this package (editable), the
+# extras asked for, and that line's Airflow, every package resolved as of the line's date.
+#   scripts/setup-venv.sh LINE [EXTRAS] [VENV_DIR]
+#   e.g. scripts/setup-venv.sh newest    or    scripts/setup-venv.sh 3.0 test,e2e .venv-e2e-af30
+# Needs only python3 (>= 3.10); installs a pinned uv into the venv to resolve and install.
 set -euo pipefail
-venv=$1
-airflow_req=$2
-extras=${3:-test}
-pins=${4:-}
 cd "$(dirname "$0")/.."
-python=${PYTHON:-python3}
-if [ ! -x "$venv/bin/python" ]; then
-  "$python" -m venv "$venv"
+line=$1
+extras=${2:-test}
+UV_VERSION=0.13.9  # uv itself is pinned: a new uv could resolve differently
+row=$(awk -v line="$line" '$1 == line' scripts/lines.txt)
+if [ -z "$row" ]; then
+  echo "setup-venv.sh: no line '$line' in scripts/lines.txt" >&2
+  exit 2
 fi
+read -r _ default_venv airflow_req as_of resolution _ <<<"$row"
+venv=${3:-$default_venv}
 stamp="$venv/.installed"
-want="$(cat pyproject.toml; echo "$airflow_req [$extras]"; if [ -n "$pins" ]; then cat "$pins"; fi)"
+want="$(cat pyproject.toml; echo "$row [$extras] uv $UV_VERSION")"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
+# Anything else is built anew (uv's cache makes that quick): an install into an older venv would keep
+# whatever newer packages it already holds.
+rm -rf "$venv"
+"${PYTHON:-python3}" -m venv "$venv"
+echo "== setting up $venv: $airflow_req [$extras], packages as of $as_of ($resolution)"
 "$venv/bin/python" -m pip --version >/dev/null 2>&1 || "$venv/bin/python" -m ensurepip >/dev/null
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check uv
-"$venv/bin/python" -m uv pip install --quiet --python "$venv/bin/python" ${pins:+--constraint "$pins"} \
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+# --reinstall-package: the editable package's own metadata (entry points, dependencies) stays current.
+"$venv/bin/python" -m uv pip install --quiet --python "$venv/bin/python" \
+  --exclude-newer "$as_of" --resolution "$resolution" --reinstall-package airflow-provider-blink \
   -e ".[$extras]" "$airflow_req"
+if [ "$resolution" = lowest-direct ]; then
+  "$venv/bin/python" scripts/versions.py --check-floors
+fi
 printf '%s' "$want" > "$stamp"

@@ -1,27 +1,19 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, format, types, then pytest on several Airflow lines.
+# The whole test suite: lint, format, types, then pytest on several lines of scripts/lines.txt.
 #   scripts/test.sh [--all] [PYTEST_ARGS...]
-# By default the newest Airflow 3 and Airflow 2.11 (quick); --all adds the newest patch of 3.0, 3.1
-# and 3.2 (what CI runs). Sets up one virtualenv per line itself; needs only python3 (>= 3.10).
+# By default the newest releases and Airflow 2.11 as its users have it (quick); --all runs every line
+# there (each Airflow line as its users have it, and the declared floors): what CI runs. Sets up one
+# virtualenv per line itself; needs only python3 (>= 3.10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# venv | Airflow requirement | pins (uv constraints, see the file's comments) — the quick lines first.
-lines=(
-  ".venv|apache-airflow>=3,<4|"
-  ".venv-af2|apache-airflow>=2.11,<2.12|"
-)
+lines=(newest 2.11)
 if [ "${1:-}" = "--all" ]; then
   shift
-  lines+=(
-    ".venv-af30|apache-airflow>=3.0,<3.1|scripts/pins/airflow-3.0.txt"
-    ".venv-af31|apache-airflow>=3.1,<3.2|"
-    ".venv-af32|apache-airflow>=3.2,<3.3|scripts/pins/airflow-3.2.txt"
-  )
+  mapfile -t lines < <(awk '!/^#/ && NF {print $1}' scripts/lines.txt)
 fi
 for line in "${lines[@]}"; do
-  IFS='|' read -r venv requirement pins <<<"$line"
-  scripts/setup-venv.sh "$venv" "$requirement" test "$pins"
+  scripts/setup-venv.sh "$line" test
 done
 
 echo "== ruff (lint + format)"
@@ -30,7 +22,13 @@ echo "== ruff (lint + format)"
 echo "== mypy"
 .venv/bin/mypy
 for line in "${lines[@]}"; do
-  venv=${line%%|*}
-  echo "== pytest on Airflow $("$venv/bin/python" -c 'from importlib.metadata import version; print(version("apache-airflow"))')"
-  "$venv/bin/python" -m pytest "$@"
+  read -r _ venv _ as_of _ tests <<<"$(awk -v line="$line" '$1 == line' scripts/lines.txt)"
+  paths=()
+  if [ "$tests" != all ]; then
+    IFS=, read -r -a paths <<<"$tests"
+  fi
+  echo "== pytest, line $line (packages as of $as_of): $("$venv/bin/python" scripts/versions.py)"
+  SECONDS=0
+  "$venv/bin/python" -m pytest "${paths[@]}" "$@"
+  echo "== line $line: ${SECONDS}s"
 done

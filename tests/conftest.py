@@ -20,6 +20,9 @@ os.environ.setdefault("AIRFLOW_HOME", str(REPO / ".airflow-home" / AIRFLOW_VERSI
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "example_dags"))
 os.environ.setdefault("BLINK_EXAMPLE_POLL_INTERVAL", "0.2")
+# A Fernet key, as every deployment configures: Airflow then encrypts each connection's password as it
+# reads it, also from AIRFLOW_CONN_* (a fixed one: the private metadata database outlives a run).
+os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", "YmxpbmstcHJvdmlkZXItdGVzdHMtZmVybmV0LWtleSE=")
 os.environ.pop("AIRFLOW_CONN_BLINK_DEFAULT", None)
 
 from airflow_provider_blink.testing import DEMO_PLAYBOOKS, BlinkEmulator  # noqa: E402
@@ -85,7 +88,7 @@ def dag_test_passes_the_exception_to_callbacks() -> Iterator[None]:
     line; ``dag.test()`` runs the task in-process and does so only from Airflow 3.3 (3.0-3.2 leave it
     out). Tests read what a deployment's callbacks get, so they patch 3.0-3.2's ``dag.test()`` to match.
     """
-    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
+    from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 
     if not AIRFLOW_V_3_0_PLUS or AIRFLOW_V_3_3_PLUS:
         yield
@@ -113,7 +116,7 @@ def dag_test_parses_the_first_reschedule_date() -> Iterator[None]:
     parses it; ``dag.test()`` hands the object over in-process, so a sensor's second poke in reschedule
     mode fails on ``datetime - str``. Tests patch the client to parse it, as the worker's decoding does.
     """
-    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_2_PLUS
+    from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_2_PLUS
 
     if not AIRFLOW_V_3_0_PLUS or AIRFLOW_V_3_2_PLUS:
         yield

@@ -7,11 +7,11 @@ import json
 import types
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowFailException
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_blink import api
+from airflow_provider_blink.compat import AirflowFailException
 from airflow_provider_blink.exceptions import (
     BlinkApiError,
     BlinkAuthenticationError,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import re
+import subprocess
+import sys
 
 import certifi
 import pytest
-from airflow.providers.common.compat.sdk import AirflowFailException
-from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_2_PLUS
 
 import airflow_provider_blink
+from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_2_PLUS, AirflowFailException
 from airflow_provider_blink.exceptions import BlinkConfigurationError
 from airflow_provider_blink.hooks.blink import USER_AGENT, BlinkHook
 from airflow_provider_blink.retries import RetryPolicy
@@ -225,6 +228,25 @@ def test_test_connection_succeeds(emulator):
     [request] = emulator.requests
     assert request.method == "GET"
     assert json.loads(request.query["q"]) == {"limit": 1}  # one cheap call
+
+
+def test_a_fresh_process_reads_the_connection_through_airflow_with_a_fernet_key(emulator):
+    # As a worker's task process does: a new interpreter, blink_default from AIRFLOW_CONN_BLINK_DEFAULT
+    # through Airflow's secrets backends, the password encrypted with the deployment's Fernet key.
+    # (Airflow 2.11-3.1 with cryptography 51+ cannot: "MultiFernet object has no attribute 'is_encrypted'",
+    # which Airflow logs and then says the connection "isn't defined".)
+    assert os.environ["AIRFLOW__CORE__FERNET_KEY"], "conftest configures one, as deployments do"
+    script = "from airflow_provider_blink.hooks.blink import BlinkHook; print(*BlinkHook().test_connection())"
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+
+    # Airflow logs each secrets backend's failure and goes on: the first error is the cause.
+    logged = done.stdout + done.stderr
+    errors = dict.fromkeys(re.findall(r"^[\w.]+(?:Error|Exception): .*$", logged, re.MULTILINE))
+    assert f"True Connected to Blink at {emulator.url}" in done.stdout, (
+        "a fresh process could not use blink_default; the errors it logged, first to last:\n"
+        + "\n".join(errors)
+    )
 
 
 REFUSALS = [

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
 
+from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 from airflow_provider_blink.testing.playbooks import DEMO_PLAYBOOKS
@@ -164,7 +164,7 @@ def test_mapped_runs_one_execution_per_host(airflow_db, emulator, deferrals, def
 
 
 def failing_dag(deferrable: bool, failures: list[BaseException]) -> Any:
-    from airflow.providers.common.compat.sdk import DAG
+    from airflow_provider_blink.compat import DAG
 
     with DAG(
         f"blink_failing_playbook_{'deferrable' if deferrable else 'in_process'}",

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 import tenacity
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 
 from airflow_provider_blink import retries
+from airflow_provider_blink.compat import AirflowException, AirflowFailException
 from airflow_provider_blink.exceptions import (
     BlinkApiError,
     BlinkAuthenticationError,

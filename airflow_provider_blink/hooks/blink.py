@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 import urllib3.exceptions
-from airflow.providers.common.compat.sdk import BaseHook
 
 from airflow_provider_blink import api
+from airflow_provider_blink.compat import BaseHook
 from airflow_provider_blink.connection_form import (
     CONN_FIELDS,
     CONN_TYPE,
@@ -103,7 +103,7 @@ class BlinkHook(BaseHook):
 
     async def aget_config(self) -> BlinkConnectionConfig:
         """The connection, read without blocking the event loop (see :func:`.aread_connection`)."""
-        return await aread_connection(self, self.blink_conn_id)
+        return await aread_connection(self.blink_conn_id)
 
     @functools.cached_property
     def session(self) -> requests.Session:

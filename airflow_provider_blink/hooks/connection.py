@@ -13,16 +13,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow.providers.common.compat.sdk import mask_secret
-
 from airflow_provider_blink import __version__, api
+from airflow_provider_blink.compat import mask_secret
 from airflow_provider_blink.connection_form import CONN_TYPE, DEFAULT_BLINK_URL, DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkConfigurationError
 from airflow_provider_blink.hooks.answers import ACCEPT_ENCODING
 from airflow_provider_blink.retries import RetryPolicy
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import BaseHook, Connection
+    from airflow_provider_blink.compat import Connection
 
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = f"airflow-provider-blink/{__version__}"
@@ -262,19 +261,19 @@ def read_connection(conn: Connection) -> BlinkConnectionConfig:
     )
 
 
-async def aread_connection(hook: BaseHook, conn_id: str) -> BlinkConnectionConfig:
+async def aread_connection(conn_id: str) -> BlinkConnectionConfig:
     """
     Read a ``blink`` connection without blocking the event loop.
 
     Concurrent readers of one connection in one loop (a triggerer starting many triggers) share
     the read in flight instead of queueing one look-up each; nothing is kept once it returns.
     """
-    from airflow.providers.common.compat.connection import get_async_connection
+    from airflow_provider_blink import compat
 
     in_flight = _READS_IN_FLIGHT.setdefault(asyncio.get_running_loop(), {})
     read = in_flight.get(conn_id)
     if read is None:
-        read = asyncio.ensure_future(get_async_connection(conn_id, hook=hook))
+        read = asyncio.ensure_future(compat.get_async_connection(conn_id))
         in_flight[conn_id] = read
         read.add_done_callback(lambda _: in_flight.pop(conn_id, None))
     return read_connection(await asyncio.shield(read))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperatorLink, XCom
+from airflow_provider_blink.compat import BaseOperatorLink, XCom
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import TaskInstanceKey
+    from airflow_provider_blink.compat import TaskInstanceKey
 
 #: XCom key holding the execution's Blink UI URL.
 EXECUTION_URL_KEY = "execution_url"

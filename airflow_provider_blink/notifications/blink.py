@@ -8,8 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.notifier import BaseNotifier
-
+from airflow_provider_blink.compat import BaseNotifier
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkError
 from airflow_provider_blink.tasks.arguments import check_poll_interval
@@ -21,8 +20,7 @@ from airflow_provider_blink.tasks.request import (
 )
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import Context
-
+    from airflow_provider_blink.compat import Context
     from airflow_provider_blink.hooks.blink import BlinkHook
 
 
@@ -130,7 +128,7 @@ class BlinkNotifier(StartsPlaybook, BaseNotifier):
         return BlinkHook(self.blink_conn_id)
 
     def notify(self, context: Context) -> None:
-        from airflow.providers.common.compat.sdk import redact
+        from airflow_provider_blink.compat import redact
 
         # Through Airflow's secrets masker: an exception text may carry a password Airflow's log masks.
         inputs: dict[str, Any] = {}

@@ -6,9 +6,7 @@ import functools
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin
-from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
-
+from airflow_provider_blink.compat import AIRFLOW_V_3_3_PLUS, BaseOperator, ResumableJobMixin
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import (
     BlinkApiError,
@@ -31,8 +29,7 @@ from airflow_provider_blink.tasks.request import (
 )
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import Context
-
+    from airflow_provider_blink.compat import Context
     from airflow_provider_blink.hooks.blink import BlinkHook
 
 
@@ -118,8 +115,8 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         if AIRFLOW_V_3_3_PLUS:  # the SDK's mixin keeps the id in task_state_store
             kwargs["durable"] = durable
         super().__init__(**kwargs)
-        # Before 3.3 common-compat's stand-in mixin sets durable=False (and warns when it is given):
-        # there the operator finds the earlier try's execution in Blink itself.
+        # Before 3.3 the stand-in mixin (compat.ResumableJobStandIn) submits on every try: there the
+        # operator finds the earlier try's execution in Blink itself.
         self.durable = durable
         request = PlaybookRequest(
             playbook_id, input_values, event, runner, trigger_type, callback, past_exec_ref
@@ -239,7 +236,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
 
     # ResumableJobMixin: on Airflow 3.3+ a retry after a worker crash follows the execution the
     # crashed try started (kept in task_state_store) instead of starting a second one; before 3.3
-    # common-compat's stand-in calls submit_job on every try, and _start finds that execution in Blink.
+    # the stand-in calls submit_job on every try, and _start finds that execution in Blink.
 
     def submit_job(self, context: Context) -> str:
         # Publishing waits for poll_until_complete: the mixin stores the id right after this

@@ -7,8 +7,7 @@ import time
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import AirflowSensorTimeout, AirflowSkipException, BaseSensorOperator
-
+from airflow_provider_blink.compat import AirflowSensorTimeout, AirflowSkipException, BaseSensorOperator
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkConfigurationError, BlinkError, BlinkExecutionTimeout
 from airflow_provider_blink.links.blink import BlinkExecutionLink, push_execution
@@ -23,8 +22,7 @@ from airflow_provider_blink.tasks.events import execution_from_event, finished_e
 from airflow_provider_blink.tasks.streaks import LocalStreak, StreakStore
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import Context, PokeReturnValue
-
+    from airflow_provider_blink.compat import Context, PokeReturnValue
     from airflow_provider_blink.hooks.blink import BlinkHook
 
 
@@ -115,8 +113,7 @@ class BlinkExecutionSensor(BaseSensorOperator):
             raise
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
-        from airflow.providers.common.compat.sdk import PokeReturnValue
-
+        from airflow_provider_blink.compat import PokeReturnValue
         from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
 
         execution = self._read(context)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.providers.common.compat.sdk import conf
-
 from airflow_provider_blink import api
+from airflow_provider_blink.compat import conf
 from airflow_provider_blink.exceptions import BlinkConfigurationError
 
 

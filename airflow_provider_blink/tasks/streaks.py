@@ -54,7 +54,7 @@ class StreakStore:
         if self._store is not None:
             value = self._store.get(KEY)
         else:
-            from airflow.providers.common.compat.sdk import Variable
+            from airflow_provider_blink.compat import Variable
 
             value = Variable.get(self._variable, None, deserialize_json=True)
         if isinstance(value, dict) and value.get("try_number") == self._ti.try_number:
@@ -67,7 +67,7 @@ class StreakStore:
         if self._store is not None:
             self._store.set(KEY, value)
         else:
-            from airflow.providers.common.compat.sdk import Variable
+            from airflow_provider_blink.compat import Variable
 
             Variable.set(self._variable, value, serialize_json=True)
 
@@ -76,7 +76,7 @@ class StreakStore:
         if self._store is not None:
             self._store.delete(KEY)
         else:
-            from airflow.providers.common.compat.sdk import Variable
+            from airflow_provider_blink.compat import Variable
 
             Variable.delete(self._variable)
 

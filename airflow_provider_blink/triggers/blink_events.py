@@ -28,9 +28,9 @@ import time
 from collections.abc import AsyncIterator, Collection, Hashable, Mapping
 from typing import Any
 
-from airflow.providers.common.compat.triggers import BaseEventTrigger
 from airflow.triggers.base import TriggerEvent
 
+from airflow_provider_blink.compat import BaseEventTrigger
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkError
 from airflow_provider_blink.executions import summarize

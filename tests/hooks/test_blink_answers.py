@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 import requests
-from airflow.providers.common.compat.sdk import AirflowFailException
 
+from airflow_provider_blink.compat import AirflowFailException
 from airflow_provider_blink.exceptions import BlinkApiError, BlinkError
 from airflow_provider_blink.hooks.blink import BlinkHook
 from airflow_provider_blink.retries import MAY_HAVE_REACHED_BLINK

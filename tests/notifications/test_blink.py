@@ -21,7 +21,7 @@ def failing_task(x: int) -> None:
 
 
 def dag_with_notifier(dag_id: str, notifier: BlinkNotifier, **callbacks: Any) -> Any:
-    from airflow.providers.common.compat.sdk import DAG, task
+    from airflow_provider_blink.compat import DAG, task
 
     with DAG(dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
         hooks: dict[str, Any] = dict.fromkeys(callbacks, notifier)

@@ -9,8 +9,8 @@ import time
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 
+from airflow_provider_blink.compat import AirflowFailException, TaskDeferred
 from airflow_provider_blink.exceptions import (
     BlinkConfigurationError,
     BlinkError,

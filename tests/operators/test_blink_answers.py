@@ -25,7 +25,7 @@ MODES = pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", 
 
 def one_task_dag(dag_id: str, failures: list[BaseException], **task_kwargs: Any) -> Any:
     """A DAG with one Blink task that records the exception of each failed try."""
-    from airflow.providers.common.compat.sdk import DAG
+    from airflow_provider_blink.compat import DAG
 
     def record(context: Any) -> None:
         failures.append(context["exception"])

@@ -1,8 +1,8 @@
 """
 A retry follows the execution an earlier try started (Airflow 3.3+ ``task_state_store``).
 
-On older Airflow there is no store: common-compat's stand-in calls ``submit_job`` on every try, and
-the operator finds the earlier try's execution in Blink instead (``test_reattach``).
+On older Airflow there is no store: the provider's stand-in (``compat.ResumableJobStandIn``) calls
+``submit_job`` on every try, and the operator finds the earlier try's execution in Blink instead (``test_reattach``).
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_3_PLUS
 
+from airflow_provider_blink.compat import AIRFLOW_V_3_3_PLUS
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 
 from support.task_instance import RecordingTI, TaskStateStore, context_for

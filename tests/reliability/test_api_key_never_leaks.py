@@ -33,8 +33,8 @@ from typing import Any
 
 import pytest
 import requests
-from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 
+from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 from airflow_provider_blink.exceptions import (
     BlinkAuthenticationError,
     BlinkError,
@@ -230,7 +230,7 @@ def exception_texts(exc: BaseException | None) -> list[str]:
 
 def leak_dag(failures: dict[str, list[str]], broken_conn_id: str) -> Any:
     """Operator and sensor on every path, in process and deferred; a failing task stops no other."""
-    from airflow.providers.common.compat.sdk import DAG
+    from airflow_provider_blink.compat import DAG
 
     def record_failure(context: Any) -> None:
         failures[context["ti"].task_id] = exception_texts(context.get("exception"))
@@ -408,7 +408,7 @@ def test_the_api_key_appears_nowhere_airflow_keeps_or_prints(
 
 @pytest.mark.parametrize("how", ["sync", "async"])
 async def test_reading_the_connection_registers_the_key_with_the_secrets_masker(monkeypatch, how):
-    from airflow.providers.common.compat.sdk import redact
+    from airflow_provider_blink.compat import redact
 
     key = f"blink-masker-key-{uuid.uuid4().hex}"  # new: the masker is process-wide
     monkeypatch.setenv("AIRFLOW_CONN_BLINK_MASKED", conn_json("http://127.0.0.1:9").replace(API_KEY, key))

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_provider_blink import api, states
+from airflow_provider_blink.compat import AirflowException, AirflowFailException
 from airflow_provider_blink.exceptions import (
     BlinkAuthenticationError,
     BlinkConfigurationError,
@@ -122,7 +122,7 @@ class Task:
     setup: Callable[[Blink], dict[str, Any]] | None = None
 
     def build(self, **more: Any) -> Any:
-        from airflow.providers.common.compat.sdk import DAG
+        from airflow_provider_blink.compat import DAG
 
         kwargs = {**self.kwargs, **more}
         with DAG(
@@ -139,7 +139,7 @@ class Task:
         return textwrap.dedent(
             f"""
             import datetime
-            from airflow.providers.common.compat.sdk import DAG
+            from airflow_provider_blink.compat import DAG
             from {self.cls.__module__} import {self.cls.__name__}
 
             with DAG("blink_bad_input_file", schedule=None, start_date=datetime.datetime(2026, 1, 1)):

@@ -28,8 +28,8 @@ from importlib.metadata import version
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import TaskDeferred
 
+from airflow_provider_blink.compat import TaskDeferred
 from airflow_provider_blink.exceptions import BlinkExecutionTimeout
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor

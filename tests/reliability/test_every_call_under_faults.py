@@ -26,8 +26,8 @@ import time
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowFailException
 
+from airflow_provider_blink.compat import AirflowFailException
 from airflow_provider_blink.exceptions import (
     BlinkAuthenticationError,
     BlinkBadRequestError,

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import TaskDeferred
 
+from airflow_provider_blink.compat import TaskDeferred
 from airflow_provider_blink.exceptions import BlinkExecutionTimeout
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
@@ -116,7 +116,7 @@ def await_event(trigger: BlinkExecutionTrigger) -> dict[str, Any]:
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "in-worker"])
 def test_execution_timeout_cancels_the_execution_through_real_airflow(airflow_db, emulator, deferrable):
-    from airflow.providers.common.compat.sdk import DAG
+    from airflow_provider_blink.compat import DAG
 
     failures: list[BaseException] = []
     with DAG(

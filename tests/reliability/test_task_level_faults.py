@@ -18,9 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowFailException
-from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS
 
+from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS, AirflowFailException
 from airflow_provider_blink.exceptions import (
     BlinkAuthenticationError,
     BlinkError,
@@ -55,7 +54,7 @@ class Outcomes:
 
 def one_task_dag(dag_id: str, outcomes: Outcomes, **task_kwargs: Any) -> Any:
     """A DAG with one Blink task; ``dag.test()`` can run it on either Airflow version."""
-    from airflow.providers.common.compat.sdk import DAG
+    from airflow_provider_blink.compat import DAG
 
     with DAG(dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
         BlinkExecutePlaybookOperator(

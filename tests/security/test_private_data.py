@@ -15,8 +15,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import mask_secret
 
+from airflow_provider_blink.compat import mask_secret
 from airflow_provider_blink.hooks.blink import BlinkHook
 from airflow_provider_blink.notifications.blink import BlinkNotifier
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger

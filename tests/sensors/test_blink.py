@@ -7,13 +7,13 @@ import time
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import (
+
+from airflow_provider_blink.compat import (
     AirflowSensorTimeout,
     AirflowSkipException,
     PokeReturnValue,
     TaskDeferred,
 )
-
 from airflow_provider_blink.exceptions import BlinkConfigurationError, BlinkError, BlinkExecutionFailed
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 from airflow_provider_blink.tasks.waiting import wait_for_event

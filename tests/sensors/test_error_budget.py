@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException, PokeReturnValue
 
+from airflow_provider_blink.compat import AirflowFailException, AirflowSkipException, PokeReturnValue
 from airflow_provider_blink.exceptions import BlinkError, BlinkPermanentError
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
@@ -169,7 +169,7 @@ def sensor_dag(
     dag_id: str, failures: list[BaseException], playbook_id: str = "slow", **sensor_kwargs: Any
 ) -> Any:
     """Start a playbook (fire and forget), then wait for it with the sensor."""
-    from airflow.providers.common.compat.sdk import DAG
+    from airflow_provider_blink.compat import DAG
 
     with DAG(dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
         begin = BlinkExecutePlaybookOperator(

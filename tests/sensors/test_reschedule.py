@@ -12,7 +12,7 @@ from support.emulator import finished_once_read
 
 
 def test_reschedule_mode_waits_for_the_execution_and_returns_its_record(airflow_db, emulator):
-    from airflow.providers.common.compat.sdk import DAG
+    from airflow_provider_blink.compat import DAG
 
     with DAG("blink_sensor_reschedule", schedule=None, start_date=datetime(2026, 1, 1), catchup=False) as dag:
         start = BlinkExecutePlaybookOperator(task_id="start", playbook_id="held", wait_for_completion=False)

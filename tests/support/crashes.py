@@ -34,7 +34,7 @@ T = TypeVar("T")
 
 
 def airflow_3() -> bool:
-    from airflow.providers.common.compat.version_compat import AIRFLOW_V_3_0_PLUS
+    from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS
 
     return bool(AIRFLOW_V_3_0_PLUS)
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.providers.common.compat.sdk import DAG
-
+from airflow_provider_blink.compat import DAG
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 
 with DAG("blink_worker_crash", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):

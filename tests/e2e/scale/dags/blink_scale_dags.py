@@ -10,9 +10,9 @@ import os
 from datetime import datetime
 from typing import Any
 
-from airflow.providers.common.compat.sdk import DAG
 from airflow.sdk import task
 
+from airflow_provider_blink.compat import DAG
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 
 POLL_INTERVAL = float(os.environ.get("BLINK_SCALE_POLL_INTERVAL", "5"))

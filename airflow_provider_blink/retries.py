@@ -49,6 +49,11 @@ def requested_wait(exc: BaseException | None) -> float | None:
     return exc.retry_after if isinstance(exc, BlinkApiError) else None
 
 
+def asks_to_slow_down(exc: BaseException) -> bool:
+    """Whether Blink asked for fewer requests: a 429, or any error answer with a ``Retry-After``."""
+    return isinstance(exc, BlinkApiError) and (exc.status == 429 or exc.retry_after is not None)
+
+
 def is_retryable(exc: BaseException, *, idempotent: bool) -> bool:
     """
     Say whether one call repeats after it failed with ``exc``.

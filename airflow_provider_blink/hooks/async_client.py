@@ -85,9 +85,19 @@ class BlinkAsyncClient:
             ) from None
         return api.parse_answer(call, status, text, headers)
 
-    async def call(self, call: api.ApiCall[Any], recover: Callable[[], Awaitable[Any]] | None = None) -> Any:
-        """Make one API call with retries (same policy and ``recover`` as :meth:`BlinkHook.call`)."""
-        attempts = CallAttempts(call, self.config, self._log, self._send, asyncio.sleep, recover)
+    async def call(
+        self,
+        call: api.ApiCall[Any],
+        recover: Callable[[], Awaitable[Any]] | None = None,
+        *,
+        retry_when: Callable[[BaseException], bool] | None = None,
+    ) -> Any:
+        """
+        Make one API call with retries (same policy and ``recover`` as :meth:`BlinkHook.call`).
+
+        :param retry_when: retry only the failures this accepts too (see :class:`.CallAttempts`).
+        """
+        attempts = CallAttempts(call, self.config, self._log, self._send, asyncio.sleep, recover, retry_when)
         for step in attempts:
             with step:
                 step.result = await step.action()
@@ -120,10 +130,17 @@ class BlinkAsyncClient:
         """Async :meth:`BlinkHook.get_execution_steps`."""
         return await adrive(all_steps(self.config.workspace(workspace_id), execution_id), self.call)
 
-    async def list_executions(self, *, workspace_id: str | None = None, **query: Any) -> dict[str, Any]:
-        """Async :meth:`BlinkHook.list_executions`."""
+    async def list_executions(
+        self,
+        *,
+        workspace_id: str | None = None,
+        retry_when: Callable[[BaseException], bool] | None = None,
+        **query: Any,
+    ) -> dict[str, Any]:
+        """Async :meth:`BlinkHook.list_executions` (``retry_when``: see :meth:`call`)."""
         return await self.call(
-            api.list_executions(self.config.workspace(workspace_id), api.rql_query(**query))
+            api.list_executions(self.config.workspace(workspace_id), api.rql_query(**query)),
+            retry_when=retry_when,
         )
 
     async def iter_executions(

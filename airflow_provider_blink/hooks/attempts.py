@@ -73,6 +73,8 @@ class CallAttempts:
     :param send: sends an API call once (returns the answer, or an awaitable of it).
     :param sleep: waits so many seconds (``time.sleep`` or ``asyncio.sleep``).
     :param recover: for a call that is not idempotent: finds what an ambiguous failure did, or ``None``.
+    :param retry_when: narrows the policy: a failure it would retry is retried only if this says so
+        too (``None``: every failure the policy retries). The caller then handles the others itself.
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class CallAttempts:
         send: Callable[[api.ApiCall[Any]], Any],
         sleep: Callable[[float], Any],
         recover: Callable[[], Any] | None = None,
+        retry_when: Callable[[BaseException], bool] | None = None,
     ) -> None:
         self._call = call
         self._config = config
@@ -90,6 +93,7 @@ class CallAttempts:
         self._send = functools.partial(send, call)
         self._sleep = sleep
         self._recover = recover
+        self._retry_when = retry_when
         self._idempotent = call.idempotent or recover is not None
         self._ambiguous = False
         self._last: BlinkError | None = None  # the last attempt's error
@@ -107,7 +111,7 @@ class CallAttempts:
             return
         exc = first.error
         redact(exc, self._config.api_key)
-        if not self._config.retry.retries_after(exc, idempotent=self._idempotent, log=self._log):
+        if not self._retries_after(exc):
             explain_not_retried(exc, idempotent=self._call.idempotent)
             raise exc
         self._ambiguous, self._last = is_ambiguous(exc), exc
@@ -122,10 +126,18 @@ class CallAttempts:
             explain_not_retried(exc, idempotent=self._call.idempotent, looked_up=self._recovers)
             raise
 
+    def _retries_after(self, exc: BlinkError) -> bool:
+        """Whether a first attempt that failed with ``exc`` is retried: the policy's rule, narrowed."""
+        if self._retry_when is not None and not self._retry_when(exc):
+            return False
+        return self._config.retry.retries_after(exc, idempotent=self._idempotent, log=self._log)
+
     def _retries(self) -> Generator[Step, None, None]:
         """The attempts after the first, run by tenacity; its waits become steps too."""
         waits: list[float] = []
         kwargs = self._config.retry.tenacity_kwargs(idempotent=self._idempotent, log=self._log)
+        if self._retry_when is not None:
+            kwargs["retry"] &= tenacity.retry_if_exception(self._retry_when)
         for attempt in tenacity.Retrying(**kwargs, sleep=waits.append):
             if waits:
                 yield Step(functools.partial(self._sleep, float(waits.pop())))

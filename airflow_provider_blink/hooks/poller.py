@@ -5,7 +5,8 @@ Triggers in one triggerer each wait for their own execution. Read one GET at a t
 at a 10 s interval are 100 requests a second; through the shared :class:`ExecutionPoller` the reads
 that fall due together go out as a few list calls, RQL ``{"filter": {"$or": [{"id": ...}, ...]}}``
 (NOTES.md, "RQL"; seed 004: list items carry ``id``, ``state``, ``state_ui``, ``error_details``).
-Correctness never depends on the batch: what the list does not answer is read with the single GET.
+Correctness never depends on the batch: what the list does not answer is read with the single GET,
+and so is every execution of a list call Blink refuses (400) or fails (5xx, timeout), in the same round.
 A finished execution's event carries its list item (which lacks ``playbook_name``, ``display_name``
 and ``duration``, NOTES.md "List"): the operator and the sensor read those with the single GET in
 the worker (:func:`.tasks.events.whole_summary`), so a burst of finishing runs costs the triggerer
@@ -27,6 +28,7 @@ from urllib.parse import quote
 from airflow_provider_blink import api
 from airflow_provider_blink.exceptions import BlinkApiError, BlinkError, BlinkResponseError
 from airflow_provider_blink.executions import SUMMARY_FIELDS
+from airflow_provider_blink.retries import asks_to_slow_down, is_transient
 
 if TYPE_CHECKING:
     from airflow_provider_blink.hooks.async_client import BlinkAsyncClient
@@ -44,7 +46,7 @@ GATHER_SHARE = 0.05
 QUERY_BUDGET = 6000
 #: Most single GETs one poller has in flight (ids the list left out or gave no state for, fallback).
 GET_CONCURRENCY = 20
-#: Seconds a connection reads one GET per execution after Blink refused a batch (400).
+#: Seconds a poller reads one GET per execution after a list call failed (refused, 5xx, timeout ...).
 FALLBACK_SECONDS = 600.0
 #: Fields a list call asks for (``select``): those of the event's summary that list items have.
 LISTED_FIELDS = list(SUMMARY_FIELDS)
@@ -116,8 +118,8 @@ class ExecutionPoller:
     _timer: asyncio.TimerHandle | None = None
     _timer_at: float = math.inf
     _rounds: set[asyncio.Task[None]] = field(default_factory=set)
-    _batches_refused_until: float = 0.0
-    _refusal_logged: bool = False
+    _batches_paused_until: float = 0.0
+    _fallbacks_logged: set[str] = field(default_factory=set)
     _gets: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(GET_CONCURRENCY))
 
     async def read(self, execution_id: str, is_final: IsFinal, *, interval: float) -> Record:
@@ -174,7 +176,7 @@ class ExecutionPoller:
         by_id: dict[str, list[_Wait]] = {}
         for wait in waits:
             by_id.setdefault(wait.execution_id, []).append(wait)
-        batching = len(by_id) > 1 and time.monotonic() >= self._batches_refused_until
+        batching = len(by_id) > 1 and time.monotonic() >= self._batches_paused_until
         chunks = id_chunks(list(by_id)) if batching else []
         batched = {execution_id for chunk in chunks for execution_id in chunk}
         await asyncio.gather(
@@ -186,13 +188,14 @@ class ExecutionPoller:
         """
         Read ``chunk`` with one list call and hand its waits their items as soon as it answers.
 
-        So a round's answers are not all held at once, and a failed call affects its own waits only.
+        So a round's answers are not all held at once, and a failed call affects its own waits only:
+        they are read with the single GET (see :meth:`_falls_back_after`), or given its error.
         """
         listed: dict[str, Record] = {}
         try:
             listed = _items_by_id(await self._list_chunk(chunk))
         except BlinkError as exc:
-            if not self._refused(exc):
+            if not self._falls_back_after(exc):
                 for execution_id in chunk:
                     for wait in by_id[execution_id]:
                         wait.give(exc)
@@ -221,34 +224,50 @@ class ExecutionPoller:
             wait.give(result)
 
     async def _list_chunk(self, chunk: Sequence[str]) -> dict[str, Any]:
+        """
+        One list call, in one attempt: a failed one falls back to the GETs at once.
+
+        Unless Blink asked to wait (429, ``Retry-After``): that is waited out and retried, as by any call.
+        """
         return await self.client.list_executions(
             workspace_id=self.workspace_id,
+            retry_when=asks_to_slow_down,
             filter={"$or": [{"id": execution_id} for execution_id in chunk]},
             limit=len(chunk),
             select=LISTED_FIELDS,
         )
 
-    def _refused(self, exc: BlinkError) -> bool:
-        """Whether Blink refused the batch itself (400, an unreadable answer): then fall back to GETs."""
+    def _falls_back_after(self, exc: BlinkError) -> bool:
+        """
+        Whether a list call's executions are read with the single GET after it failed with ``exc``.
+
+        They are when Blink refused the batch (400, an answer that cannot be read) or failed it (5xx,
+        timeout, connection lost): then the poller reads one GET per execution for
+        :data:`FALLBACK_SECONDS` before batching again, and logs it once. Not after an error that
+        concerns every read alike (401, 403, 404 of the workspace), nor after Blink asked for fewer
+        requests (429, ``Retry-After``): the waits get the error, as a GET's would end them.
+        """
         refused = isinstance(exc, BlinkResponseError) or (
             isinstance(exc, BlinkApiError) and exc.status == 400
         )
-        if refused:
-            self._batches_refused_until = time.monotonic() + FALLBACK_SECONDS
-            log = self.client.log
-            if not self._refusal_logged:
-                self._refusal_logged = True
-                log.warning(
-                    "Blink refused a batched read of executions on connection %r (%s); reading one "
-                    "execution per request for %gs, then trying batches again. Set the connection's "
-                    "extra 'batch_reads' to false to stop batching.",
-                    self.client.config.conn_id,
-                    exc,
-                    FALLBACK_SECONDS,
-                )
-            else:
-                log.debug("Blink refused a batched read again: %s", exc)
-        return refused
+        if not refused and (asks_to_slow_down(exc) or not is_transient(exc, idempotent=True)):
+            return False
+        self._batches_paused_until = time.monotonic() + FALLBACK_SECONDS
+        how = "refused" if refused else "failed"
+        if how in self._fallbacks_logged:
+            self.client.log.debug("Blink %s a batched read again: %s", how, exc)
+            return True
+        self._fallbacks_logged.add(how)
+        self.client.log.warning(
+            "Blink %s a batched read of executions on connection %r (%s); reading one execution per "
+            "request for %gs, then trying batches again.%s",
+            how,
+            self.client.config.conn_id,
+            exc,
+            FALLBACK_SECONDS,
+            " Set the connection's extra 'batch_reads' to false to stop batching." if refused else "",
+        )
+        return True
 
 
 def _items_by_id(page: dict[str, Any]) -> dict[str, Record]:

@@ -11,8 +11,10 @@ from collections.abc import Iterator
 import aiohttp
 import pytest
 
-from airflow_provider_blink.exceptions import BlinkBadRequestError, BlinkNotFoundError
+from airflow_provider_blink.exceptions import BlinkBadRequestError, BlinkNotFoundError, BlinkServerError
 from airflow_provider_blink.hooks.blink import USER_AGENT, BlinkAsyncClient, BlinkHook
+from airflow_provider_blink.retries import asks_to_slow_down
+from airflow_provider_blink.testing import Fault
 
 from support.connections import connection_json
 from support.emulator import EXECUTE_BODY, WORKSPACE
@@ -77,6 +79,19 @@ async def test_get_and_list_executions(emulator):
     }
     assert page["results"] == [{"id": ok_id}]
     assert page["total"] == 1
+
+
+async def test_retry_when_narrows_which_failures_a_call_retries(emulator):
+    emulator.inject(Fault("list", "status", status=429, retry_after=0.01, times=1))
+    emulator.inject(Fault("list", "status", status=500, times=None))
+    async with BlinkHook().async_client() as client:
+        with pytest.raises(BlinkServerError):
+            await client.list_executions(retry_when=asks_to_slow_down)
+        with pytest.raises(BlinkServerError):
+            await client.list_executions()
+
+    statuses = [r.status for r in emulator.requests]
+    assert statuses == [429, 500, 500, 500, 500], "429 retried, 500 not; then the policy's 3 attempts"
 
 
 async def test_iter_executions_walks_every_page_once(emulator):

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlencode
@@ -27,7 +28,7 @@ from airflow_provider_blink.testing import BlinkEmulator, Fault
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
 from support.connections import connection_json
-from support.emulator import listed_ids, read_ids
+from support.emulator import SHORT_TIMEOUT, SLOWER_THAN_TIMEOUT, listed_ids, read_ids
 from support.emulator import start_directly as start
 from support.logs import times_logged
 from support.task_instance import context_for
@@ -211,17 +212,89 @@ async def test_a_429_on_a_batch_delays_the_round_and_no_read_is_lost(emulator):
     assert read_ids(emulator) == [], "not a fallback to one GET per execution"
 
 
-async def test_5xx_on_every_batch_spends_each_triggers_error_budget(emulator):
+def count_reads(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """Count the reads the triggers ask the poller for, by execution id (from now on)."""
+    reads: Counter[str] = Counter()
+    read = poller.ExecutionPoller.read
+
+    async def counted(self: poller.ExecutionPoller, execution_id: str, *args: Any, **kwargs: Any) -> Any:
+        reads[execution_id] += 1
+        return await read(self, execution_id, *args, **kwargs)
+
+    monkeypatch.setattr(poller.ExecutionPoller, "read", counted)
+    return reads
+
+
+LIST_FAILURES = {
+    "500": Fault("list", "status", status=500, times=None),
+    "502 from a gateway": Fault("list", "html", status=502, times=None),
+    "504": Fault("list", "status", status=504, times=None),
+    "timeout": Fault("list", "slow", delay=SLOWER_THAN_TIMEOUT, times=None),
+}
+
+
+@pytest.mark.parametrize("fault", LIST_FAILURES.values(), ids=LIST_FAILURES.keys())
+async def test_a_failing_list_call_falls_back_to_one_get_per_read_at_once(
+    emulator, monkeypatch, caplog, capfd, fault
+):
+    caplog.set_level(logging.WARNING)
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", connection_json(emulator, timeout=SHORT_TIMEOUT))
+    reads = count_reads(monkeypatch)
+    emulator.inject(fault)
+    ids = slow_runs(emulator, 3)
+    watching = watch(ids, error_budget=1)
+    await wait_until(lambda: all(read_ids(emulator).count(i) >= 2 for i in ids))
+    emulator.finish(ids[0])
+    emulator.finish(ids[1], "Failed")
+    emulator.finish(ids[2], "Cancelled")
+
+    events = await watching
+
+    assert [e["status"] for e in events] == ["success", "failed", "failed"], "each its own outcome"
+    assert [e["execution"]["state_ui"] for e in events] == ["Completed", "Failed", "Cancelled"]
+    assert all(read_ids(emulator).count(i) == reads[i] for i in ids), "one GET per read, no more"
+    await wait_until(lambda: listed_ids(emulator))  # a timed-out call is logged once it is answered
+    assert listed_ids(emulator) == [set(ids)], "tried once, not retried, not batched again"
+    assert times_logged(caplog, capfd, "Blink failed a batched read") == 1
+
+
+async def test_list_and_get_both_failing_spend_each_triggers_error_budget(emulator):
     emulator.inject(Fault("list", "status", status=503, times=None))
+    emulator.inject(Fault("get", "status", status=502, times=None))
     ids = slow_runs(emulator, 3)
 
     events = await watch(ids, error_budget=0.5)
 
     assert [e["status"] for e in events] == ["error"] * 3
-    assert all(e["permanent"] is False and "503" in e["message"] for e in events)
     assert [e["execution_id"] for e in events] == ids
-    assert read_ids(emulator) == [], "a 5xx is ridden out, not a reason to fall back"
-    assert all(call == set(ids) for call in listed_ids(emulator))
+    for event in events:
+        assert event["permanent"] is False
+        assert event["message"].startswith("Blink kept failing for 0.5s")
+        assert "502" in event["message"], "the last error: its own GET's"
+        assert f"/executions/{event['execution_id']}" in event["message"]
+    assert len(listed_ids(emulator)) == 1, "no batch again while falling back"
+
+
+async def test_batching_resumes_after_the_fallback_period(emulator, monkeypatch):
+    monkeypatch.setattr(poller, "FALLBACK_SECONDS", 2 * INTERVAL)
+    emulator.inject(Fault("list", "status", status=500, times=1))
+    ids = slow_runs(emulator, 3)
+    watching = watch(ids)
+    await wait_until(lambda: list_statuses(emulator)[-2:] == [200, 200])
+    finish(emulator, ids)
+
+    events = await watching
+
+    assert [e["status"] for e in events] == ["success"] * 3
+    statuses = list_statuses(emulator)
+    assert statuses[0] == 500
+    assert set(statuses[1:]) == {200}
+    assert all(call == set(ids) for call in listed_ids(emulator)), "every batch covers them all again"
+    first_batch_again = next(
+        n for n, r in enumerate(emulator.requests) if r.endpoint == "list" and r.status == 200
+    )
+    gets_between = [r for r in emulator.requests[:first_batch_again] if r.endpoint == "get"]
+    assert {r.path.rsplit("/", 1)[-1] for r in gets_between} == set(ids), "read one by one meanwhile"
 
 
 @pytest.mark.parametrize("status", [401, 403, 404])

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The performance benchmark: sets up .venv (newest Airflow 3) and runs `python -m bench` (about 8 minutes).
+# The performance benchmark: sets up .venv (the newest releases, scripts/lines.txt) and runs `python -m bench` (about 8 minutes).
 # Arguments go to the benchmark, e.g. `scripts/bench.sh --only triggers --stagger`; see --help.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup-venv.sh .venv "apache-airflow>=3,<4"
+scripts/setup-venv.sh newest
 exec .venv/bin/python -m bench "$@"

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 scripts/install-debian-packages.sh postgresql redis-server
 
 # The same virtualenv as scripts/e2e.sh (its "scale" extra adds the Celery provider).
-scripts/setup-venv.sh .venv-e2e "apache-airflow>=3,<4" test,e2e,scale
+scripts/setup-venv.sh newest test,e2e,scale .venv-e2e
 
 echo "== scale-out suite on Airflow $(.venv-e2e/bin/python -c 'from importlib.metadata import version; print(version("apache-airflow"))')"
 exec .venv-e2e/bin/python -m pytest tests/e2e/scale -p no:cacheprovider -v --durations=10 "$@"

@@ -48,6 +48,8 @@ class ApiCall(Generic[T]):
     :param timeout: read timeout override in seconds (``None``: the connection's).
     :param reads_body: whether the answer's body matters; ``False``: any 2xx is the result
         ``read(None)``, whatever the body (Blink's cancel answers a string, text or nothing).
+    :param max_bytes: most bytes of the answer (after decompression) this call reads, below
+        :data:`MAX_ANSWER_BYTES` when the question bounds its answer (``None``: the cap).
     """
 
     method: str
@@ -59,11 +61,17 @@ class ApiCall(Generic[T]):
     on_error: Callable[[BlinkApiError], T] = field(default=_raise)
     timeout: float | None = None
     reads_body: bool = True
+    max_bytes: int | None = None
 
     @property
     def what(self) -> str:
         """Short description for messages: method and path, never headers."""
         return f"{self.method} {API_PREFIX}{self.path}"
+
+    @property
+    def answer_limit(self) -> int:
+        """Most bytes of the answer read: :attr:`max_bytes` within :data:`MAX_ANSWER_BYTES`."""
+        return min(self.max_bytes or MAX_ANSWER_BYTES, MAX_ANSWER_BYTES)
 
 
 def _segment(value: str, name: str) -> str:
@@ -369,9 +377,15 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def answer_too_large(call: ApiCall[Any], status: int) -> BlinkResponseError:
-    """The error for an answer over :data:`MAX_ANSWER_BYTES`."""
+    """The error for an answer over the call's :attr:`~ApiCall.answer_limit`."""
+    limit = call.answer_limit
+    if limit < MAX_ANSWER_BYTES:
+        return BlinkResponseError(
+            f"Blink's answer to {call.what} (HTTP {status}) is larger than {limit // 1024} KiB, more "
+            "than what was asked for can take; not reading it."
+        )
     return BlinkResponseError(
-        f"Blink's answer to {call.what} (HTTP {status}) is larger than {MAX_ANSWER_BYTES // 2**20} MiB; "
+        f"Blink's answer to {call.what} (HTTP {status}) is larger than {limit // 2**20} MiB; "
         "not reading it. Narrow the query (limit, select) or check the playbook's output size."
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -92,6 +93,13 @@ class EmulatorProcess:
     def seed(self, playbook: str, count: int) -> None:
         """Insert ``count`` finished executions of a page playbook (workspace ``PAGES_WORKSPACE``)."""
         self._child.ask({"op": "seed", "playbook": playbook, "count": count})
+
+    def inject(self, **fault: Any) -> None:
+        """Make the emulator misbehave: a :class:`.Fault` with these fields (until :meth:`clear_faults`)."""
+        self._child.ask({"op": "inject", "fault": fault})
+
+    def clear_faults(self) -> None:
+        self._child.ask({"op": "clear_faults"})
 
     def stop(self) -> None:
         self._http.close()

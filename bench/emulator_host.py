@@ -11,6 +11,7 @@ each command line with one JSON line:
   call (Unix seconds, to within :data:`STAMP_EVERY`: a thread here reads the request log that often).
 - ``{"op": "finish", "ids": [...]}``: complete those executions now; answers each ``finished_at`` (Unix ms).
 - ``{"op": "seed", "playbook": P, "count": N}``: insert N finished executions of P.
+- ``{"op": "inject", "fault": {...}}``: inject a :class:`.Fault` (its fields); ``{"op": "clear_faults"}``.
 - ``{"op": "stop"}``: stop serving and exit.
 """
 
@@ -25,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_blink.testing import BlinkEmulator, RequestRecord, ScriptedPlaybook
+from airflow_provider_blink.testing import BlinkEmulator, Fault, RequestRecord, ScriptedPlaybook
 from airflow_provider_blink.testing.cli import build_parser, server_ssl_context
 from airflow_provider_blink.testing.launcher import write_ready_file
 
@@ -104,6 +105,12 @@ def _answer(emulator: BlinkEmulator, polls: _PollLog, command: dict[str, Any]) -
     if op == "seed":
         ids = emulator.seed_executions(command["playbook"], int(command["count"]))
         return {"seeded": len(ids)}
+    if op == "inject":
+        emulator.inject(Fault(**command["fault"]))
+        return {"injected": True}
+    if op == "clear_faults":
+        emulator.clear_faults()
+        return {"cleared": True}
     return {"error": f"unknown op {op!r}"}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -258,6 +259,33 @@ def pagination_rows(pages: Mapping[str, Any]) -> list[Row]:
     return rows
 
 
+#: What each hostile list answer is, for the table.
+ANSWER_CASES = {
+    "normal": "Blink's own list answer",
+    "padded": "answer padded with {padding_items:,} unasked items",
+    "conflicting": "answer with each item twice, conflicting",
+}
+
+
+def answer_rows(answers: Mapping[str, Any]) -> list[Row]:
+    """Per list answer: peak memory growth and longest event-loop stall of a batched read (no target)."""
+    rows = []
+    for case, label in ANSWER_CASES.items():
+        figures = answers[case]
+        statuses = ", ".join(f"{n} {s}" for s, n in sorted(Counter(figures["statuses"]).items()))
+        rows.append(
+            Row(
+                f"batched read of {answers['readers']}, {label.format(**answers)}",
+                f"+{figures['peak_rss_growth_mb']:.1f} MB peak RSS, {figures['longest_stall_ms']:.0f} ms stall",
+                "",
+                f"{figures['reads']} request{'' if figures['reads'] == 1 else 's'}",
+                f"events: {statuses}",
+                None,
+            )
+        )
+    return rows
+
+
 def rows_for(results: Mapping[str, Any]) -> list[Row]:
     """Every row the results allow (a scenario left out with ``--only`` has none)."""
     rows: list[Row] = []
@@ -269,6 +297,8 @@ def rows_for(results: Mapping[str, Any]) -> list[Row]:
         rows += sync_rows(results["sync"])
     if "pagination" in results:
         rows += pagination_rows(results["pagination"])
+    if "answers" in results:
+        rows += answer_rows(results["answers"])
     return rows
 
 

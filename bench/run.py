@@ -6,7 +6,9 @@
    connections;
 2. DAG parse: ``import airflow.sdk`` with and without the operator and sensor modules;
 3. sync hook: N ``get_execution`` vs a bare ``requests.Session``;
-4. pagination: ``iter_executions`` over seeded executions, time and peak memory.
+4. pagination: ``iter_executions`` over seeded executions, time and peak memory;
+5. answers: a batched read against list answers Blink's contract does not allow (padded with a
+   million unasked items, conflicting duplicates): peak memory and the longest event-loop stall.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from bench.emulator_client import EmulatorProcess
 from bench.procs import REPO, ChildError, run_once
 from bench.tls import TlsFiles, make_certificates
 
-SCENARIOS = ("triggers", "parse", "sync", "pagination")
+SCENARIOS = ("triggers", "parse", "sync", "pagination", "answers")
 DEFAULT_OUTPUT = REPO / "bench" / "results.json"
 
 
@@ -76,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="executions to page through (%(default)s)",
     )
     parser.add_argument("--page-size", type=int, default=d.page_size, help="(%(default)s)")
+    parser.add_argument(
+        "--padding-items",
+        type=int,
+        default=d.padding_items,
+        help="unasked items in a padded answer (%(default)s)",
+    )
     parser.add_argument("--profile", type=Path, help="cProfile our trigger run into this file (slows it)")
     parser.add_argument(
         "--output", type=Path, default=DEFAULT_OUTPUT, help="JSON results (bench/results.json)"
@@ -152,6 +160,9 @@ def run(settings: scenarios.Settings, only: Sequence[str], work: Path) -> dict[s
         if "pagination" in only:
             _progress("pagination ...")
             results["pagination"] = scenarios.pagination(bench)
+        if "answers" in only:
+            _progress("hostile list answers ...")
+            results["answers"] = scenarios.hostile_answers(bench)
     finally:
         emulator.stop()
     return results
@@ -188,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parse_runs=args.parse_runs,
         page_counts=tuple(sorted(args.page_counts)),
         page_size=args.page_size,
+        padding_items=args.padding_items,
         stagger=args.stagger,
         profile=args.profile.resolve() if args.profile else None,
     )

@@ -1,5 +1,5 @@
 """
-The four measurements, each run from the benchmark's process against the one emulator process.
+The five measurements, each run from the benchmark's process against the one emulator process.
 
 Each poller scenario (ours, floor), each import and each pagination count runs in a fresh process of
 its own, so its CPU time and peak memory are its own; the sync hook and bare session alternate in
@@ -44,6 +44,8 @@ class Settings:
     page_size: int = 1000
     stagger: bool = False
     profile: Path | None = None
+    #: Items for ids nobody asked for in the padded list answer (17 bytes each).
+    padding_items: int = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -326,4 +328,45 @@ def pagination(bench: Bench) -> dict[str, Any]:
     low, high = (results["counts"][str(c)] for c in (min(s.page_counts), max(s.page_counts)))
     results["streamed_growth"] = high["streamed_peak_mb"] / low["streamed_peak_mb"]
     results["accumulated_growth"] = high["accumulated_peak_mb"] / low["accumulated_peak_mb"]
+    return results
+
+
+# -- 5. list answers the contract does not allow -------------------------------------------------
+
+#: Waiting executions in the batched read (3 ids: a list call with ``limit=3``).
+HOSTILE_READERS = 3
+#: Their poll interval (s): the first read comes one interval after they start.
+HOSTILE_INTERVAL = 0.5
+
+
+def hostile_cases(s: Settings) -> dict[str, dict[str, Any] | None]:
+    """The list answers: Blink's own, padded with unasked items, and with conflicting duplicates."""
+    return {
+        "normal": None,
+        "padded": {"endpoint": "list", "kind": "unasked_items", "count": s.padding_items},
+        "conflicting": {"endpoint": "list", "kind": "conflicting_items", "times": None},
+    }
+
+
+def hostile_answers(bench: Bench) -> dict[str, Any]:
+    """
+    A batched read of finished executions against each list answer, each case in a fresh process.
+
+    What the emulator received (list calls, GETs) is counted from its request log; the child
+    reports its peak memory growth and longest event-loop stall (see :mod:`bench.hostile_answers`).
+    """
+    results: dict[str, Any] = {"readers": HOSTILE_READERS, "padding_items": bench.settings.padding_items}
+    for case, fault in hostile_cases(bench.settings).items():
+        child = bench.child("bench.hostile_answers", ["--interval", str(HOSTILE_INTERVAL)], f"answers-{case}")
+        child.receive()
+        ids = bench.emulator.start_runs(HOSTILE_READERS)
+        bench.emulator.finish(ids)
+        if fault is not None:
+            bench.emulator.inject(**fault)
+        child.ask({"ids": ids})
+        polls_before = bench.emulator.polls()
+        result = child.ask({"go": True})["result"]
+        child.wait()
+        bench.emulator.clear_faults()
+        results[case] = {**result, "reads": bench.emulator.polls() - polls_before}
     return results

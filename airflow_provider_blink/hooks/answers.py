@@ -1,8 +1,9 @@
 """
 Reading an answer's body within bounds, the same way in both clients.
 
-Decompressed as it arrives (gzip, deflate), refused once it exceeds :data:`.api.MAX_ANSWER_BYTES`
-*after* decompression, and read in time linear in its size (one growing buffer).
+Decompressed as it arrives (gzip, deflate), refused once it exceeds the call's
+:attr:`.api.ApiCall.answer_limit` (at most :data:`.api.MAX_ANSWER_BYTES`) *after* decompression,
+and read in time linear in its size (one growing buffer).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ _PIECE_BYTES = 1024 * 1024
 
 class AnswerBody:
     """
-    Collect one answer's body chunk by chunk, within :data:`.api.MAX_ANSWER_BYTES` after decompression.
+    Collect one answer's body chunk by chunk, within the call's ``answer_limit`` after decompression.
 
     :param call: the call answered, for messages.
     :param status: the answer's HTTP status, for messages.
@@ -42,6 +43,7 @@ class AnswerBody:
                 f"which was not asked for ({ACCEPT_ENCODING})."
             )
         self._decoder: Any = None
+        self._limit = call.answer_limit
 
     @property
     def plain(self) -> bool:
@@ -59,7 +61,7 @@ class AnswerBody:
                     self._decoder = self._new_decoder(chunk)
                 # Output in pieces, never past the cap (+1 to notice going over it): memory stays
                 # at the cap, however far the chunk would expand.
-                room = api.MAX_ANSWER_BYTES + 1 - len(self._data)
+                room = self._limit + 1 - len(self._data)
                 self._append(self._decoder.decompress(chunk, min(room, _PIECE_BYTES)))
                 chunk = self._decoder.unconsumed_tail or self._decoder.unused_data
         except zlib.error as exc:
@@ -81,5 +83,5 @@ class AnswerBody:
 
     def _append(self, data: bytes) -> None:
         self._data += data
-        if len(self._data) > api.MAX_ANSWER_BYTES:
+        if len(self._data) > self._limit:
             raise api.answer_too_large(self._call, self._status)

@@ -68,7 +68,7 @@ class BlinkAsyncClient:
                 status, headers = response.status, response.headers
                 body = AnswerBody(call, status, headers.get("Content-Encoding"))
                 if body.plain and response.content_length is not None:
-                    if response.content_length > api.MAX_ANSWER_BYTES:
+                    if response.content_length > call.answer_limit:  # refused unread
                         raise api.answer_too_large(call, status)
                     body.feed(await response.read())
                 else:

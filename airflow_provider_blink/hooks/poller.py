@@ -7,6 +7,9 @@ that fall due together go out as a few list calls, RQL ``{"filter": {"$or": [{"i
 (NOTES.md, "RQL"; seed 004: list items carry ``id``, ``state``, ``state_ui``, ``error_details``).
 Correctness never depends on the batch: what the list does not answer is read with the single GET,
 and so is every execution of a list call Blink refuses (400) or fails (5xx, timeout), in the same round.
+No list answer is trusted beyond its question: one larger than the ids asked for can take is refused
+unread (:func:`listed_answer_bytes`), items for ids not asked for are ignored, and an id given twice
+with different content is read with the single GET.
 A finished execution's event carries its list item (which lacks ``playbook_name``, ``display_name``
 and ``duration``, NOTES.md "List"): the operator and the sensor read those with the single GET in
 the worker (:func:`.tasks.events.whole_summary`), so a burst of finishing runs costs the triggerer
@@ -20,8 +23,8 @@ import json
 import math
 import time
 import weakref
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Hashable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
@@ -50,6 +53,10 @@ GET_CONCURRENCY = 20
 FALLBACK_SECONDS = 600.0
 #: Fields a list call asks for (``select``): those of the event's summary that list items have.
 LISTED_FIELDS = list(SUMMARY_FIELDS)
+#: Most bytes one item of a list answer may take (see :func:`listed_answer_bytes`).
+ITEM_BYTES = 64 * 1024
+#: Bytes a list answer may take besides its items: ``limit``, ``offset``, ``total``, brackets.
+PAGE_BYTES = 4 * 1024
 
 
 class ExecutionReader(Protocol):
@@ -193,7 +200,7 @@ class ExecutionPoller:
         """
         listed: dict[str, Record] = {}
         try:
-            listed = _items_by_id(await self._list_chunk(chunk))
+            listed = _items_by_id(await self._list_chunk(chunk), asked=set(chunk))
         except BlinkError as exc:
             if not self._falls_back_after(exc):
                 for execution_id in chunk:
@@ -228,22 +235,26 @@ class ExecutionPoller:
         One list call, in one attempt: a failed one falls back to the GETs at once.
 
         Unless Blink asked to wait (429, ``Retry-After``): that is waited out and retried, as by any call.
+        An answer larger than :func:`listed_answer_bytes` allows is refused unread, like a 400.
         """
-        return await self.client.list_executions(
-            workspace_id=self.workspace_id,
-            retry_when=asks_to_slow_down,
+        query = api.rql_query(
             filter={"$or": [{"id": execution_id} for execution_id in chunk]},
             limit=len(chunk),
             select=LISTED_FIELDS,
         )
+        call = api.list_executions(self.client.config.workspace(self.workspace_id), query)
+        bounded = replace(call, max_bytes=listed_answer_bytes(len(chunk)))
+        result: dict[str, Any] = await self.client.call(bounded, retry_when=asks_to_slow_down)
+        return result
 
     def _falls_back_after(self, exc: BlinkError) -> bool:
         """
         Whether a list call's executions are read with the single GET after it failed with ``exc``.
 
-        They are when Blink refused the batch (400, an answer that cannot be read) or failed it (5xx,
-        timeout, connection lost): then the poller reads one GET per execution for
-        :data:`FALLBACK_SECONDS` before batching again, and logs it once. Not after an error that
+        They are when Blink refused the batch (400, an answer that cannot be read or is larger than
+        the ids asked for can take) or failed it (5xx, timeout, connection lost): then the poller
+        reads one GET per execution for :data:`FALLBACK_SECONDS` before batching again, and logs it
+        once. Not after an error that
         concerns every read alike (401, 403, 404 of the workspace), nor after Blink asked for fewer
         requests (429, ``Retry-After``): the waits get the error, as a GET's would end them.
         """
@@ -270,13 +281,36 @@ class ExecutionPoller:
         return True
 
 
-def _items_by_id(page: dict[str, Any]) -> dict[str, Record]:
-    """A list answer's items by their ``id`` (the first, should one repeat)."""
+def listed_answer_bytes(ids: int) -> int:
+    """
+    Most bytes a list answer for ``ids`` executions may take: a larger one is refused unread.
+
+    An item carries the :data:`LISTED_FIELDS`: ids, names, numbers and states (under 2 KiB even with
+    every character escaped), and Blink's free-text ``error_details`` and ``cancel_reason``, which
+    get the rest of :data:`ITEM_BYTES` (over 60 KiB: far more than a failure message takes). So a
+    normal answer is never refused, and one padded with items nobody asked for is, before it is
+    parsed: 3 ids allow 196 KiB, the 90 UUIDs one call asks for at most 5.6 MiB.
+    """
+    return PAGE_BYTES + ids * ITEM_BYTES
+
+
+def _items_by_id(page: dict[str, Any], asked: Collection[str]) -> dict[str, Record]:
+    """
+    A list answer's items for the ids ``asked``, by ``id``; items for other ids are ignored.
+
+    An id given twice with different content is left out: what Blink says of it is unclear, so its
+    waits read the single GET. Identical repeats are one item.
+    """
     listed: dict[str, Record] = {}
+    unclear: set[str] = set()
     for item in page["results"]:
         item_id = item.get("id")
-        if isinstance(item_id, str):
-            listed.setdefault(item_id, item)
+        if not isinstance(item_id, str) or item_id not in asked:
+            continue
+        if listed.setdefault(item_id, item) != item:
+            unclear.add(item_id)
+    for item_id in unclear:
+        del listed[item_id]
     return listed
 
 

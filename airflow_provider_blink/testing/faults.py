@@ -6,9 +6,14 @@ import threading
 from dataclasses import dataclass
 
 ENDPOINTS = frozenset({"execute", "get", "list", "cancel", "steps", "*"})
+#: Fault kinds that change a list answer's items (only for the ``list`` endpoint): answers Blink's
+#: contract does not allow, for testing that a client trusts no list answer beyond its question.
+LIST_KINDS = frozenset({"unasked_items", "conflicting_items"})
 
 #: Fault kinds whose request is processed (an execute creates its execution) before the fault shows.
-PROCESSED_KINDS = frozenset({"close_after", "status_after", "slow", "slow_after", "malformed_json", "empty"})
+PROCESSED_KINDS = frozenset(
+    {"close_after", "status_after", "slow", "slow_after", "malformed_json", "empty", *LIST_KINDS}
+)
 #: Fault kinds that answer in place of the real handler: nothing is processed.
 UNPROCESSED_KINDS = frozenset({"status", "close_before", "html"})
 KINDS = PROCESSED_KINDS | UNPROCESSED_KINDS
@@ -26,7 +31,9 @@ class Fault:
     behave normally), ``slow_after`` (process at once, answer after ``delay`` seconds: a client
     that times out has still started the run), ``malformed_json`` (process, answer 200 with truncated JSON), ``html`` (answer
     ``status``, default 502, with a gateway's HTML page; not processed), ``empty`` (process, answer
-    200 with an empty body).
+    200 with an empty body), ``unasked_items`` (process, then add ``count`` items ``{"id": ...}`` for
+    ids nobody asked for to the list answer), ``conflicting_items`` (process, then put before each list
+    item a copy of it in another final state: ``Failed`` for a ``Completed`` one, else ``Completed``).
 
     :param endpoint: ``execute``, ``get``, ``list``, ``cancel``, ``steps`` or ``*`` for any of them.
     :param kind: one of the kinds above.
@@ -34,6 +41,7 @@ class Fault:
     :param status: HTTP status for ``status``, ``status_after`` and ``html``.
     :param retry_after: seconds for a ``Retry-After`` header (``status`` and ``status_after``).
     :param delay: seconds to wait for ``slow`` and ``slow_after``.
+    :param count: items to add for ``unasked_items``.
     """
 
     endpoint: str
@@ -42,6 +50,7 @@ class Fault:
     status: int | None = None
     retry_after: float | None = None
     delay: float = 0.0
+    count: int = 0
 
     def __post_init__(self) -> None:
         if self.endpoint not in ENDPOINTS:
@@ -56,6 +65,10 @@ class Fault:
             raise ValueError(f"status must be an HTTP status code, got {self.status!r}")
         if self.delay < 0:
             raise ValueError(f"delay must be >= 0, got {self.delay!r}")
+        if self.kind in LIST_KINDS and self.endpoint != "list":
+            raise ValueError(f"fault kind {self.kind!r} changes list answers: endpoint must be 'list'")
+        if self.count < 0:
+            raise ValueError(f"count must be >= 0, got {self.count!r}")
 
     @property
     def processed(self) -> bool:

@@ -15,7 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from airflow_provider_blink.testing.faults import Fault, FaultQueue
+from airflow_provider_blink.testing.faults import LIST_KINDS, Fault, FaultQueue
+from airflow_provider_blink.testing.playbooks import raw_state
 from airflow_provider_blink.testing.records import LIST_FIELDS, STEP_FIELDS, execution_answer, list_item
 from airflow_provider_blink.testing.rql import Query, RqlError, parse_query
 from airflow_provider_blink.testing.state import (
@@ -227,6 +228,8 @@ class _BlinkApi:
             return response
         if fault.kind == "close_after":
             raise _ConnectionDropped
+        if fault.kind in LIST_KINDS and response.status == 200:
+            return _hostile_page(response, fault)
         return _fault_response(fault)
 
     async def _call(self, request: web.Request, handler: Handler) -> web.Response:
@@ -399,6 +402,26 @@ def _cancelled(style: str) -> web.Response:
     if style == "text":
         return web.Response(status=200, text="OK", content_type="text/plain")
     return web.json_response("OK")
+
+
+def _hostile_page(response: web.Response, fault: Fault) -> web.Response:
+    """The list answer ``response`` with the items ``fault`` adds: unasked ones, or conflicting copies."""
+    assert isinstance(response.body, bytes)
+    page = json.loads(response.body)
+    items: list[dict[str, Any]] = page.pop("results")
+    if fault.kind == "conflicting_items":
+        items = [copy for item in items for copy in (_in_another_final_state(item), item)]
+    listed = json.dumps(items).encode()[1:-1]
+    # Written as bytes: a million padding items would take the emulator seconds as JSON objects.
+    unasked = b",".join(b'{"id":"u%07d"}' % n for n in range(fault.count))
+    results = b",".join(part for part in (listed, unasked) if part)
+    body = json.dumps(page).encode()[:-1] + b', "results": [' + results + b"]}"
+    return web.Response(status=200, body=body, content_type="application/json")
+
+
+def _in_another_final_state(item: dict[str, Any]) -> dict[str, Any]:
+    state_ui = "Failed" if item.get("state_ui") == COMPLETED else COMPLETED
+    return {**item, "state_ui": state_ui, "state": raw_state(state_ui)}
 
 
 def _fault_response(fault: Fault) -> web.Response:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,8 +25,16 @@ from airflow_provider_blink import api
 from airflow_provider_blink.exceptions import BlinkResponseError, BlinkTransportError
 from airflow_provider_blink.retries import RetryPolicy
 
-from support.emulator import API_KEY
-from support.hostile import Answer, HostileServer, call_blink, compression_bomb, trickling, unbounded
+from support.emulator import API_KEY, WORKSPACE
+from support.hostile import (
+    Answer,
+    HostileServer,
+    call_blink,
+    call_hook,
+    compression_bomb,
+    trickling,
+    unbounded,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -94,6 +103,25 @@ def test_a_small_answer_without_length_is_read_whole(use_blink, client):
         use_blink(blink.url)
 
         assert call_blink(client, "get") == EXECUTION
+
+
+#: A call's answers as the server may send them: with ``Content-Length``, without, compressed.
+BODIES = {
+    "length": lambda size: Answer(200, json.dumps({**EXECUTION, "pad": "0" * size}).encode()),
+    "no-length": lambda size: unbounded(json.dumps(EXECUTION)[:-1].encode() + b', "pad": "', size),
+    "gzip": lambda size: compression_bomb("gzip", size, EXECUTION),
+}
+
+
+@pytest.mark.parametrize("client", ["sync", "async"])
+@pytest.mark.parametrize("body", BODIES.values(), ids=BODIES.keys())
+def test_a_call_bounded_by_its_question_refuses_a_larger_answer(use_blink, client, body):
+    bounded = replace(api.get_execution(WORKSPACE, "exec-1"), max_bytes=4096)
+    with HostileServer(body(4 * 4096)) as blink:
+        use_blink(blink.url)
+
+        with pytest.raises(BlinkResponseError, match="larger than 4 KiB, more than what was asked for"):
+            call_hook(client, "call", bounded)
 
 
 #: Run in a fresh interpreter: the peak resident memory while one answer is refused, in MiB above the

@@ -20,6 +20,7 @@ import pytest
 
 # Imported here, not inside the triggers' first run: an import would count as a slow callback.
 import airflow_provider_blink.hooks.blink  # noqa: F401
+from airflow_provider_blink import api
 from airflow_provider_blink.hooks import poller
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
@@ -371,3 +372,81 @@ async def test_rounds_of_one_execution_read_it_with_get(emulator):
     assert event["status"] == "timeout"
     assert listed_ids(emulator) == [], "a list call would cost as much and answer less"
     assert read_ids(emulator).count(execution_id) >= 2
+
+
+def parsed_answer_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes (characters) of the answers the clients parse from now on."""
+    sizes: list[int] = []
+    parse = api.parse_answer
+
+    def counted(call: api.ApiCall[Any], status: int, text: str, headers: Any) -> Any:
+        sizes.append(len(text))
+        return parse(call, status, text, headers)
+
+    monkeypatch.setattr(api, "parse_answer", counted)
+    return sizes
+
+
+async def test_a_list_answer_larger_than_its_ids_can_take_is_refused_unread(
+    emulator, monkeypatch, caplog, capfd
+):
+    caplog.set_level(logging.WARNING)
+    parsed = parsed_answer_sizes(monkeypatch)
+    padding = 20_000  # items of 17 bytes: 340 KB, where 3 items take a few hundred bytes
+    emulator.inject(Fault("list", "unasked_items", count=padding, times=1))
+    ids = slow_runs(emulator, 3)
+    watching = watch(ids)
+    await wait_until(lambda: all(read_ids(emulator).count(i) >= 2 for i in ids))
+    finish(emulator, ids)
+
+    events = await watching
+
+    assert [e["status"] for e in events] == ["success"] * 3
+    assert [e["execution"]["state_ui"] for e in events] == ["Completed"] * 3
+    assert list_statuses(emulator) == [200], "answered once, then no batch again while falling back"
+    assert max(parsed) < padding, "the padded answer was never parsed"
+    assert times_logged(caplog, capfd, "more than what was asked for can take") == 1, "logged once"
+
+
+async def test_an_id_listed_twice_differently_is_read_with_its_get(emulator):
+    ids = slow_runs(emulator, 2)
+    emulator.finish(ids[0])
+    emulator.finish(ids[1], "Failed")
+    emulator.inject(Fault("list", "conflicting_items", times=None))  # first: the other final state
+
+    events = await watch(ids)
+
+    assert [e["status"] for e in events] == ["success", "failed"], "what each one's GET says"
+    assert [e["execution"]["state_ui"] for e in events] == ["Completed", "Failed"]
+    assert listed_ids(emulator) == [set(ids)]
+    assert sorted(read_ids(emulator)) == sorted(ids), "one GET each, in the same round"
+    assert set(GET_ONLY_FIELDS) <= set(events[0]["execution"]), "the event carries the GET's record"
+
+
+async def test_items_for_ids_not_asked_for_are_never_handed_to_a_wait(emulator):
+    ids = slow_runs(emulator, 3)
+    emulator.inject(Fault("list", "unasked_items", count=100, times=None))  # well within the bound
+    watching = watch(ids)
+    await wait_until(lambda: len(listed_ids(emulator)) >= 2)
+    finish(emulator, ids)
+
+    events = await watching
+
+    assert [e["execution_id"] for e in events] == ids
+    assert [e["execution"]["id"] for e in events] == ids
+    assert read_ids(emulator) == [], "answered from the list: an answer within the bound is read"
+
+
+async def test_a_list_answer_with_long_error_details_is_read_from_the_list(emulator):
+    ids = slow_runs(emulator, 3)
+    details = {"message": "x" * 30_000}  # far longer than a failure message
+    watching = watch(ids)
+    await wait_until(lambda: len(listed_ids(emulator)) >= 1)
+    for execution_id in ids:
+        emulator.finish(execution_id, "Failed", error_details=details)
+
+    events = await watching
+
+    assert [e["status"] for e in events] == ["failed"] * 3
+    assert read_ids(emulator) == [], "a normal answer is never refused"
+    assert set(list_statuses(emulator)) == {200}

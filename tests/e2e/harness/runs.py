@@ -8,7 +8,6 @@ from typing import Any
 from e2e.harness.airflow_api import AirflowApi
 from e2e.harness.blink import BlinkApi
 from e2e.harness.deployment import Deployment
-from e2e.harness.processes import worker_processes
 from e2e.harness.waiting import utcnow, wait_until
 
 TRIGGER_CLASSPATH = "airflow_provider_blink.triggers.blink.BlinkExecutionTrigger"
@@ -82,7 +81,7 @@ def watch_run(
         map_index = ti["map_index"] if source == ti["task_id"] else -1
         execution_id = api.xcom(dag_id, run_id, source, "execution_id", map_index)
         execution = blink.execution(execution_id)
-        pids = [p.pid for p in worker_processes(ti["id"])]
+        pids = [p.pid for p in deployment.worker_processes(ti)]
         after = api.task_instance(dag_id, run_id, ti["task_id"], ti["map_index"])
         if after["state"] != "deferred" or not after.get("triggerer_job"):
             return None  # not a clean reading, or no triggerer has it yet

@@ -4,6 +4,7 @@ and Airflow 2's ``/api/v1`` (basic auth) where it differs (:class:`Airflow2Api`)
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -229,7 +230,7 @@ class Airflow2Api(AirflowApi):
     def task_log_records(
         self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
     ) -> list[dict[str, Any]]:
-        """Airflow 2 serves a task's log as text: one ``{"event": line}`` per line."""
+        """Airflow 2 serves a task's log as text: one :func:`text_log_record` per line."""
         response = self.session.get(
             f"{self.base_url}{self.prefix}/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
             params={"map_index": str(map_index), "full_content": "true"},
@@ -237,11 +238,35 @@ class Airflow2Api(AirflowApi):
             timeout=30,
         )
         _raise_for(response)
-        return [{"event": line} for line in response.text.splitlines() if line.strip()]
+        return [text_log_record(line) for line in response.text.splitlines() if line.strip()]
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> str:
         records = self.task_log_records(dag_id, run_id, task_id, try_number, map_index)
-        return "\n".join(str(r["event"]) for r in records)
+        return "\n".join(f"{r.get('timestamp') or '':28} {r.get('level') or '':7} {r['event']}" for r in records)
+
+
+#: A line of Airflow 2's text logs: ``[timestamp] {file.py:123} LEVEL - message``.
+_TEXT_LINE = re.compile(r"^\[(?P<timestamp>[^]]+)\] \{(?P<logger>[^}]*)\} (?P<level>[A-Z]+) - (?P<event>.*)$")
+#: The triggerer's line for an event (Airflow 3 logs it as ``Trigger fired event`` with ``result``).
+_FIRED = re.compile(r"^Trigger (?P<name>.+) fired: (?P<result>TriggerEvent<.*)$")
+
+
+def text_log_record(line: str) -> dict[str, Any]:
+    """One line of an Airflow 2 text log as Airflow 3 logs it (``event``, ``level``, ``timestamp``; a
+    trigger's event as ``{"event": "Trigger fired event", "name": ..., "result": ...}``); a line of
+    another shape (a traceback's) as ``{"event": line}``."""
+    match = _TEXT_LINE.match(line)
+    if match is None:
+        return {"event": line}
+    record: dict[str, Any] = {
+        "timestamp": match["timestamp"],
+        "level": match["level"].lower(),
+        "logger": match["logger"],
+        "event": match["event"],
+    }
+    if fired := _FIRED.match(match["event"]):
+        record.update(event="Trigger fired event", name=fired["name"], result=fired["result"])
+    return record
 
 
 def _raise_for(response: requests.Response, *, force: bool = False) -> None:

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 import psutil
 import requests
-from e2e.harness.airflow_api import Airflow2Api, AirflowApi
+from e2e.harness.airflow_api import Airflow2Api, AirflowApi, text_log_record
 from e2e.harness.blink import BlinkEmulatorProcess, InProcessEmulator
 from e2e.harness.postgres import Postgres
 from e2e.harness.processes import (
@@ -367,8 +367,17 @@ class Deployment:
             found[job_id] = []
             for line in path.read_text(errors="replace").splitlines():
                 with contextlib.suppress(ValueError):  # a line the triggerer is still writing
-                    found[job_id].append(json.loads(line))
+                    found[job_id].append(self.log_record(line))
         return found
+
+    def log_record(self, line: str) -> dict[str, Any]:
+        """One line of a log file Airflow wrote (Airflow 3: JSON)."""
+        return dict(json.loads(line))
+
+    def trigger_started(self, dag_id: str, run_id: str, task_id: str, triggerer: int) -> bool:
+        """Whether triggerer job ``triggerer`` has started the trigger of ``task_id``'s first try."""
+        records = self.trigger_logs(dag_id, run_id, task_id).get(triggerer, [])
+        return any(str(r.get("event", "")).endswith(" starting") for r in records)
 
     # -- teardown --------------------------------------------------------------------------------
 
@@ -425,6 +434,14 @@ class Airflow2Deployment(Deployment):
         )
         env.update(self.extra_env)
         return env
+
+    def log_record(self, line: str) -> dict[str, Any]:
+        return text_log_record(line)
+
+    def trigger_started(self, dag_id: str, run_id: str, task_id: str, triggerer: int) -> bool:
+        # Airflow 2 logs "... starting" to the triggerer's own log; the task's trigger log file is
+        # written only by the running trigger.
+        return bool(self.trigger_logs(dag_id, run_id, task_id).get(triggerer))
 
     def create_user(self, env: dict[str, str]) -> None:
         run_checked(

@@ -157,7 +157,7 @@ def start_waiting_run(
     triggerer = wait_deferred(deployment, dag_id, run_id, task_id)["triggerer_job"]["id"]
     wait_until(
         f"the trigger to start in triggerer job {triggerer}",
-        lambda: started(deployment.trigger_logs(dag_id, run_id, task_id).get(triggerer, [])),
+        lambda: deployment.trigger_started(dag_id, run_id, task_id, triggerer),
         timeout=60,
     )
     [execution] = blink.executions_for_run(playbook_id, run_id)

@@ -133,7 +133,9 @@ def test_worker_crash_retry_reattaches(deployment: Deployment, blink: BlinkApi) 
 
 
 @pytest.mark.older_lines
-def test_worker_crash_retry_without_durable_starts_its_own_run(deployment: Deployment, blink: BlinkApi) -> None:
+def test_worker_crash_retry_without_durable_starts_its_own_run(
+    deployment: Deployment, blink: BlinkApi
+) -> None:
     dag_id, task_id, playbook_id = "blink_e2e_worker_wait_fresh", "wait_in_worker", "crash-wait-fresh"
     run_id, first = crash_worker_mid_wait(deployment, blink, dag_id, task_id, playbook_id, durable=False)
 
@@ -175,5 +177,8 @@ def test_deferred_retry_without_durable_starts_its_own_run(deployment: Deploymen
     assert second["state_ui"] == "In Progress", "the retry deferred for a run that had already ended"
 
     finished_on_try_2(deployment, dag_id, run.run_id, task_id)
-    assert [e["state_ui"] for e in blink.executions_for_run(playbook_id, run.run_id)] == ["Cancelled", "Completed"]
+    assert [e["state_ui"] for e in blink.executions_for_run(playbook_id, run.run_id)] == [
+        "Cancelled",
+        "Completed",
+    ]
     assert api.xcom(dag_id, run.run_id, task_id, "execution_id") == second["id"]

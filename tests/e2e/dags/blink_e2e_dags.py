@@ -84,16 +84,18 @@ with DAG("blink_e2e_sensor_wait", **COMMON):
 # Scheduled by Blink itself: one asset event per finished execution of "event-source" (Airflow 3:
 # asset watchers).
 if AIRFLOW_V_3_0_PLUS:
-    from airflow.sdk import Asset, AssetWatcher, task  
+    from airflow.sdk import Asset, AssetWatcher, task
 
-    from airflow_provider_blink.triggers.blink_events import BlinkExecutionEventTrigger  
+    from airflow_provider_blink.triggers.blink_events import BlinkExecutionEventTrigger
 
     EVENT_SOURCE_DONE = Asset(
         "blink_e2e_event_source_finished",
         watchers=[
             AssetWatcher(
                 name="blink_e2e_event_source_watcher",
-                trigger=BlinkExecutionEventTrigger(playbook_id="event-source", poll_interval=1.0, lookback=600),
+                trigger=BlinkExecutionEventTrigger(
+                    playbook_id="event-source", poll_interval=1.0, lookback=600
+                ),
             )
         ],
     )

@@ -53,7 +53,9 @@ class AirflowApi:
         attempts = 3 if method == "GET" else 1
         for attempt in range(1, attempts + 1):
             try:
-                response = self.session.request(method, f"{self.base_url}{self.prefix}{path}", timeout=30, **kw)
+                response = self.session.request(
+                    method, f"{self.base_url}{self.prefix}{path}", timeout=30, **kw
+                )
                 break
             except requests.Timeout:
                 if attempt == attempts:
@@ -242,7 +244,9 @@ class Airflow2Api(AirflowApi):
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> str:
         records = self.task_log_records(dag_id, run_id, task_id, try_number, map_index)
-        return "\n".join(f"{r.get('timestamp') or '':28} {r.get('level') or '':7} {r['event']}" for r in records)
+        return "\n".join(
+            f"{r.get('timestamp') or '':28} {r.get('level') or '':7} {r['event']}" for r in records
+        )
 
 
 #: A line of Airflow 2's text logs: ``[timestamp] {file.py:123} LEVEL - message``.

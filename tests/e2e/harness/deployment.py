@@ -446,8 +446,21 @@ class Airflow2Deployment(Deployment):
     def create_user(self, env: dict[str, str]) -> None:
         run_checked(
             [
-                *(self.python, "-m", "airflow", "users", "create", "--role=Admin", "--email=admin@example.com"),
-                *(f"--username={ADMIN_USER}", f"--password={self.password}", "--firstname=E2E", "--lastname=Admin"),
+                *(
+                    self.python,
+                    "-m",
+                    "airflow",
+                    "users",
+                    "create",
+                    "--role=Admin",
+                    "--email=admin@example.com",
+                ),
+                *(
+                    f"--username={ADMIN_USER}",
+                    f"--password={self.password}",
+                    "--firstname=E2E",
+                    "--lastname=Admin",
+                ),
             ],
             env=env,
             log_path=self.logs / "users-create.log",

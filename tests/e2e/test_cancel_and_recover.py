@@ -182,3 +182,6 @@ def test_deferred_retry_without_durable_starts_its_own_run(deployment: Deploymen
         "Completed",
     ]
     assert api.xcom(dag_id, run.run_id, task_id, "execution_id") == second["id"]
+    if deployment.resumes_retry_with_earlier_event:  # the bug was there, and the operator started over
+        log = api.task_log(dag_id, run.run_id, task_id, 2)
+        assert "Resumed with the event of try 1 (an Airflow 3.0 bug): starting over" in log, log

@@ -79,6 +79,8 @@ class Deployment:
     #: the Airflow line: 3.3+ keeps a task's durable state (``task_state_store``)
     airflow_version = AIRFLOW_VERSION
     has_task_state_store = Version("3.3") <= AIRFLOW_VERSION
+    #: Airflow 3.0 resumes the retry of a deferred task with the earlier try's event (apache/airflow#56704)
+    resumes_retry_with_earlier_event = Version("3.0") <= AIRFLOW_VERSION < Version("3.1")
     #: Airflow 3.0's supervisor fails a task whose process was killed without retrying it (3.1 retries)
     supervisor_retries_killed_task = not Version("3.0") <= AIRFLOW_VERSION < Version("3.1")
 

@@ -76,8 +76,7 @@ class Deployment:
     #: the component that parses the DAG files
     parser = "dag-processor"
     api_class: type[AirflowApi] = AirflowApi
-    #: the Airflow line: 3.3+ keeps a task's durable state (``task_state_store``)
-    airflow_version = AIRFLOW_VERSION
+    #: what differs between the Airflow lines: 3.3+ keeps a task's durable state (``task_state_store``)
     has_task_state_store = Version("3.3") <= AIRFLOW_VERSION
     #: Airflow 3.0 resumes the retry of a deferred task with the earlier try's event (apache/airflow#56704)
     resumes_retry_with_earlier_event = Version("3.0") <= AIRFLOW_VERSION < Version("3.1")
@@ -446,29 +445,11 @@ class Airflow2Deployment(Deployment):
         return bool(self.trigger_logs(dag_id, run_id, task_id).get(triggerer))
 
     def create_user(self, env: dict[str, str]) -> None:
-        run_checked(
-            [
-                *(
-                    self.python,
-                    "-m",
-                    "airflow",
-                    "users",
-                    "create",
-                    "--role=Admin",
-                    "--email=admin@example.com",
-                ),
-                *(
-                    f"--username={ADMIN_USER}",
-                    f"--password={self.password}",
-                    "--firstname=E2E",
-                    "--lastname=Admin",
-                ),
-            ],
-            env=env,
-            log_path=self.logs / "users-create.log",
-            timeout=300,
-            cwd=self.base,
-        )
+        """The admin user the tests log in as, in Airflow 2's user database (FAB)."""
+        argv = [self.python, "-m", "airflow", "users", "create", f"--username={ADMIN_USER}"]
+        argv += [f"--password={self.password}", "--role=Admin", "--email=admin@example.com"]
+        argv += ["--firstname=E2E", "--lastname=Admin"]
+        run_checked(argv, env=env, log_path=self.logs / "users-create.log", timeout=300, cwd=self.base)
 
 
 def deployment_class() -> type[Deployment]:

@@ -1,12 +1,14 @@
-"""End-to-end fixtures: one real Airflow 3 deployment per session, with the Blink emulator as Blink.
+"""End-to-end fixtures: one real Airflow deployment per session, with the Blink emulator as Blink.
 
 The deployment (``tests/e2e/harness/``) runs PostgreSQL, the emulator, ``airflow api-server``,
 ``scheduler`` (LocalExecutor), ``dag-processor`` and ``triggerer`` as separate processes on loopback,
-with ``example_dags/`` and ``tests/e2e/dags/`` deployed. Tests talk to it only the way an operator
+with ``example_dags/`` and ``tests/e2e/dags/`` deployed (on Airflow 2.11: ``webserver``, ``scheduler``
+parsing the DAGs itself, and ``triggerer``). Tests talk to it only the way an operator
 would: Airflow's REST API, the web UI in a real browser, signals to its processes, and Blink's API.
 
 Run with ``scripts/e2e.sh`` (or ``pytest tests/e2e -p no:cacheprovider`` once the dependencies are in
-place). ``BLINK_E2E_KEEP=1`` keeps the temp dir (logs, config) even when every test passes.
+place). Tests marked ``older_lines`` are the lighter variant that ``BLINK_E2E_LINE=2.11`` or ``3.0
+scripts/e2e.sh`` runs on an older Airflow line. ``BLINK_E2E_KEEP=1`` keeps the temp dir (logs, config) even when every test passes.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import pytest
 from e2e.harness.blink import BlinkApi
-from e2e.harness.deployment import E2E_DAGS, REPO, Deployment, running
+from e2e.harness.deployment import AIRFLOW_VERSION, E2E_DAGS, REPO, Deployment, deployment_class, running
 from e2e.harness.runs import EXAMPLE_DEFERRABLE, RunObservation, watch_run
 from e2e.harness.waiting import utcnow
 
@@ -27,9 +29,12 @@ ARTIFACTS = REPO / "artifacts" / "e2e"
 EXAMPLE_DAGS = ("example_blink_enrich_pipeline", "example_blink_fire_and_forget", "example_blink_mapped")
 E2E_DAG_IDS = (
     "blink_e2e_deferred_wait",
+    "blink_e2e_deferred_retry",
     "blink_e2e_worker_wait",
+    "blink_e2e_worker_wait_fresh",
     "blink_e2e_sensor_wait",
-    "blink_e2e_event_driven",
+    # asset watchers are Airflow 3's
+    *(("blink_e2e_event_driven",) if AIRFLOW_VERSION.major >= 3 else ()),
 )
 
 
@@ -68,7 +73,9 @@ PLAYBOOKS = [
     _playbook("long-wait", 5),
     _playbook("restart-sigterm", 90),
     _playbook("restart-sigkill", 90),
-    _playbook("crash-wait", 20),
+    _playbook("crash-wait", 45),  # outlasts the 20-30 s a crashed worker goes unnoticed on 3.0
+    _playbook("crash-wait-fresh", 30),
+    _playbook("retry-deferred", 20),
     _playbook("cancel-me", 120),
     _playbook("watched-only", 20),
     _playbook("event-source", 1),
@@ -80,6 +87,9 @@ REPORT: dict[str, Any] = {"screenshots": [], "timings": {}}
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: end-to-end test against a real Airflow deployment")
+    config.addinivalue_line(
+        "markers", "older_lines: the lighter variant that also runs on Airflow 2.11 and 3.0 (scripts/e2e.sh)"
+    )
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -101,7 +111,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 def deployment(request: pytest.FixtureRequest) -> Iterator[Deployment]:
     """The running deployment, shared by the whole session and torn down at its end."""
     dag_files = sorted((REPO / "example_dags").glob("*.py")) + sorted(E2E_DAGS.glob("*.py"))
-    dep = Deployment(playbooks=PLAYBOOKS, dag_files=dag_files)
+    dep = deployment_class()(playbooks=PLAYBOOKS, dag_files=dag_files)
     with running(
         dep,
         [*EXAMPLE_DAGS, *E2E_DAG_IDS],

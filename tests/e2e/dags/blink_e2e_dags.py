@@ -11,7 +11,7 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow_provider_blink.compat import DAG
+from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS, DAG
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 
@@ -42,6 +42,28 @@ with DAG("blink_e2e_worker_wait", **COMMON):
         task_id="wait_in_worker", deferrable=False, retries=1, retry_delay=timedelta(seconds=1), **WAIT
     )
 
+# The same with durable=False: a retry after the worker dies starts its own run.
+with DAG("blink_e2e_worker_wait_fresh", **COMMON):
+    BlinkExecutePlaybookOperator(
+        task_id="wait_in_worker",
+        deferrable=False,
+        durable=False,
+        retries=1,
+        retry_delay=timedelta(seconds=1),
+        **WAIT,
+    )
+
+# Waits in the triggerer, durable=False, one retry; the suite ends the first try's run meanwhile.
+with DAG("blink_e2e_deferred_retry", **COMMON):
+    BlinkExecutePlaybookOperator(
+        task_id="wait_in_triggerer",
+        deferrable=True,
+        durable=False,
+        retries=1,
+        retry_delay=timedelta(seconds=1),
+        **WAIT,
+    )
+
 # Starts a playbook fire-and-forget and watches it with a deferrable sensor.
 with DAG("blink_e2e_sensor_wait", **COMMON):
     start = BlinkExecutePlaybookOperator(
@@ -59,29 +81,33 @@ with DAG("blink_e2e_sensor_wait", **COMMON):
     )
     start >> watch
 
-# Scheduled by Blink itself: one asset event per finished execution of "event-source".
-from airflow.sdk import Asset, AssetWatcher, task  # noqa: E402
+# Scheduled by Blink itself: one asset event per finished execution of "event-source" (Airflow 3:
+# asset watchers).
+if AIRFLOW_V_3_0_PLUS:
+    from airflow.sdk import Asset, AssetWatcher, task
 
-from airflow_provider_blink.triggers.blink_events import BlinkExecutionEventTrigger  # noqa: E402
+    from airflow_provider_blink.triggers.blink_events import BlinkExecutionEventTrigger
 
-EVENT_SOURCE_DONE = Asset(
-    "blink_e2e_event_source_finished",
-    watchers=[
-        AssetWatcher(
-            name="blink_e2e_event_source_watcher",
-            trigger=BlinkExecutionEventTrigger(playbook_id="event-source", poll_interval=1.0, lookback=600),
-        )
-    ],
-)
+    EVENT_SOURCE_DONE = Asset(
+        "blink_e2e_event_source_finished",
+        watchers=[
+            AssetWatcher(
+                name="blink_e2e_event_source_watcher",
+                trigger=BlinkExecutionEventTrigger(
+                    playbook_id="event-source", poll_interval=1.0, lookback=600
+                ),
+            )
+        ],
+    )
 
-with DAG("blink_e2e_event_driven", **{**COMMON, "schedule": [EVENT_SOURCE_DONE]}):
+    with DAG("blink_e2e_event_driven", **{**COMMON, "schedule": [EVENT_SOURCE_DONE]}):
 
-    @task
-    def record_executions(**context) -> list[str]:
-        return [
-            event.extra["payload"]["execution_id"]
-            for events in context["triggering_asset_events"].values()
-            for event in events
-        ]
+        @task
+        def record_executions(**context) -> list[str]:
+            return [
+                event.extra["payload"]["execution_id"]
+                for events in context["triggering_asset_events"].values()
+                for event in events
+            ]
 
-    record_executions()
+        record_executions()

@@ -1,8 +1,10 @@
-"""Airflow 3's public REST API (``/api/v2``), spoken as a user would (JWT from ``/auth/token``)."""
+"""Airflow's public REST API, spoken as a user would: Airflow 3's ``/api/v2`` (JWT from ``/auth/token``),
+and Airflow 2's ``/api/v1`` (basic auth) where it differs (:class:`Airflow2Api`)."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -18,6 +20,11 @@ class AirflowApiError(RuntimeError):
 
 class AirflowApi:
     """A small client for Airflow 3's public REST API, authenticated like a user (JWT)."""
+
+    #: where the public REST API lives
+    prefix = "/api/v2"
+    #: the health endpoint (outside the API's authentication)
+    health_path = "/api/v2/monitor/health"
 
     def __init__(self, base_url: str, username: str, password: str) -> None:
         self.base_url = base_url
@@ -46,7 +53,9 @@ class AirflowApi:
         attempts = 3 if method == "GET" else 1
         for attempt in range(1, attempts + 1):
             try:
-                response = self.session.request(method, f"{self.base_url}/api/v2{path}", timeout=30, **kw)
+                response = self.session.request(
+                    method, f"{self.base_url}{self.prefix}{path}", timeout=30, **kw
+                )
                 break
             except requests.Timeout:
                 if attempt == attempts:
@@ -63,7 +72,7 @@ class AirflowApi:
     # -- DAGs and runs ---------------------------------------------------------------------------
 
     def dag(self, dag_id: str) -> dict[str, Any] | None:
-        response = self.session.get(f"{self.base_url}/api/v2/dags/{dag_id}", timeout=30)
+        response = self.session.get(f"{self.base_url}{self.prefix}/dags/{dag_id}", timeout=30)
         if response.status_code == 404:
             return None
         _raise_for(response)
@@ -79,10 +88,13 @@ class AirflowApi:
             raise AirflowApiError(f"DAG {dag_id!r} is not known to Airflow")
         if dag["is_paused"]:
             self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
-        body: dict[str, Any] = {"logical_date": None, "conf": conf or {}}
+        body: dict[str, Any] = {**self.run_body, "conf": conf or {}}
         if run_id:
             body["dag_run_id"] = run_id
         return str(self.request("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"])
+
+    #: what a manual run's request carries besides its id and conf (Airflow 3: no logical date)
+    run_body: dict[str, Any] = {"logical_date": None}
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return dict(self.get(f"/dags/{dag_id}/dagRuns/{run_id}"))
@@ -108,6 +120,10 @@ class AirflowApi:
         suffix = "" if map_index < 0 else f"/{map_index}"
         return dict(self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}{suffix}"))
 
+    def task_key(self, ti: dict[str, Any]) -> tuple[str, ...]:
+        """What the command line of a process running ``ti`` holds (see :func:`~.processes.worker_processes`)."""
+        return (str(ti["id"]),)
+
     def task_state(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
         """The task's ``task_state_store`` entries (Airflow 3.3+), key -> value."""
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/state-store"
@@ -122,9 +138,12 @@ class AirflowApi:
         entry = self.get(
             f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
             map_index=map_index,
-            deserialize="true",
+            **self.xcom_params,
         )
         return entry["value"]
+
+    #: how to ask for an XCom value as the task pushed it
+    xcom_params: dict[str, str] = {"deserialize": "true"}
 
     def links(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, str | None]:
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/links"
@@ -135,7 +154,7 @@ class AirflowApi:
     ) -> list[dict[str, Any]]:
         """A task try's log as Airflow serves it (worker and trigger logs merged), one dict per line."""
         response = self.session.get(
-            f"{self.base_url}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+            f"{self.base_url}{self.prefix}/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
             params={"map_index": str(map_index), "full_content": "true"},
             headers={"Accept": "application/x-ndjson"},
             timeout=30,
@@ -179,6 +198,79 @@ class AirflowApi:
             interval=interval,
             diagnose=lambda: self.describe_run(dag_id, run_id),
         )
+
+
+class Airflow2Api(AirflowApi):
+    """Airflow 2's stable REST API (``/api/v1`` on ``airflow webserver``), with basic auth."""
+
+    prefix = "/api/v1"
+    health_path = "/health"
+    run_body: dict[str, Any] = {}
+    # Airflow 2 stringifies values unless told otherwise ([api] enable_xcom_deserialize_support on).
+    xcom_params = {"deserialize": "true", "stringify": "false"}
+
+    def login(self) -> str:
+        """Basic auth on every request (``[api] auth_backends`` = basic_auth), checked once."""
+        self.session.auth = (self.username, self.password)
+        self.get("/dags", limit=1)
+        return ""
+
+    def task_key(self, ti: dict[str, Any]) -> tuple[str, ...]:
+        # No task instance id: its runner is "airflow task runner: <dag id> <task id> <run id> <job id>".
+        return (ti["dag_id"], ti["task_id"], ti["dag_run_id"])
+
+    def task_state(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
+        raise NotImplementedError("task_state_store is Airflow 3.3+")
+
+    def set_task_state(self, dag_id: str, run_id: str, task_id: str, state: str) -> Any:
+        return self.request(
+            "PATCH",
+            f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}",
+            json={"new_state": state, "dry_run": False},
+        )
+
+    def task_log_records(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
+    ) -> list[dict[str, Any]]:
+        """Airflow 2 serves a task's log as text: one :func:`text_log_record` per line."""
+        response = self.session.get(
+            f"{self.base_url}{self.prefix}/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+            params={"map_index": str(map_index), "full_content": "true"},
+            headers={"Accept": "text/plain"},
+            timeout=30,
+        )
+        _raise_for(response)
+        return [text_log_record(line) for line in response.text.splitlines() if line.strip()]
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> str:
+        records = self.task_log_records(dag_id, run_id, task_id, try_number, map_index)
+        return "\n".join(
+            f"{r.get('timestamp') or '':28} {r.get('level') or '':7} {r['event']}" for r in records
+        )
+
+
+#: A line of Airflow 2's text logs: ``[timestamp] {file.py:123} LEVEL - message``.
+_TEXT_LINE = re.compile(r"^\[(?P<timestamp>[^]]+)\] \{(?P<logger>[^}]*)\} (?P<level>[A-Z]+) - (?P<event>.*)$")
+#: The triggerer's line for an event (Airflow 3 logs it as ``Trigger fired event`` with ``result``).
+_FIRED = re.compile(r"^Trigger (?P<name>.+) fired: (?P<result>TriggerEvent<.*)$")
+
+
+def text_log_record(line: str) -> dict[str, Any]:
+    """One line of an Airflow 2 text log as Airflow 3 logs it (``event``, ``level``, ``timestamp``; a
+    trigger's event as ``{"event": "Trigger fired event", "name": ..., "result": ...}``); a line of
+    another shape (a traceback's) as ``{"event": line}``."""
+    match = _TEXT_LINE.match(line)
+    if match is None:
+        return {"event": line}
+    record: dict[str, Any] = {
+        "timestamp": match["timestamp"],
+        "level": match["level"].lower(),
+        "logger": match["logger"],
+        "event": match["event"],
+    }
+    if fired := _FIRED.match(match["event"]):
+        record.update(event="Trigger fired event", name=fired["name"], result=fired["result"])
+    return record
 
 
 def _raise_for(response: requests.Response, *, force: bool = False) -> None:

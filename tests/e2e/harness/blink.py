@@ -49,6 +49,13 @@ class BlinkApi:
     def execution(self, execution_id: str) -> dict[str, Any]:
         return dict(self._get(f"/executions/{execution_id}"))
 
+    def cancel(self, execution_id: str) -> None:
+        """Cancel a running execution, as a person in Blink (or another tool) would."""
+        response = self.session.post(
+            f"{self.url}/api/v1/workspace/{self.workspace_id}/executions/{execution_id}/cancel", timeout=10
+        )
+        response.raise_for_status()
+
     def wait_ended(self, execution_id: str, *, timeout: float, why: str = "to end") -> str:
         """Wait until the execution leaves ``In Progress``; return the ``state_ui`` it ends in.
 

@@ -1,10 +1,14 @@
-"""A real Airflow 3 deployment on loopback, one OS process per component, for the end-to-end suite.
+"""A real Airflow deployment on loopback, one OS process per component, for the end-to-end suite.
 
 :class:`Deployment` brings up PostgreSQL (the metadata database), the Blink emulator, then
 ``airflow api-server``, ``scheduler`` (LocalExecutor), ``dag-processor`` and ``triggerer``, each in
 its own process group with its own log file, and tears them all down again. Tests drive it as an
 operator would: :class:`AirflowApi` speaks Airflow's REST API (``/api/v2``, JWT from ``/auth/token``)
 and :class:`BlinkApi` reads executions back through Blink's own REST API.
+
+:class:`Airflow2Deployment` is the same on Airflow 2.11: ``airflow webserver`` (``/api/v1``, basic
+auth) instead of the api-server, and the scheduler parses the DAGs itself (no ``dag-processor``).
+:func:`deployment_class` picks the one for the Airflow installed here.
 
 Every wait polls with a deadline (:func:`wait_until`); nothing sleeps a fixed time.
 """
@@ -22,16 +26,30 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psutil
 import requests
-from e2e.harness.airflow_api import AirflowApi
+from e2e.harness.airflow_api import Airflow2Api, AirflowApi, text_log_record
 from e2e.harness.blink import BlinkEmulatorProcess, InProcessEmulator
 from e2e.harness.postgres import Postgres
-from e2e.harness.processes import LOOPBACK, Component, ComponentFailed, base_env, free_port, run_checked
+from e2e.harness.processes import (
+    LOOPBACK,
+    Component,
+    ComponentFailed,
+    base_env,
+    free_port,
+    run_checked,
+    task_runners,
+    worker_processes,
+)
 from e2e.harness.waiting import utcnow, wait_until
+from packaging.version import Version
 
+#: The Airflow installed here (the components run it; read without importing Airflow).
+AIRFLOW_VERSION = Version(Version(version("apache-airflow")).base_version)
 REPO = Path(__file__).resolve().parents[3]
 E2E_DAGS = REPO / "tests" / "e2e" / "dags"
 ADMIN_USER = "admin"
@@ -55,6 +73,15 @@ class Deployment:
     stop_order: tuple[str, ...] = ("scheduler", "triggerer", "dag-processor", "api-server")
     #: seconds the components get to become healthy at start (bring-up on 2 busy cores is slow)
     bring_up_timeout = 180.0
+    #: the component that parses the DAG files
+    parser = "dag-processor"
+    api_class: type[AirflowApi] = AirflowApi
+    #: what differs between the Airflow lines: 3.3+ keeps a task's durable state (``task_state_store``)
+    has_task_state_store = Version("3.3") <= AIRFLOW_VERSION
+    #: Airflow 3.0 resumes the retry of a deferred task with the earlier try's event (apache/airflow#56704)
+    resumes_retry_with_earlier_event = Version("3.0") <= AIRFLOW_VERSION < Version("3.1")
+    #: Airflow 3.0's supervisor fails a task whose process was killed without retrying it (3.1 retries)
+    supervisor_retries_killed_task = not Version("3.0") <= AIRFLOW_VERSION < Version("3.1")
 
     def __init__(
         self,
@@ -83,7 +110,7 @@ class Deployment:
         self.components: dict[str, Component] = {}
         #: components a test killed on purpose (no longer checked for being alive, nor stopped).
         self.killed: dict[str, Component] = {}
-        self.api = AirflowApi(self.base_url, ADMIN_USER, self.password)
+        self.api = self.api_class(self.base_url, ADMIN_USER, self.password)
         self.api.explain = self.explain_run
         self.timings: dict[str, float] = {}
 
@@ -123,6 +150,8 @@ class Deployment:
                 "AIRFLOW__API__SECRET_KEY": secrets.token_hex(16),
                 "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
                 "AIRFLOW__API__EXPOSE_CONFIG": "False",
+                "AIRFLOW__API__WORKERS": "1",  # 3.1+'s default; 3.0 starts 4, too many for 2 cores
+                "AIRFLOW__API__ENABLE_XCOM_DESERIALIZE_SUPPORT": "True",  # 3.0 and 2.11 need it on
                 # The dag-processor parses the copied folder at start; it lists it again every 5 s
                 # but re-parses an unchanged file only every 2 min (CPU is scarce on 2 cores).
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
@@ -141,6 +170,10 @@ class Deployment:
                 "BLINK_EXAMPLE_POLL_INTERVAL": "0.5",
             }
         )
+        if not self.supervisor_retries_killed_task:
+            # A worker that dies with its task is found when the task's heartbeats stop (default 300 s).
+            env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"] = "20"
+            env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL"] = "2"
         env.update(self.extra_env)
         return env
 
@@ -157,7 +190,6 @@ class Deployment:
         self.timings["postgres"] = time.monotonic() - began
         self.emulator.start()
         env = self.airflow_env()
-        (self.home / "passwords.json").write_text(json.dumps({ADMIN_USER: self.password}))
         mark = time.monotonic()
         run_checked(
             [self.python, "-m", "airflow", "db", "migrate"],
@@ -167,6 +199,7 @@ class Deployment:
             cwd=self.base,
         )
         self.timings["db migrate"] = time.monotonic() - mark
+        self.create_user(env)
         mark = time.monotonic()
         for name in self.component_names:
             self.components[name] = self.build_component(name, env)
@@ -175,6 +208,27 @@ class Deployment:
         self.api.login()
         self.timings["components healthy"] = time.monotonic() - mark
         self.timings["bring-up"] = time.monotonic() - began
+
+    def create_user(self, env: dict[str, str]) -> None:
+        """The admin user the tests log in as (the simple auth manager's passwords file)."""
+        (self.home / "passwords.json").write_text(json.dumps({ADMIN_USER: self.password}))
+
+    def task_runners(self, ti: dict[str, Any]) -> list[psutil.Process]:
+        """The processes running task instance ``ti`` (see :func:`~.processes.task_runners`)."""
+        return task_runners(*self.api.task_key(ti))
+
+    def worker_processes(self, ti: dict[str, Any]) -> list[psutil.Process]:
+        """Every process whose command line names task instance ``ti``."""
+        return worker_processes(*self.api.task_key(ti))
+
+    def worker_crash_victims(self, ti: dict[str, Any]) -> list[psutil.Process]:
+        """The processes a worker crash kills while running ``ti``: its task runners; on Airflow 3.0
+        their supervisor too (whose report would fail the task without a retry), so the scheduler
+        finds the task's heartbeats gone and retries it."""
+        runners = self.task_runners(ti)
+        if self.supervisor_retries_killed_task:
+            return runners
+        return runners + [parent for p in runners if (parent := p.parent()) is not None]
 
     def _check_components(self) -> None:
         for component in self.components.values():
@@ -195,7 +249,7 @@ class Deployment:
         def healthy() -> dict[str, Any] | None:
             self._check_components()
             try:
-                response = self.api.session.get(f"{self.base_url}/api/v2/monitor/health", timeout=5)
+                response = self.api.session.get(f"{self.base_url}{self.api.health_path}", timeout=5)
             except requests.RequestException:
                 return None
             if response.status_code != 200:
@@ -249,7 +303,7 @@ class Deployment:
             parsed,
             timeout=timeout,
             interval=0.5,
-            diagnose=lambda: f"still missing: {sorted(missing)}\n" + self.components["dag-processor"].tail(),
+            diagnose=lambda: f"still missing: {sorted(missing)}\n" + self.components[self.parser].tail(),
         )
 
     # -- operations tests perform ----------------------------------------------------------------
@@ -314,8 +368,17 @@ class Deployment:
             found[job_id] = []
             for line in path.read_text(errors="replace").splitlines():
                 with contextlib.suppress(ValueError):  # a line the triggerer is still writing
-                    found[job_id].append(json.loads(line))
+                    found[job_id].append(self.log_record(line))
         return found
+
+    def log_record(self, line: str) -> dict[str, Any]:
+        """One line of a log file Airflow wrote (Airflow 3: JSON)."""
+        return dict(json.loads(line))
+
+    def trigger_started(self, dag_id: str, run_id: str, task_id: str, triggerer: int) -> bool:
+        """Whether triggerer job ``triggerer`` has started the trigger of ``task_id``'s first try."""
+        records = self.trigger_logs(dag_id, run_id, task_id).get(triggerer, [])
+        return any(str(r.get("event", "")).endswith(" starting") for r in records)
 
     # -- teardown --------------------------------------------------------------------------------
 
@@ -343,6 +406,55 @@ class Deployment:
             shutil.rmtree(self.base / "pgdata", ignore_errors=True)
         else:
             shutil.rmtree(self.base, ignore_errors=True)
+
+
+class Airflow2Deployment(Deployment):
+    """The deployment on Airflow 2.11: ``airflow webserver`` serves the UI and ``/api/v1`` (basic auth,
+    a user made with ``airflow users create``); the scheduler parses the DAG files itself."""
+
+    component_names = ("webserver", "scheduler", "triggerer")
+    stop_order = ("scheduler", "triggerer", "webserver")
+    parser = "scheduler"
+    api_class = Airflow2Api
+
+    def airflow_env(self) -> dict[str, str]:
+        env = super().airflow_env()
+        env.update(
+            {
+                "AIRFLOW__WEBSERVER__WEB_SERVER_HOST": LOOPBACK,
+                "AIRFLOW__WEBSERVER__WEB_SERVER_PORT": str(self.api_port),
+                "AIRFLOW__WEBSERVER__BASE_URL": self.base_url,
+                "AIRFLOW__WEBSERVER__SECRET_KEY": secrets.token_hex(16),
+                "AIRFLOW__WEBSERVER__WORKERS": "1",  # gunicorn's default is 4: too many for 2 cores
+                "AIRFLOW__API__AUTH_BACKENDS": "airflow.api.auth.backend.basic_auth",
+                # The dag-processor's settings above, where Airflow 2 has them.
+                "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "5",
+                "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "120",
+                "AIRFLOW__SCHEDULER__PARSING_PROCESSES": "1",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def log_record(self, line: str) -> dict[str, Any]:
+        return text_log_record(line)
+
+    def trigger_started(self, dag_id: str, run_id: str, task_id: str, triggerer: int) -> bool:
+        # Airflow 2 logs "... starting" to the triggerer's own log; the task's trigger log file is
+        # written only by the running trigger.
+        return bool(self.trigger_logs(dag_id, run_id, task_id).get(triggerer))
+
+    def create_user(self, env: dict[str, str]) -> None:
+        """The admin user the tests log in as, in Airflow 2's user database (FAB)."""
+        argv = [self.python, "-m", "airflow", "users", "create", f"--username={ADMIN_USER}"]
+        argv += [f"--password={self.password}", "--role=Admin", "--email=admin@example.com"]
+        argv += ["--firstname=E2E", "--lastname=Admin"]
+        run_checked(argv, env=env, log_path=self.logs / "users-create.log", timeout=300, cwd=self.base)
+
+
+def deployment_class() -> type[Deployment]:
+    """The deployment for the Airflow installed here."""
+    return Deployment if Version("3") <= AIRFLOW_VERSION else Airflow2Deployment
 
 
 D = TypeVar("D", bound=Deployment)

@@ -174,19 +174,24 @@ def server_env() -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
 
 
-def worker_processes(ti_id: str) -> list[psutil.Process]:
-    """Processes running a task instance: the task runner titles itself ``airflow worker -- <ti id>``."""
+def worker_processes(*needles: str) -> list[psutil.Process]:
+    """Processes running a task instance: those whose command line holds every one of ``needles``.
+
+    Airflow 3's task runner titles itself ``airflow worker -- <ti id>`` (one needle, the id); Airflow 2's
+    ``airflow task runner: <dag id> <task id> <run id> <job id>`` (see :meth:`AirflowApi.task_key`).
+    """
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         with contextlib.suppress(psutil.Error):
-            if ti_id in " ".join(proc.info["cmdline"] or ()):
+            cmdline = " ".join(proc.info["cmdline"] or ())
+            if all(needle in cmdline for needle in needles):
                 found.append(proc)
     return found
 
 
-def task_runners(ti_id: str) -> list[psutil.Process]:
-    """The processes running the task itself: those titled with the task instance id whose children
-    are not (the LocalExecutor's supervisor may carry the id in its title too)."""
-    matches = worker_processes(ti_id)
+def task_runners(*needles: str) -> list[psutil.Process]:
+    """The processes running the task itself: those matching ``needles`` whose children do not (the
+    executor's supervisor may carry them in its title too)."""
+    matches = worker_processes(*needles)
     pids = {p.pid for p in matches}
     return [p for p in matches if not any(c.pid in pids for c in p.children(recursive=True))]

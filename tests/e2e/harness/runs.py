@@ -8,7 +8,6 @@ from typing import Any
 from e2e.harness.airflow_api import AirflowApi
 from e2e.harness.blink import BlinkApi
 from e2e.harness.deployment import Deployment
-from e2e.harness.processes import worker_processes
 from e2e.harness.waiting import utcnow, wait_until
 
 TRIGGER_CLASSPATH = "airflow_provider_blink.triggers.blink.BlinkExecutionTrigger"
@@ -82,7 +81,7 @@ def watch_run(
         map_index = ti["map_index"] if source == ti["task_id"] else -1
         execution_id = api.xcom(dag_id, run_id, source, "execution_id", map_index)
         execution = blink.execution(execution_id)
-        pids = [p.pid for p in worker_processes(ti["id"])]
+        pids = [p.pid for p in deployment.worker_processes(ti)]
         after = api.task_instance(dag_id, run_id, ti["task_id"], ti["map_index"])
         if after["state"] != "deferred" or not after.get("triggerer_job"):
             return None  # not a clean reading, or no triggerer has it yet
@@ -158,7 +157,7 @@ def start_waiting_run(
     triggerer = wait_deferred(deployment, dag_id, run_id, task_id)["triggerer_job"]["id"]
     wait_until(
         f"the trigger to start in triggerer job {triggerer}",
-        lambda: started(deployment.trigger_logs(dag_id, run_id, task_id).get(triggerer, [])),
+        lambda: deployment.trigger_started(dag_id, run_id, task_id, triggerer),
         timeout=60,
     )
     [execution] = blink.executions_for_run(playbook_id, run_id)
@@ -185,6 +184,11 @@ def wait_cancelled_by_user(
 def fired_events(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The triggerer's "Trigger fired event" lines among log records."""
     return [r for r in records if r.get("event") == "Trigger fired event"]
+
+
+def untimed(record: dict[str, Any]) -> dict[str, Any]:
+    """A log record without its timestamp: Airflow 3.0 serves it with a ``Z`` its log file lacks."""
+    return {key: value for key, value in record.items() if key != "timestamp"}
 
 
 def started(records: list[dict[str, Any]]) -> bool:

@@ -268,15 +268,29 @@ async def aread_connection(conn_id: str) -> BlinkConnectionConfig:
     Concurrent readers of one connection in one loop (a triggerer starting many triggers) share
     the read in flight instead of queueing one look-up each; nothing is kept once it returns.
     """
-    from airflow_provider_blink import compat
-
     in_flight = _READS_IN_FLIGHT.setdefault(asyncio.get_running_loop(), {})
     read = in_flight.get(conn_id)
     if read is None:
-        read = asyncio.ensure_future(compat.get_async_connection(conn_id))
+        read = asyncio.ensure_future(_read_and_mask(conn_id))
         in_flight[conn_id] = read
         read.add_done_callback(lambda _: in_flight.pop(conn_id, None))
-    return read_connection(await asyncio.shield(read))
+    config: BlinkConnectionConfig = await asyncio.shield(read)
+    return config
+
+
+async def _read_and_mask(conn_id: str) -> BlinkConnectionConfig:
+    """
+    Read the connection, then :func:`read_connection` in a worker thread: it masks the key.
+
+    In Airflow 3.0's triggerer ``mask_secret`` is a synchronous call to the supervisor that raises on
+    the event loop; from the thread ``sync_to_async`` runs it in, it reaches the supervisor.
+    """
+    from asgiref.sync import sync_to_async
+
+    from airflow_provider_blink import compat
+
+    connection = await compat.get_async_connection(conn_id)
+    return await sync_to_async(read_connection)(connection)
 
 
 _READS_IN_FLIGHT: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Future[Any]]] = (

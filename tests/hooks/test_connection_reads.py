@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from airflow_provider_blink import compat
+from airflow_provider_blink.hooks import connection
 from airflow_provider_blink.hooks.blink import BlinkHook
 
 
@@ -36,3 +37,24 @@ async def test_a_cancelled_reader_does_not_cancel_the_others(emulator):
     config = await second
 
     assert config.url == emulator.url
+
+
+async def test_the_key_is_masked_off_the_event_loop(emulator, monkeypatch):
+    # In Airflow 3.0's triggerer, mask_secret is a synchronous call to the supervisor (asgiref's
+    # AsyncToSync), which raises on the triggerer's event loop: every deferred task failed there.
+    masked = []
+
+    def mask_secret_as_airflow_3_0_does(secret):
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            masked.append(secret)
+            return
+        raise RuntimeError("You cannot use AsyncToSync in the same thread as an async event loop")
+
+    monkeypatch.setattr(connection, "mask_secret", mask_secret_as_airflow_3_0_does)
+
+    config = await BlinkHook().aget_config()
+
+    assert config.url == emulator.url
+    assert masked == [emulator.api_key]

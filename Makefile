@@ -23,4 +23,4 @@ lint:  ## ruff and mypy only (needs .venv from `make test`).
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
 
 clean:
-	rm -rf .venv .venv-af2 .venv-af30 .venv-af31 .venv-af32 .venv-af33 .venv-floors .venv-e2e .airflow-home .mypy_cache .ruff_cache
+	rm -rf .venv .venv-af2 .venv-af30 .venv-af31 .venv-af32 .venv-af33 .venv-floors .venv-e2e .venv-e2e-af2 .venv-e2e-af30 .airflow-home .mypy_cache .ruff_cache

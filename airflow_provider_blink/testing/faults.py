@@ -8,7 +8,9 @@ from dataclasses import dataclass
 ENDPOINTS = frozenset({"execute", "get", "list", "cancel", "steps", "*"})
 
 #: Fault kinds whose request is processed (an execute creates its execution) before the fault shows.
-PROCESSED_KINDS = frozenset({"close_after", "status_after", "slow", "slow_after", "malformed_json", "empty"})
+PROCESSED_KINDS = frozenset(
+    {"close_after", "status_after", "slow", "slow_after", "malformed_json", "empty", "unfiltered"}
+)
 #: Fault kinds that answer in place of the real handler: nothing is processed.
 UNPROCESSED_KINDS = frozenset({"status", "close_before", "html"})
 KINDS = PROCESSED_KINDS | UNPROCESSED_KINDS
@@ -26,7 +28,8 @@ class Fault:
     behave normally), ``slow_after`` (process at once, answer after ``delay`` seconds: a client
     that times out has still started the run), ``malformed_json`` (process, answer 200 with truncated JSON), ``html`` (answer
     ``status``, default 502, with a gateway's HTML page; not processed), ``empty`` (process, answer
-    200 with an empty body).
+    200 with an empty body), ``unfiltered`` (a list answers every execution of every workspace, newest
+    first, whatever its filter and ``limit`` asked; a get finds an execution in any workspace).
 
     :param endpoint: ``execute``, ``get``, ``list``, ``cancel``, ``steps`` or ``*`` for any of them.
     :param kind: one of the kinds above.

@@ -51,6 +51,26 @@ class TaskStateStore:
 
 
 def context_for(ti: RecordingTI | None = None, **entries: Any) -> Any:
-    """A task context holding ``ti`` (a fresh :class:`RecordingTI` if none) and any other ``entries``."""
+    """
+    A task context holding ``ti`` (a fresh :class:`RecordingTI` if none) and any other ``entries``.
+
+    It holds an empty :class:`TaskStateStore` unless ``entries`` say otherwise (``task_state_store=None``:
+    none), where a task keeps what must outlast its try (:mod:`airflow_provider_blink.tasks.kept`).
+    """
     ti = ti or RecordingTI()
-    return {"ti": ti, "task_instance": ti, **entries}
+    context = {"ti": ti, "task_instance": ti, "task_state_store": TaskStateStore(), **entries}
+    return {key: value for key, value in context.items() if value is not None}
+
+
+def earlier_try_sent_a_start(store: TaskStateStore) -> None:
+    """An earlier try recorded that its start was in flight, and died before it had Blink's answer."""
+    from airflow_provider_blink.reruns import StartRecord
+
+    StartRecord(context_for(RecordingTI(try_number=1), task_state_store=store)).sending()
+
+
+def earlier_try_started(store: TaskStateStore, execution_id: str) -> None:
+    """An earlier try recorded the execution its start made."""
+    from airflow_provider_blink.reruns import StartRecord
+
+    StartRecord(context_for(RecordingTI(try_number=1), task_state_store=store)).started(execution_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -24,15 +23,9 @@ FLAKY = ScriptedPlaybook(
 )
 
 
-class DagRun:
-    start_date = datetime.now(timezone.utc) - timedelta(minutes=1)
-
-
 def a_try(try_number: int, store: TaskStateStore | None = None, **kwargs: Any) -> dict[str, Any]:
     """One try; ``store``: where the task instance keeps its record (a fresh one: another task instance)."""
-    context = context_for(
-        RecordingTI(try_number=try_number), dag_run=DagRun(), task_state_store=store or TaskStateStore()
-    )
+    context = context_for(RecordingTI(try_number=try_number), task_state_store=store or TaskStateStore())
     kwargs = {"playbook_id": "flaky", "input_values": {"host": "h-1"}, "rerun_from_failure": True, **kwargs}
     return BlinkExecutePlaybookOperator(task_id="isolate", poll_interval=0.05, **kwargs).execute(context)
 

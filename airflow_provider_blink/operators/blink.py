@@ -76,9 +76,10 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
     :param rerun_from_failure: when a try follows a try whose execution failed, ask Blink to
         re-run that execution (``past_exec_ref``) instead of starting from scratch.
     :param durable: a retry after a worker crash follows the execution an earlier try started (while
-        it runs, or once it completed) instead of starting another; default ``True``. Airflow 3.3+
-        keeps the execution id in ``task_state_store``; before 3.3 the retry finds the execution in
-        Blink (see :mod:`airflow_provider_blink.reruns`). ``False``: every try starts a new run.
+        it runs, or once it completed) instead of starting another; default ``True``. Each try records
+        what became of its start (``task_state_store`` on Airflow 3.3+, an Airflow Variable before);
+        a retry looks in Blink only when that start's answer never came (see
+        :mod:`airflow_provider_blink.reruns`). ``False``: every try starts a new run.
     """
 
     template_fields: Sequence[str] = TEMPLATE_FIELDS
@@ -117,7 +118,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
             kwargs["durable"] = durable
         super().__init__(**kwargs)
         # Before 3.3 the stand-in mixin (compat.ResumableJobStandIn) submits on every try: there the
-        # operator finds the earlier try's execution in Blink itself.
+        # operator follows the earlier try's execution from its own record (_start).
         self.durable = durable
         request = PlaybookRequest(
             playbook_id, input_values, event, runner, trigger_type, callback, past_exec_ref
@@ -256,7 +257,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
 
     # ResumableJobMixin: on Airflow 3.3+ a retry after a worker crash follows the execution the
     # crashed try started (kept in task_state_store) instead of starting a second one; before 3.3
-    # the stand-in calls submit_job on every try, and _start finds that execution in Blink.
+    # the stand-in calls submit_job on every try. Either way _start acts on the start record.
 
     def submit_job(self, context: Context) -> str:
         # Publishing waits for poll_until_complete: the mixin stores the id right after this

@@ -196,7 +196,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
                 execution_id,
                 previous.get("state_ui"),
             )
-            if record is not None and record.execution_id != execution_id:
+            if record is not None:  # the next try follows it by id, without looking
                 record.started(execution_id)
         else:
             if previous is not None and self._reruns(outcome, body):

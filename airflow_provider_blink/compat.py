@@ -109,7 +109,7 @@ class ResumableJobStandIn:
     """
     ``ResumableJobMixin`` before Airflow 3.3: no ``task_state_store`` to resume from.
 
-    Every try submits (the operator then finds an earlier try's execution in Blink itself) and waits.
+    Every try submits (the operator then follows an earlier try's execution from its own record) and waits.
     """
 
     #: The mixin's ``task_state_store`` key for the job's id (the operator's own records use it too).

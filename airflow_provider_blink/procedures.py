@@ -6,9 +6,10 @@ Each is a generator of :class:`~airflow_provider_blink.api.ApiCall` s that recei
 with ``BlinkHook.call`` and :func:`adrive` with ``BlinkAsyncClient.call``.
 
 - Which runs a start request made (:func:`matching_runs`, :func:`started_run`): the one place
-  candidates are compared. A list item carries no ``inputs`` and no ``event`` (seed 004; NOTES.md
-  "A list item is not the same record"), so candidates come from the list, newest first, and each
-  is read with the single GET (seed 003). Reads are bounded; a lookup that cannot see every
+  candidates are compared (:func:`is_run_of`). A list item carries no ``inputs`` and no ``event``
+  (seed 004; NOTES.md "A list item is not the same record"), so candidates come from the list,
+  newest first, and each is read with the single GET (seed 003) and checked on that record, whatever
+  the list answered. Reads are bounded by the ``limit`` asked for; a lookup that cannot see every
   candidate says so instead of answering "none".
 - Cancelling (:func:`cancel`): the status decides, not the body; a 400 is read with a GET.
 - Every page of an execution's steps (:func:`all_steps`).
@@ -44,11 +45,37 @@ class BlinkLookupIncomplete(BlinkError):
     """More candidates than a lookup reads: it cannot say that none of them is the one."""
 
 
-def same_request(body: Mapping[str, Any], execution: Mapping[str, Any]) -> bool:
-    """Whether ``execution`` (read with GET) is what an execute ``body`` starts: same inputs, same event."""
-    return (execution.get("inputs") or {}) == (body.get("input_values") or {}) and (
-        execution.get("event") or {}
-    ) == (body.get("event") or {})
+#: The execute fields a run's record shows (seed 003), and where. ``callback`` and ``past_exec_ref``
+#: are not on the record (and a re-run's ``past_exec_ref`` changes with each try).
+_FIELDS_ON_RECORD = {"runner": "runner_group_id", "trigger_type": "trigger_type"}
+
+
+def is_run_of(
+    execution: Mapping[str, Any], workspace_id: str, playbook_id: str, body: Mapping[str, Any], since_ms: int
+) -> bool:
+    """
+    Whether ``execution`` (read with GET) may be the run that an execute ``body`` started since ``since_ms``.
+
+    Checked on the record itself, whatever the list call answered: the same workspace and playbook,
+    created at ``since_ms`` or later, the same inputs and event, and the same value of every other
+    field the request set and the record shows (a field the request left unset matches any value).
+    A record that lacks the workspace, playbook or creation time is not taken.
+    """
+    created = execution.get("created_at")
+    return (
+        execution.get("workspace_id") == workspace_id
+        and execution.get("playbook_id") == playbook_id
+        and isinstance(created, int | float)
+        and not isinstance(created, bool)
+        and created >= since_ms
+        and (execution.get("inputs") or {}) == (body.get("input_values") or {})
+        and (execution.get("event") or {}) == (body.get("event") or {})
+        and all(
+            execution.get(shown) == body[field]
+            for field, shown in _FIELDS_ON_RECORD.items()
+            if body.get(field) is not None
+        )
+    )
 
 
 def matching_runs(
@@ -61,14 +88,17 @@ def matching_runs(
     exhaustive: bool = False,
 ) -> Lookup[list[dict[str, Any]]]:
     """
-    The runs of ``playbook_id`` created since ``since_ms`` with ``body``'s inputs and event, newest first.
+    The runs of ``playbook_id`` created since ``since_ms`` with ``body``'s request, newest first.
 
-    :param body: the execute body (``input_values``, ``event``).
+    Blink is asked for the newest ``limit`` runs of the playbook created since ``since_ms``; at most
+    ``limit`` of the runs it answers are read with GET, and each is checked with :func:`is_run_of`.
+
+    :param body: the execute body (``input_values``, ``event``, ``runner``, ``trigger_type`` ...).
     :param since_ms: epoch milliseconds; older runs are not candidates.
     :param limit: candidates read with GET at most.
     :param exhaustive: every match is needed (an unread older one may matter), not just the newest.
-    :raises BlinkLookupIncomplete: more candidates than ``limit`` and none of those read matches
-        (``exhaustive``: whether or not one matches).
+    :raises BlinkLookupIncomplete: more candidates than ``limit`` (Blink's ``total``, or more results
+        than asked for) and none of those read matches (``exhaustive``: whether or not one matches).
     """
     query = api.rql_query(
         filter={"playbook_id": playbook_id, "created_at": {"$gte": since_ms}},
@@ -76,18 +106,20 @@ def matching_runs(
         limit=limit,
     )
     page = yield api.list_executions(workspace_id, query)
-    candidates = [candidate for candidate in page["results"] if candidate.get("id")]
+    results = page["results"]
+    candidates = list(dict.fromkeys(str(item["id"]) for item in results[:limit] if item.get("id")))
     matches = []
     for candidate in candidates:
-        execution = yield api.get_execution(workspace_id, str(candidate["id"]))
-        if same_request(body, execution):
+        execution = yield api.get_execution(workspace_id, candidate)
+        if is_run_of(execution, workspace_id, playbook_id, body, since_ms):
             matches.append(execution)
     total = page.get("total")
-    if (exhaustive or not matches) and isinstance(total, int) and total > len(candidates):
+    listed = max(total if isinstance(total, int) else 0, len(results))
+    if (exhaustive or not matches) and listed > len(results[:limit]):
         raise BlinkLookupIncomplete(
-            f"{total} runs of playbook {playbook_id!r} started meanwhile; read the newest {len(candidates)} "
+            f"{listed} runs of playbook {playbook_id!r} started meanwhile; read the newest {len(candidates)} "
             f"and {len(matches) or 'none'} of them {'was' if len(matches) < 2 else 'were'} started with "
-            "these inputs and event."
+            "this request."
         )
     return matches
 
@@ -98,14 +130,14 @@ def started_run(
     """
     The id of the run an ambiguous start (first sent at ``first_attempt_ms``) made, or ``None``.
 
-    :raises BlinkPermanentError: several runs with the same inputs and event started meanwhile.
+    :raises BlinkPermanentError: several runs with the same request started meanwhile.
     :raises BlinkLookupIncomplete: too many runs started meanwhile to tell.
     """
     matches = yield from matching_runs(workspace_id, playbook_id, body, first_attempt_ms - CLOCK_SKEW_MS)
     if len(matches) > 1:
         ids = [str(execution["id"]) for execution in matches]
         raise BlinkPermanentError(
-            f"Starting the playbook failed ambiguously and {len(ids)} executions with the same inputs "
+            f"Starting the playbook failed ambiguously and {len(ids)} executions with the same request "
             f"started meanwhile ({', '.join(ids[:10])}); not starting another. Check them in Blink."
         )
     return str(matches[0]["id"]) if matches else None

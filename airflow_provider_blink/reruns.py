@@ -1,78 +1,125 @@
 """
-The execution an earlier try of a task started: durable state first, then Blink.
+What an earlier try of a task did about starting its playbook, and the execution it started.
 
-A retry uses it twice: ``rerun_from_failure`` re-runs it when it failed, and a retry on Airflow
-without ``task_state_store`` (before 3.3) follows it when it still runs or completed, instead of
-starting a second run after a worker crash (a completed playbook is never run again because of
-something that failed after it, e.g. reading its output).
+Each try that starts a playbook keeps a record (:class:`StartRecord`) where the task keeps values
+for its task instance (:mod:`.tasks.kept`: ``task_state_store`` on Airflow 3.3+, an Airflow Variable
+before): before it sends the start, that a start is in flight and since when; after Blink's answer,
+the execution's id, or that Blink refused the start (nothing started). A retry, or a cleared task, then
+(:func:`previous_execution`):
+
+- uses the recorded execution (it follows one that runs or completed, and starts anew, or re-runs it
+  with ``rerun_from_failure``, when it failed);
+- looks in Blink only when a start was in flight with no known outcome (the worker died between
+  sending it and recording Blink's answer): for a run of the same request created since that start
+  was sent, less :data:`~.procedures.CLOCK_SKEW_MS`;
+- starts afresh when no earlier try sent a start, or Blink refused it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+import time
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_blink.procedures import CLOCK_SKEW_MS, BlinkLookupIncomplete, drive, matching_runs
 from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
+from airflow_provider_blink.tasks.kept import KeptValue
 
 if TYPE_CHECKING:
     from airflow_provider_blink.hooks.blink import BlinkHook
 
 #: Outcomes of an earlier try's execution that a retry follows rather than starting another.
 FOLLOWED = frozenset({ExecutionOutcome.RUNNING, ExecutionOutcome.SUCCESS})
+#: The key of the record in ``task_state_store``, and its Variable's prefix before Airflow 3.3.
+KEY = "blink_start"
 
 
-def followed_outcomes(context: Mapping[str, Any], store_key: str) -> frozenset[ExecutionOutcome]:
+class StartRecord:
     """
-    Which outcomes of an earlier try's execution, found in Blink, a durable retry follows.
+    What this task instance's tries did about starting the playbook, kept across tries (see the module docstring).
 
-    - No ``task_state_store`` (Airflow before 3.3): a running or completed one.
-    - The store holds an id (3.3+): none; the resumable-job logic decided with that id (it reconnected,
-      or the stored run failed and a new one starts).
-    - The store is empty (3.3+): a running one. The worker died between Blink's answer and the store
-      write, the gap ``ResumableJobMixin`` documents. A completed one is not followed: with
-      ``[state_store] clear_on_success`` a cleared task runs its playbook again.
+    The record holds ``execution_id`` (the last execution a try started or followed) and, while a
+    start is in flight, ``sent_at_ms`` (when it was sent, epoch milliseconds).
+
+    :param context: the task's context.
     """
-    store = context.get("task_state_store")
-    if store is None:
-        return FOLLOWED
-    if store.get(store_key):
-        return frozenset()
-    return frozenset({ExecutionOutcome.RUNNING})
+
+    def __init__(self, context: Any) -> None:
+        self._kept = KeptValue(context, KEY)
+        self._try_number = getattr(context["ti"], "try_number", None)
+        earlier = self._kept.load()
+        self._earlier: dict[str, Any] = earlier if isinstance(earlier, dict) else {}
+
+    @property
+    def execution_id(self) -> str | None:
+        """The execution an earlier try started (or followed), if any."""
+        execution_id = self._earlier.get("execution_id")
+        return str(execution_id) if execution_id else None
+
+    @property
+    def in_flight_since_ms(self) -> int | None:
+        """When an earlier try sent a start whose outcome it never recorded; ``None`` if none did."""
+        sent = self._earlier.get("sent_at_ms")
+        return sent if isinstance(sent, int) and not isinstance(sent, bool) else None
+
+    def sending(self) -> None:
+        """Record, before the start is sent, that it is in flight."""
+        self._save(execution_id=self.execution_id, sent_at_ms=int(time.time() * 1000))
+
+    def started(self, execution_id: str) -> None:
+        """Record the execution this try started, or follows."""
+        self._save(execution_id=execution_id)
+
+    def refused(self) -> None:
+        """Record that Blink refused this try's start: nothing started."""
+        self._save(execution_id=self.execution_id)
+
+    def _save(self, **record: Any) -> None:
+        self._earlier = {**record, "try_number": self._try_number}
+        self._kept.save(self._earlier)
 
 
 def previous_execution(
     hook: BlinkHook,
-    context: Mapping[str, Any],
+    record: StartRecord,
     *,
     playbook_id: str,
     workspace_id: str | None,
-    body: Mapping[str, Any],
-    store_key: str,
+    body: dict[str, Any],
     success_states: Collection[str] | None = None,
     failure_states: Collection[str] | None = None,
 ) -> dict[str, Any] | None:
     """
-    The execution an earlier try of this task started, read with GET; ``None`` on a first try.
+    The execution an earlier try of this task started, read with GET; ``None`` when no earlier try started one.
 
-    Airflow 3.3+ keeps its id in ``task_state_store``. Without it (older Airflow, ``durable=False``)
-    a retry looks in Blink: the runs of the playbook with the same inputs and event created since the
-    DAG run started, less :data:`~.procedures.CLOCK_SKEW_MS` for the clocks of Airflow and Blink
-    (:func:`~airflow_provider_blink.procedures.matching_runs`), and :func:`earlier_run` picks one.
-    Airflow before 3.3 gives a task no record of its earlier tries' start; the DAG run's start precedes
-    them all.
+    A start in flight with no known outcome is looked for in Blink: the runs of the same request
+    created since it was sent, less :data:`~.procedures.CLOCK_SKEW_MS` for the clocks of Airflow and
+    Blink (:func:`~airflow_provider_blink.procedures.matching_runs`), and :func:`earlier_run` picks
+    one. When none is found (or none can be told apart), the execution recorded before it counts.
     """
-    store = context.get("task_state_store")
-    stored = store.get(store_key) if store is not None else None
-    if stored:
-        return hook.get_execution(str(stored), workspace_id=workspace_id)
-    ti = context.get("ti")
-    started = getattr(context.get("dag_run"), "start_date", None)
-    if getattr(ti, "try_number", 1) <= 1 or not isinstance(started, datetime):
-        return None
+    since_ms = record.in_flight_since_ms
+    if since_ms is not None:
+        found = _in_flight_run(
+            hook, playbook_id, workspace_id, body, since_ms - CLOCK_SKEW_MS, success_states, failure_states
+        )
+        if found is not None:
+            return found
+    if record.execution_id:
+        return hook.get_execution(record.execution_id, workspace_id=workspace_id)
+    return None
+
+
+def _in_flight_run(
+    hook: BlinkHook,
+    playbook_id: str,
+    workspace_id: str | None,
+    body: dict[str, Any],
+    since_ms: int,
+    success_states: Collection[str] | None,
+    failure_states: Collection[str] | None,
+) -> dict[str, Any] | None:
+    """The run an earlier try's start, whose answer never came, made (see :func:`previous_execution`)."""
     workspace = hook.config.workspace(workspace_id)
-    since_ms = int(started.timestamp() * 1000) - CLOCK_SKEW_MS
     try:
         runs = drive(matching_runs(workspace, playbook_id, body, since_ms, exhaustive=True), hook.call)
     except BlinkLookupIncomplete as exc:
@@ -83,7 +130,7 @@ def previous_execution(
     chosen = earlier_run(runs, success_states, failure_states)
     if chosen is None and runs:
         hook.log.warning(
-            "%d executions of playbook %s with the same inputs and event started since the DAG run began "
+            "%d executions of playbook %s with the same request started since an earlier try sent its start "
             "(%s), several of them running or completed: cannot tell which one an earlier try started, so "
             "this try follows none of them and starts a new one. Check them in Blink.",
             len(runs),
@@ -99,7 +146,7 @@ def earlier_run(
     failure_states: Collection[str] | None = None,
 ) -> dict[str, Any] | None:
     """
-    Which of ``runs`` (same inputs and event, newest first) an earlier try started, or ``None`` if unsure.
+    Which of ``runs`` (same request, newest first) an earlier try started, or ``None`` if unsure.
 
     A run a retry would follow (still running, or completed) is taken only when it is the one such
     run and the newest: another one that could be followed may be someone else's (another DAG run,

@@ -12,6 +12,8 @@ import tenacity
 
 from airflow_provider_blink.exceptions import (
     BlinkApiError,
+    BlinkClientError,
+    BlinkConfigurationError,
     BlinkError,
     BlinkPermanentError,
     BlinkTransportError,
@@ -68,6 +70,20 @@ def is_retryable(exc: BaseException, *, idempotent: bool) -> bool:
 def is_ambiguous(exc: BaseException) -> bool:
     """Whether a failed call may or may not have taken effect (it timed out, or the answer was lost)."""
     return is_retryable(exc, idempotent=True) and not is_retryable(exc, idempotent=False)
+
+
+def start_refused(exc: BaseException) -> bool:
+    """
+    Whether a start that failed with ``exc`` (after the hook's retries and lookups) surely started nothing.
+
+    So it is when the request never left (it could not be built or sent), or Blink answered that it
+    did not act on it (429, 503) or refused it (4xx); any other failure (a lost answer, a 5xx, a
+    lookup that failed) leaves it open.
+    """
+    if isinstance(exc, BlinkStartUncertain):
+        return False
+    refusals = (BlinkClientError, BlinkConfigurationError)
+    return is_transient(exc, idempotent=False) or isinstance(exc, refusals)
 
 
 #: Added to the error of a call that is not idempotent and failed without showing whether Blink acted.

@@ -130,7 +130,9 @@ def exercise_every_answer(emulator: Any) -> None:
     run_task(BlinkExecutionSensor(task_id="sense", execution_id=quick, poke_interval=0.1, timeout=30))
     execution_id = hook.execute_playbook("slow")
     emulator.inject(Fault("execute", "close_after"))  # the lookup of an ambiguous start: list + GET
-    hook.execute_playbook("slow", input_values={"host": "laptop-0042"})
+    hook.execute_playbook(
+        "slow", input_values={"host": "laptop-0042"}, runner="runner-group-eu", trigger_type="airflow"
+    )
     assert hook.cancel_execution(execution_id) is True
     assert hook.cancel_execution(execution_id) is False  # 400, then a GET
     hook.run_playbook_sync("quick-ok", timeout=5)

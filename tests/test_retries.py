@@ -125,6 +125,30 @@ def test_only_an_ambiguous_post_failure_says_it_may_have_reached_blink(
     assert str(error).startswith(before)
 
 
+@pytest.mark.parametrize(
+    ("error", "refused"),
+    [
+        (api_error(503), True),
+        (api_error(429), True),
+        (api_error(400), True),
+        (api_error(404), True),
+        (BlinkTransportError("refused", request_sent=False), True),
+        (BlinkConfigurationError("no workspace"), True),
+        (api_error(500), False),
+        (api_error(502), False),
+        (BlinkTransportError("reset", request_sent=True), False),
+        (retries.BlinkStartUncertain("lookup failed too"), False),
+        (BlinkPermanentError("several identical runs"), False),
+    ],
+    ids=lambda value: (
+        type(value).__name__ + str(getattr(value, "status", "")) if isinstance(value, Exception) else ""
+    ),
+)
+def test_a_start_counts_as_refused_only_when_blink_surely_started_nothing(error, refused):
+    """What a try records after a failed start: refused (a retry starts afresh) or in flight (it looks)."""
+    assert retries.start_refused(error) is refused
+
+
 def test_idempotent_errors_are_never_annotated():
     error = BlinkTransportError("reset", request_sent=True)
 

@@ -31,6 +31,7 @@ from airflow_provider_blink.tasks.request import (
 if TYPE_CHECKING:
     from airflow_provider_blink.compat import Context
     from airflow_provider_blink.hooks.blink import BlinkHook
+    from airflow_provider_blink.reruns import StartRecord
 
 
 class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperator):
@@ -75,9 +76,10 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
     :param rerun_from_failure: when a try follows a try whose execution failed, ask Blink to
         re-run that execution (``past_exec_ref``) instead of starting from scratch.
     :param durable: a retry after a worker crash follows the execution an earlier try started (while
-        it runs, or once it completed) instead of starting another; default ``True``. Airflow 3.3+
-        keeps the execution id in ``task_state_store``; before 3.3 the retry finds the execution in
-        Blink (see :mod:`airflow_provider_blink.reruns`). ``False``: every try starts a new run.
+        it runs, or once it completed) instead of starting another; default ``True``. Each try records
+        what became of its start (``task_state_store`` on Airflow 3.3+, an Airflow Variable before);
+        a retry looks in Blink only when that start's answer never came (see
+        :mod:`airflow_provider_blink.reruns`). ``False``: every try starts a new run.
     """
 
     template_fields: Sequence[str] = TEMPLATE_FIELDS
@@ -116,7 +118,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
             kwargs["durable"] = durable
         super().__init__(**kwargs)
         # Before 3.3 the stand-in mixin (compat.ResumableJobStandIn) submits on every try: there the
-        # operator finds the earlier try's execution in Blink itself.
+        # operator follows the earlier try's execution from its own record (_start).
         self.durable = durable
         request = PlaybookRequest(
             playbook_id, input_values, event, runner, trigger_type, callback, past_exec_ref
@@ -180,55 +182,74 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         return self.execute_resumable(context)
 
     def _start(self, context: Context, body: dict[str, Any]) -> str:
-        follows = self._followed_outcomes(context)
-        previous = self._previous_execution(context, body, looks=bool(follows))
+        from airflow_provider_blink.reruns import FOLLOWED
+
+        record = self._start_record(context)
+        previous = None if record is None else self._previous_execution(record, body)
         outcome = (
             None if previous is None else decide_outcome(previous, self.success_states, self.failure_states)
         )
-        if previous is not None and outcome in follows:
+        if previous is not None and self._follows_earlier_tries() and outcome in FOLLOWED:
             execution_id = str(previous["id"])
             self.log.info(
                 "Blink execution %s of an earlier try is %s; following it instead of starting another",
                 execution_id,
                 previous.get("state_ui"),
             )
+            if record is not None:  # the next try follows it by id, without looking
+                record.started(execution_id)
         else:
             if previous is not None and self._reruns(outcome, body):
                 self.log.info("Re-running failed Blink execution %s (rerun_from_failure)", previous["id"])
                 body = {**body, "past_exec_ref": previous["id"]}
-            execution_id = self.hook.execute_playbook(
-                self.playbook_id, workspace_id=self.workspace_id, **body
-            )
+            execution_id = self._send_start(record, body)
             self.log.info("Started Blink execution %s of playbook %s", execution_id, self.playbook_id)
         self.execution_id = execution_id  # for on_kill
         return execution_id
 
-    def _followed_outcomes(self, context: Context) -> frozenset[ExecutionOutcome]:
-        """Which earlier try's execution, found in Blink, this try follows (see :func:`.reruns.followed_outcomes`)."""
-        if not (self.wait_for_completion and self.durable):
-            return frozenset()
-        from airflow_provider_blink.reruns import followed_outcomes
+    def _follows_earlier_tries(self) -> bool:
+        """Whether a try follows the execution an earlier try started (``durable``, waiting for it)."""
+        return self.wait_for_completion and self.durable
 
-        return followed_outcomes(context, self.external_id_key)
-
-    def _previous_execution(
-        self, context: Context, body: dict[str, Any], *, looks: bool
-    ) -> dict[str, Any] | None:
-        """The execution an earlier try started, when this try may reuse it (see :mod:`.reruns`)."""
-        if not (self.rerun_from_failure or looks):
+    def _start_record(self, context: Context) -> StartRecord | None:
+        """What earlier tries did about starting the playbook, when this task keeps it (see :mod:`.reruns`)."""
+        if not (self._follows_earlier_tries() or self.rerun_from_failure):
             return None
+        from airflow_provider_blink.reruns import StartRecord
+
+        return StartRecord(context)
+
+    def _previous_execution(self, record: StartRecord, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The execution an earlier try started (see :func:`.reruns.previous_execution`)."""
         from airflow_provider_blink.reruns import previous_execution
 
         return previous_execution(
             self.hook,
-            context,
+            record,
             playbook_id=self.playbook_id,
             workspace_id=self.workspace_id,
             body=body,
-            store_key=self.external_id_key,
             success_states=self.success_states,
             failure_states=self.failure_states,
         )
+
+    def _send_start(self, record: StartRecord | None, body: dict[str, Any]) -> str:
+        """Start the playbook, recording before it is sent that it is in flight, and then what became of it."""
+        from airflow_provider_blink.retries import start_refused
+
+        if record is not None:
+            record.sending()
+        try:
+            execution_id = self.hook.execute_playbook(
+                self.playbook_id, workspace_id=self.workspace_id, **body
+            )
+        except BlinkError as exc:
+            if record is not None and start_refused(exc):
+                record.refused()
+            raise
+        if record is not None:
+            record.started(execution_id)
+        return execution_id
 
     def _reruns(self, outcome: ExecutionOutcome | None, body: dict[str, Any]) -> bool:
         """Whether this try re-runs the earlier try's execution (``rerun_from_failure``; an explicit past_exec_ref wins)."""
@@ -236,7 +257,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
 
     # ResumableJobMixin: on Airflow 3.3+ a retry after a worker crash follows the execution the
     # crashed try started (kept in task_state_store) instead of starting a second one; before 3.3
-    # the stand-in calls submit_job on every try, and _start finds that execution in Blink.
+    # the stand-in calls submit_job on every try. Either way _start acts on the start record.
 
     def submit_job(self, context: Context) -> str:
         # Publishing waits for poll_until_complete: the mixin stores the id right after this

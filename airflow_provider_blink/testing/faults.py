@@ -12,7 +12,16 @@ LIST_KINDS = frozenset({"unasked_items", "conflicting_items"})
 
 #: Fault kinds whose request is processed (an execute creates its execution) before the fault shows.
 PROCESSED_KINDS = frozenset(
-    {"close_after", "status_after", "slow", "slow_after", "malformed_json", "empty", *LIST_KINDS}
+    {
+        "close_after",
+        "status_after",
+        "slow",
+        "slow_after",
+        "malformed_json",
+        "empty",
+        "unfiltered",
+        *LIST_KINDS,
+    }
 )
 #: Fault kinds that answer in place of the real handler: nothing is processed.
 UNPROCESSED_KINDS = frozenset({"status", "close_before", "html"})
@@ -33,7 +42,9 @@ class Fault:
     ``status``, default 502, with a gateway's HTML page; not processed), ``empty`` (process, answer
     200 with an empty body), ``unasked_items`` (process, then add ``count`` items ``{"id": ...}`` for
     ids nobody asked for to the list answer), ``conflicting_items`` (process, then put before each list
-    item a copy of it in another final state: ``Failed`` for a ``Completed`` one, else ``Completed``).
+    item a copy of it in another final state: ``Failed`` for a ``Completed`` one, else ``Completed``),
+    ``unfiltered`` (a list answers every execution of every workspace, newest first, whatever its
+    filter and ``limit`` asked; a get finds an execution in any workspace).
 
     :param endpoint: ``execute``, ``get``, ``list``, ``cancel``, ``steps`` or ``*`` for any of them.
     :param kind: one of the kinds above.

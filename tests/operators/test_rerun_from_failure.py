@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from airflow_provider_blink.compat import AIRFLOW_V_3_3_PLUS
 from airflow_provider_blink.exceptions import BlinkExecutionFailed
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.testing import DEMO_WORKSPACE, Outcome, ScriptedPlaybook
 
-from support.task_instance import RecordingTI, TaskStateStore, context_for
+from support.task_instance import RecordingTI, TaskStateStore, context_for, earlier_try_sent_a_start
 
-KEY = BlinkExecutePlaybookOperator.external_id_key
 FLAKY = ScriptedPlaybook(
     id="flaky",
     name="Fails once",
@@ -26,14 +23,9 @@ FLAKY = ScriptedPlaybook(
 )
 
 
-class DagRun:
-    start_date = datetime.now(timezone.utc) - timedelta(minutes=1)
-
-
 def a_try(try_number: int, store: TaskStateStore | None = None, **kwargs: Any) -> dict[str, Any]:
-    context = context_for(RecordingTI(try_number=try_number), dag_run=DagRun())
-    if store is not None:
-        context["task_state_store"] = store
+    """One try; ``store``: where the task instance keeps its record (a fresh one: another task instance)."""
+    context = context_for(RecordingTI(try_number=try_number), task_state_store=store or TaskStateStore())
     kwargs = {"playbook_id": "flaky", "input_values": {"host": "h-1"}, "rerun_from_failure": True, **kwargs}
     return BlinkExecutePlaybookOperator(task_id="isolate", poll_interval=0.05, **kwargs).execute(context)
 
@@ -44,28 +36,31 @@ def flaky(emulator):
     return emulator
 
 
-def test_a_retry_reruns_the_failed_execution_found_in_blink(flaky):
-    with pytest.raises(BlinkExecutionFailed):
-        a_try(1)
-    failed = flaky.executions[0]["id"]
-
-    result = a_try(2)
-
-    assert result["state_ui"] == "Completed"
-    assert [e["past_exec_ref"] for e in flaky.executions] == ["", failed]
-
-
-@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="task_state_store arrived in Airflow 3.3")
-def test_a_retry_reruns_the_failed_execution_kept_in_the_task_state_store(flaky):
+def test_a_retry_reruns_the_failed_execution_its_earlier_try_recorded(flaky):
     store = TaskStateStore()
     with pytest.raises(BlinkExecutionFailed):
         a_try(1, store)
-    failed = store.values[KEY]
+    failed = flaky.executions[0]["id"]
+
+    result = a_try(2, store)
+
+    assert result["state_ui"] == "Completed"
+    assert [e["past_exec_ref"] for e in flaky.executions] == ["", failed]
+    assert len([r for r in flaky.requests if r.path.endswith("/executions")]) == 0, "no RQL look-up needed"
+
+
+def test_a_retry_reruns_the_failed_run_a_start_in_flight_made(flaky):
+    """The earlier try died before Blink's answer: the retry finds the run in Blink, and re-runs it."""
+    store = TaskStateStore()
+    earlier_try_sent_a_start(store)
+    failed = BlinkExecutePlaybookOperator(task_id="x", playbook_id="flaky").hook.execute_playbook(
+        "flaky", input_values={"host": "h-1"}
+    )
+    flaky.finish(failed, "Failed")
 
     a_try(2, store)
 
     assert flaky.executions[1]["past_exec_ref"] == failed
-    assert len([r for r in flaky.requests if r.path.endswith("/executions")]) == 0, "no RQL look-up needed"
 
 
 def test_the_first_try_starts_from_scratch(flaky):

@@ -2,7 +2,8 @@
 A retry follows the execution an earlier try started (Airflow 3.3+ ``task_state_store``).
 
 On older Airflow there is no store: the provider's stand-in (``compat.ResumableJobStandIn``) calls
-``submit_job`` on every try, and the operator finds the earlier try's execution in Blink instead (``test_reattach``).
+``submit_job`` on every try, and the operator follows the earlier try's execution from its own record
+of the start (``test_reattach``).
 """
 
 from __future__ import annotations

@@ -46,16 +46,17 @@ class Deployment:
     :param dag_file: the DAG file workers parse.
     :param dag_id: the DAG in it.
     :param logs: a folder for the workers' logs.
+    :param started: when the DAG run started (default: now).
     """
 
-    def __init__(self, dag_file: Path, dag_id: str, logs: Path) -> None:
+    def __init__(self, dag_file: Path, dag_id: str, logs: Path, started: datetime | None = None) -> None:
         self.dag_file = dag_file
         self.dag = dagbag(dag_file).get_dag(dag_id)
         assert self.dag is not None, f"{dag_id} not found in {dag_file}"
         self.logs = logs
         self.run_id = f"crash__{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}"
         self._scheduler_dag = self._sync_to_db()
-        self._create_dag_run()
+        self._create_dag_run(started or datetime.now(timezone.utc))
 
     def _sync_to_db(self) -> Any:
         if not airflow_3():
@@ -68,33 +69,32 @@ class Deployment:
         serialization = serialization or serialized_objects.SerializedDAG
         return serialization.deserialize_dag(serialization.serialize_dag(self.dag))  # the scheduler's DAG
 
-    def _create_dag_run(self) -> None:
+    def _create_dag_run(self, started: datetime) -> None:
         from airflow.utils.session import create_session
         from airflow.utils.state import DagRunState
         from airflow.utils.types import DagRunType
 
-        now = datetime.now(timezone.utc)
         common: dict[str, Any] = {
             "run_id": self.run_id,
-            "data_interval": (now, now),
+            "data_interval": (started, started),
             "run_type": DagRunType.MANUAL,
             "state": DagRunState.RUNNING,
-            "start_date": now,
+            "start_date": started,
         }
         with create_session() as session:
             if airflow_3():
                 from airflow.utils.types import DagRunTriggeredByType
 
                 self._scheduler_dag.create_dagrun(
-                    logical_date=now,
-                    run_after=now,
+                    logical_date=started,
+                    run_after=started,
                     conf=None,
                     triggered_by=DagRunTriggeredByType.TEST,
                     session=session,
                     **common,
                 )
             else:
-                self.dag.create_dagrun(execution_date=now, session=session, **common)
+                self.dag.create_dagrun(execution_date=started, session=session, **common)
 
     def dag_run(self, session: Any) -> Any:
         """The DAG run, read now, with its DAG attached as the scheduler attaches it."""

@@ -76,16 +76,31 @@ EXECUTE_BODY: dict[str, Any] = {
 }
 
 
-def start_directly(emulator: BlinkEmulator, playbook_id: str) -> str:
+def start_directly(
+    emulator: BlinkEmulator,
+    playbook_id: str,
+    body: Mapping[str, Any] | None = None,
+    workspace_id: str = WORKSPACE,
+) -> str:
     """Start a run in the emulator over HTTP, not through the provider (as another tool or a person would)."""
     response = requests.post(
-        f"{emulator.url}/api/v1/workspace/{WORKSPACE}/playbooks/{playbook_id}/execute",
+        f"{emulator.url}/api/v1/workspace/{workspace_id}/playbooks/{playbook_id}/execute",
         headers={"BLINK-API-KEY": emulator.api_key},
-        json={},
+        json=dict(body or {}),
         timeout=5,
     )
     response.raise_for_status()
     return str(response.json()["execution_id"])
+
+
+def unfiltered(emulator: BlinkEmulator) -> BlinkEmulator:
+    """
+    From now on every list answer ignores its filter and ``limit``, and a get finds a run in any workspace.
+
+    No document promises more: seed 004 shows a page's shape, not that Blink applies the RQL asked
+    for; what a lookup takes is checked on the record it reads itself (docs/blink-api-contract.md).
+    """
+    return inject(emulator, [Fault("list", "unfiltered", times=None), Fault("get", "unfiltered", times=None)])
 
 
 def inject(emulator: BlinkEmulator, faults: Iterable[Fault]) -> BlinkEmulator:

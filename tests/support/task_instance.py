@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow_provider_blink.testing import BlinkEmulator
@@ -34,6 +35,13 @@ class RecordingTI:
             self.states_at_push[key] = [e["state_ui"] for e in self.emulator.executions]
 
 
+class DagRun:
+    """Stands in for the DAG run in a task's context: only its start matters (a minute ago by default)."""
+
+    def __init__(self, start_date: datetime | None = None) -> None:
+        self.start_date = start_date or datetime.now(timezone.utc) - timedelta(minutes=1)
+
+
 class TaskStateStore:
     """The task-state store Airflow 3.3 puts in the context: a key/value store kept across tries."""
 
@@ -51,6 +59,33 @@ class TaskStateStore:
 
 
 def context_for(ti: RecordingTI | None = None, **entries: Any) -> Any:
-    """A task context holding ``ti`` (a fresh :class:`RecordingTI` if none) and any other ``entries``."""
+    """
+    A task context holding ``ti`` (a fresh :class:`RecordingTI` if none) and any other ``entries``.
+
+    Like Airflow's, it holds the DAG run; and an empty :class:`TaskStateStore` unless ``entries`` say
+    otherwise (``task_state_store=None``: none), where a task keeps what must outlast its try
+    (:mod:`airflow_provider_blink.tasks.kept`).
+    """
     ti = ti or RecordingTI()
-    return {"ti": ti, "task_instance": ti, **entries}
+    context = {
+        "ti": ti,
+        "task_instance": ti,
+        "dag_run": DagRun(),
+        "task_state_store": TaskStateStore(),
+        **entries,
+    }
+    return {key: value for key, value in context.items() if value is not None}
+
+
+def earlier_try_sent_a_start(store: TaskStateStore) -> None:
+    """An earlier try recorded that its start was in flight, and died before it had Blink's answer."""
+    from airflow_provider_blink.reruns import StartRecord
+
+    StartRecord(context_for(RecordingTI(try_number=1), task_state_store=store)).sending()
+
+
+def earlier_try_started(store: TaskStateStore, execution_id: str) -> None:
+    """An earlier try recorded the execution its start made."""
+    from airflow_provider_blink.reruns import StartRecord
+
+    StartRecord(context_for(RecordingTI(try_number=1), task_state_store=store)).started(execution_id)

@@ -87,8 +87,9 @@ def _segment(value: str, name: str) -> str:
     return quote(value, safe="")
 
 
-def _workspace_path(workspace_id: str) -> str:
-    return f"/workspace/{_segment(workspace_id, 'workspace_id')}"
+def _rql(query: Mapping[str, Any]) -> str:
+    """An RQL query as the ``q`` parameter carries it (compact JSON)."""
+    return json.dumps(query, separators=(",", ":"))
 
 
 class _WrongShape(Exception):
@@ -200,14 +201,90 @@ def _cut(value: Any) -> str:
     return text if len(text) <= _ERROR_TEXT_LIMIT else f"{text[:_ERROR_TEXT_LIMIT]}... ({len(text)} chars)"
 
 
-#: The execute body's fields: the type each must have, and how a message names it.
-EXECUTE_FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
-    "input_values": (Mapping, "a dict"),
-    "event": (Mapping, "a dict"),
-    "runner": (str, "a string (runner group)"),
-    "trigger_type": (str, "a string"),
-    "callback": (Mapping, "a dict (url, method, headers, body ...)"),
-    "past_exec_ref": (str, "a string (execution id)"),
+@dataclass(frozen=True)
+class BodyField:
+    """
+    One field of the execute body.
+
+    :param types: the type(s) its value must have.
+    :param expected: how a message names them.
+    :param on_record: the field of the execution's record (the single GET's) that shows the value, if
+        any: a lookup compares it there to recognise the run a start made.
+    """
+
+    types: type | tuple[type, ...]
+    expected: str
+    on_record: str | None = None
+
+
+#: The execute body's fields (docs/blink-api-contract.md, "Endpoints" and "Execute").
+EXECUTE_FIELDS: dict[str, BodyField] = {
+    "input_values": BodyField(Mapping, "a dict", "inputs"),
+    "event": BodyField(Mapping, "a dict", "event"),
+    "runner": BodyField(str, "a string (runner group)", "runner_group_id"),
+    "trigger_type": BodyField(str, "a string", "trigger_type"),
+    "callback": BodyField(Mapping, "a dict (url, method, headers, body ...)"),
+    "past_exec_ref": BodyField(str, "a string (execution id)"),
+}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """
+    One Blink endpoint the provider calls: the registry the clients, the emulator and the tests share.
+
+    :param name: its short name: the emulator's route and fault name, the contract table's.
+    :param method: HTTP method.
+    :param path: below :data:`API_PREFIX`, each id a ``{placeholder}`` named like the argument.
+    :param hook_methods: the :class:`~airflow_provider_blink.hooks.blink.BlinkHook` (and async client)
+        methods that call it.
+    :param idempotent: whether repeating the request is harmless.
+    :param query: the query parameters the provider sends.
+    :param body: the body fields the provider sends.
+    """
+
+    name: str
+    method: str
+    path: str
+    hook_methods: tuple[str, ...]
+    idempotent: bool = True
+    query: tuple[str, ...] = ()
+    body: tuple[str, ...] = ()
+
+    def call(self, read: Callable[[Any], T], ids: Mapping[str, str], **options: Any) -> ApiCall[T]:
+        """
+        The request to this endpoint for ``ids`` (one per placeholder, each checked and quoted).
+
+        :param options: the other :class:`ApiCall` fields (``params``, ``body``, ``timeout`` ...).
+        """
+        path = self.path.format(**{name: _segment(value, name) for name, value in ids.items()})
+        return ApiCall(self.method, path, read=read, idempotent=self.idempotent, **options)
+
+
+_EXECUTION = "/workspace/{workspace_id}/executions/{execution_id}"
+EXECUTE = Endpoint(
+    "execute",
+    "POST",
+    "/workspace/{workspace_id}/playbooks/{playbook_id}/execute",
+    ("execute_playbook", "run_playbook_sync"),
+    idempotent=False,
+    query=("run_sync", "timeout"),
+    body=tuple(EXECUTE_FIELDS),
+)
+GET_EXECUTION = Endpoint("get", "GET", _EXECUTION, ("get_execution",))
+LIST_EXECUTIONS = Endpoint(
+    "list",
+    "GET",
+    "/workspace/{workspace_id}/executions",
+    ("list_executions", "iter_executions"),
+    query=("q",),
+)
+EXECUTION_STEPS = Endpoint("steps", "GET", f"{_EXECUTION}/steps", ("get_execution_steps",), query=("q",))
+CANCEL_EXECUTION = Endpoint("cancel", "POST", f"{_EXECUTION}/cancel", ("cancel_execution",))
+#: Every endpoint the provider calls, by name.
+ENDPOINTS: dict[str, Endpoint] = {
+    endpoint.name: endpoint
+    for endpoint in (EXECUTE, GET_EXECUTION, LIST_EXECUTIONS, EXECUTION_STEPS, CANCEL_EXECUTION)
 }
 
 
@@ -220,9 +297,9 @@ def check_execute_field(name: str, value: Any, *, default: Callable[[Any], Any] 
     :param default: what to make of a nested value JSON cannot write (``json.dumps``'s ``default``);
         ``None``: such a value is an error.
     """
-    expected, expected_name = EXECUTE_FIELDS[name]
-    if not isinstance(value, expected):
-        raise BlinkConfigurationError(f"{name} must be {expected_name}, got {type(value).__name__}.")
+    spec = EXECUTE_FIELDS[name]
+    if not isinstance(value, spec.types):
+        raise BlinkConfigurationError(f"{name} must be {spec.expected}, got {type(value).__name__}.")
     try:
         json.dumps(dict(value) if isinstance(value, Mapping) else value, allow_nan=False, default=default)
     except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
@@ -236,8 +313,7 @@ def execute_body(**fields: Any) -> dict[str, Any]:
     """
     Validate and build the execute body; fields left ``None`` are not sent.
 
-    :param fields: ``input_values``, ``event``, ``runner``, ``trigger_type``, ``callback``,
-        ``past_exec_ref`` (see :data:`EXECUTE_FIELDS`).
+    :param fields: any of :data:`EXECUTE_FIELDS`.
     """
     for name in fields:
         if name not in EXECUTE_FIELDS:
@@ -248,10 +324,29 @@ def execute_body(**fields: Any) -> dict[str, Any]:
     return {name: dict(value) if isinstance(value, Mapping) else value for name, value in present.items()}
 
 
+def shows_request(execution: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
+    """
+    Whether an execution's record shows the execute ``body``: each field the record shows is equal.
+
+    A dict field left unset is compared as ``{}`` (a run with inputs is another request); a string
+    field left unset matches any value. Fields the record does not show are not compared.
+    """
+    for name, spec in EXECUTE_FIELDS.items():
+        if spec.on_record is None:
+            continue
+        if spec.types is Mapping:
+            if (execution.get(spec.on_record) or {}) != (body.get(name) or {}):
+                return False
+        elif body.get(name) is not None and execution.get(spec.on_record) != body[name]:
+            return False
+    return True
+
+
 def execute(workspace_id: str, playbook_id: str, body: dict[str, Any]) -> ApiCall[str]:
     """Start an execution; answers its id. Not idempotent: a repeat starts a second run."""
-    path = f"{_workspace_path(workspace_id)}/playbooks/{_segment(playbook_id, 'playbook_id')}/execute"
-    return ApiCall("POST", path, read=_read_execution_id, body=body, idempotent=False)
+    return EXECUTE.call(
+        _read_execution_id, {"workspace_id": workspace_id, "playbook_id": playbook_id}, body=body
+    )
 
 
 def execute_sync(
@@ -259,18 +354,17 @@ def execute_sync(
 ) -> ApiCall[Any]:
     """Run a playbook in Blink's synchronous mode; answers the playbook's output."""
     params = {"run_sync": "true"}
-    if timeout is not None:  # seed 000: an integer number of seconds; a fraction waits a little longer
+    if (
+        timeout is not None
+    ):  # an integer number of seconds (docs/blink-api-contract.md, "Execute"); a fraction waits longer
         params["timeout"] = str(math.ceil(timeout))
-    path = f"{_workspace_path(workspace_id)}/playbooks/{_segment(playbook_id, 'playbook_id')}/execute"
-    return ApiCall(
-        "POST", path, read=lambda body: body, params=params, body=body, idempotent=False, timeout=read_timeout
-    )
+    ids = {"workspace_id": workspace_id, "playbook_id": playbook_id}
+    return EXECUTE.call(lambda body: body, ids, params=params, body=body, timeout=read_timeout)
 
 
 def get_execution(workspace_id: str, execution_id: str) -> ApiCall[dict[str, Any]]:
     """Read one execution."""
-    path = f"{_workspace_path(workspace_id)}/executions/{_segment(execution_id, 'execution_id')}"
-    return ApiCall("GET", path, read=_read_execution)
+    return GET_EXECUTION.call(_read_execution, {"workspace_id": workspace_id, "execution_id": execution_id})
 
 
 def rql_query(
@@ -292,8 +386,7 @@ def rql_query(
 
 def list_executions(workspace_id: str, query: Mapping[str, Any]) -> ApiCall[dict[str, Any]]:
     """List executions matching an RQL query; answers one page ``{limit, offset, total, results}``."""
-    params = {"q": json.dumps(query, separators=(",", ":"))}
-    return ApiCall("GET", f"{_workspace_path(workspace_id)}/executions", read=_read_page, params=params)
+    return LIST_EXECUTIONS.call(_read_page, {"workspace_id": workspace_id}, params={"q": _rql(query)})
 
 
 class Pages:
@@ -341,30 +434,31 @@ class Pages:
 
 def execution_pages(workspace_id: str) -> Pages:
     """The pages of :func:`list_executions` in ``workspace_id``."""
-    return Pages(f"GET {API_PREFIX}{_workspace_path(workspace_id)}/executions")
+    return Pages(list_executions(workspace_id, {}).what)
 
 
 def execution_steps(workspace_id: str, execution_id: str, offset: int = 0) -> ApiCall[dict[str, Any]]:
     """
     Read one page of an execution's steps (their input, output and error data).
 
-    Not in the seeds: NOTES.md ("Steps") gives the page ``{limit, offset, total, results}``. How to
-    ask for the next page is undocumented; this asks as the list does (RQL ``q``: ``limit``/``offset``).
+    Observed, not documented (docs/blink-api-contract.md, "Steps"): the page ``{limit, offset, total,
+    results}``. How to ask for the next page is unknown; this asks as the list does (RQL ``q``).
     """
-    path = f"{_workspace_path(workspace_id)}/executions/{_segment(execution_id, 'execution_id')}/steps"
-    params = {"q": json.dumps(rql_query(limit=MAX_PAGE_SIZE, offset=offset), separators=(",", ":"))}
-    return ApiCall("GET", path, read=_read_steps_page, params=params)
+    ids = {"workspace_id": workspace_id, "execution_id": execution_id}
+    return EXECUTION_STEPS.call(
+        _read_steps_page, ids, params={"q": _rql(rql_query(limit=MAX_PAGE_SIZE, offset=offset))}
+    )
 
 
 def cancel_execution(workspace_id: str, execution_id: str) -> ApiCall[bool]:
     """
     Cancel a running execution; answers ``True`` on any 2xx, whatever the body.
 
-    Not in the seeds: NOTES.md ("Cancel", the 2022 spec) types the 200 as a string and documents
-    400 "not in a running state"; :func:`~airflow_provider_blink.procedures.cancel` reads a 400.
+    Observed, not documented (docs/blink-api-contract.md, "Cancel"): the 200 is typed as a string, and
+    a 400 means "not in a running state"; :meth:`.BlinkHook.cancel_execution` reads a 400.
     """
-    path = f"{_workspace_path(workspace_id)}/executions/{_segment(execution_id, 'execution_id')}/cancel"
-    return ApiCall("POST", path, read=lambda _: True, reads_body=False)
+    ids = {"workspace_id": workspace_id, "execution_id": execution_id}
+    return CANCEL_EXECUTION.call(lambda _: True, ids, reads_body=False)
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -44,6 +44,18 @@ class BlinkTransportError(BlinkError):
         self.request_sent = request_sent
 
 
+class BlinkStartUncertain(BlinkError):
+    """
+    A start may have reached Blink, and looking for the run it may have started failed too.
+
+    Not sent again (it may have started), not permanent: a task retry is still allowed.
+    """
+
+
+class BlinkLookupIncomplete(BlinkError):
+    """More candidates than a lookup reads: it cannot say that none of them is the one."""
+
+
 class BlinkApiError(BlinkError):
     """
     Blink answered with an HTTP error; carries the status and Blink's ``ErrorWrapper`` fields.

@@ -21,7 +21,8 @@ import time
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_blink.procedures import CLOCK_SKEW_MS, BlinkLookupIncomplete, drive, matching_runs
+from airflow_provider_blink.exceptions import BlinkLookupIncomplete
+from airflow_provider_blink.hooks.blink import CLOCK_SKEW_MS, drive, matching_runs
 from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
 from airflow_provider_blink.tasks.kept import KeptValue
 
@@ -94,7 +95,7 @@ def previous_execution(
 
     A start in flight with no known outcome is looked for in Blink: the runs of the same request
     created since it was sent, less :data:`~.procedures.CLOCK_SKEW_MS` for the clocks of Airflow and
-    Blink (:func:`~airflow_provider_blink.procedures.matching_runs`), and :func:`earlier_run` picks
+    Blink (:func:`~airflow_provider_blink.hooks.blink.matching_runs`), and :func:`earlier_run` picks
     one. When none is found (or none can be told apart), the execution recorded before it counts.
     """
     since_ms = record.in_flight_since_ms

@@ -16,7 +16,7 @@ import airflow_provider_blink
 from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_2_PLUS, AirflowFailException
 from airflow_provider_blink.exceptions import BlinkConfigurationError
 from airflow_provider_blink.hooks.blink import USER_AGENT, BlinkHook
-from airflow_provider_blink.retries import RetryPolicy
+from airflow_provider_blink.hooks.transport import RetryPolicy
 
 from support.connections import connection_json
 from support.emulator import API_KEY, WORKSPACE

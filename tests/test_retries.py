@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 import tenacity
 
-from airflow_provider_blink import retries
 from airflow_provider_blink.compat import AirflowException, AirflowFailException
 from airflow_provider_blink.exceptions import (
     BlinkApiError,
@@ -32,8 +31,9 @@ from airflow_provider_blink.exceptions import (
     BlinkTransportError,
     api_error_class,
 )
+from airflow_provider_blink.hooks import transport as retries
 from airflow_provider_blink.hooks.blink import BlinkAsyncClient, BlinkHook
-from airflow_provider_blink.retries import (
+from airflow_provider_blink.hooks.transport import (
     MAX_RETRY_AFTER,
     RetryPolicy,
     is_retryable,
@@ -185,9 +185,8 @@ def test_wait_without_retry_after_is_capped_exponential_backoff(error):
     assert len(set(waits)) > 1  # jittered
 
 
-@pytest.mark.parametrize("max_retries", [1, 3], ids=["1", "3"])
-def test_tenacity_runs_the_retries_after_the_first_attempt(max_retries):
-    """The hook makes the first attempt itself; tenacity then runs ``max_retries`` more."""
+@pytest.mark.parametrize("max_retries", [0, 1, 3], ids=["0", "1", "3"])
+def test_the_policy_makes_one_attempt_and_max_retries_more(max_retries):
     calls = []
     policy = RetryPolicy(max_retries=max_retries, initial_delay=0, max_delay=0)
 
@@ -198,26 +197,33 @@ def test_tenacity_runs_the_retries_after_the_first_attempt(max_retries):
     with pytest.raises(BlinkServerError):
         tenacity.Retrying(**policy.tenacity_kwargs(idempotent=True, log=_NullLog()))(fail)
 
-    assert len(calls) == max_retries
+    assert len(calls) == max_retries + 1
 
 
 @pytest.mark.parametrize(
-    ("max_retries", "error", "retried"),
-    [(0, api_error(503), False), (2, api_error(503), True), (2, api_error(404), False)],
-    ids=["no-retries", "transient", "permanent"],
+    ("error", "attempts"), [(api_error(503), 3), (api_error(404), 1)], ids=["transient", "permanent"]
 )
-def test_retries_after_the_first_attempt_only_for_transient_errors(max_retries, error, retried):
+def test_only_transient_errors_are_retried(error, attempts):
+    calls = []
     log = _NullLog()
+    policy = RetryPolicy(max_retries=2, initial_delay=0, max_delay=0)
 
-    assert RetryPolicy(max_retries=max_retries).retries_after(error, idempotent=True, log=log) is retried
-    assert bool(log.warnings) is retried
+    def fail() -> None:
+        calls.append(1)
+        raise error
+
+    with pytest.raises(type(error)):
+        tenacity.Retrying(**policy.tenacity_kwargs(idempotent=True, log=log))(fail)
+
+    assert len(calls) == attempts
+    assert len(log.warnings) == attempts - 1
 
 
-def test_first_wait_honours_retry_after_else_jitters_within_the_initial_delay():
-    policy = RetryPolicy(initial_delay=2.0)
+def test_the_first_wait_honours_retry_after_else_jitters_within_the_initial_delay():
+    wait = RetryPolicy(initial_delay=2.0).tenacity_kwargs(idempotent=True, log=None)["wait"]
 
-    assert policy.first_wait(api_error(429, retry_after=7)) == 7
-    assert all(0 <= policy.first_wait(api_error(503)) <= 2.0 for _ in range(50))
+    assert wait(retry_state(api_error(429, retry_after=7), 1)) == 7
+    assert all(0 <= wait(retry_state(api_error(503), 1)) <= 2.0 for _ in range(50))
 
 
 class _NullLog:
@@ -232,12 +238,11 @@ def test_policy_logs_each_retry_with_attempt_and_error():
     log = _NullLog()
     policy = RetryPolicy(max_retries=2, initial_delay=0, max_delay=0)
 
-    assert policy.retries_after(api_error(502), idempotent=True, log=log)  # the hook's own first attempt
     with pytest.raises(BlinkServerError):
         tenacity.Retrying(**policy.tenacity_kwargs(idempotent=True, log=log))(_raise(api_error(502)))
 
     assert len(log.warnings) == 2, "one warning per retry: after attempt 1 and after attempt 2"
-    assert log.warnings[0].startswith("Blink call failed (attempt 1 of 3), retrying: ")
+    assert log.warnings[0].startswith("Blink call failed (attempt 1 of 3), retrying in 0.0s: ")
     assert log.warnings[1].startswith("Blink call failed (attempt 2 of 3), retrying in 0.0s: ")
     assert "HTTP 502" in log.warnings[1]
 

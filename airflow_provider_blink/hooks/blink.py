@@ -1,14 +1,19 @@
-"""BlinkHook: the Airflow hook for Blink, its synchronous calls, and the door to :class:`.BlinkAsyncClient`."""
+"""
+BlinkHook and BlinkAsyncClient: every Blink call, sync and async, each a thin method over the transport.
+
+- Each method builds its request from the endpoint registry (:mod:`airflow_provider_blink.api`) and
+  makes it through :mod:`.transport`, which sends, bounds, retries and logs.
+- Calls of several requests (which run a start made, cancelling, every page of steps) are written once,
+  as generators of requests that receive the answers (:data:`Procedure`), run by :func:`drive` (sync)
+  and :func:`adrive` (async).
+"""
 
 from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
-
-import requests
-import urllib3.exceptions
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_blink import api
 from airflow_provider_blink.compat import BaseHook
@@ -18,25 +23,28 @@ from airflow_provider_blink.connection_form import (
     DEFAULT_CONN_ID,
     UI_FIELD_BEHAVIOUR,
 )
-from airflow_provider_blink.exceptions import BlinkError, BlinkTransportError
-from airflow_provider_blink.hooks import calls, sessions
-from airflow_provider_blink.hooks.answers import CHUNK_BYTES, AnswerBody
-from airflow_provider_blink.hooks.async_client import BlinkAsyncClient
-from airflow_provider_blink.hooks.attempts import CallAttempts
+from airflow_provider_blink.exceptions import (
+    BlinkApiError,
+    BlinkBadRequestError,
+    BlinkCancelRefusedError,
+    BlinkError,
+    BlinkLookupIncomplete,
+    BlinkPermanentError,
+)
+from airflow_provider_blink.hooks import transport
 from airflow_provider_blink.hooks.connection import (
     DEFAULT_TIMEOUT,
     USER_AGENT,
     BlinkConnectionConfig,
     aread_connection,
-    proxies_for,
     read_connection,
     warn_if_unverified,
 )
-from airflow_provider_blink.hooks.deadline import DeadlineAdapter, attempt_deadline
-from airflow_provider_blink.procedures import all_steps, cancel, drive
+from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
 
 if TYPE_CHECKING:
     import aiohttp
+    import requests
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -47,6 +55,291 @@ __all__ = [
     "read_connection",
 ]
 
+T = TypeVar("T")
+#: A call of several requests: yields each request, receives its answer (Blink's error answer is
+#: thrown in, to read or let through) and returns its result.
+Procedure = Generator["api.ApiCall[Any]", Any, T]
+
+#: How far before the first attempt to look for the run it may have started (clock skew).
+CLOCK_SKEW_MS = 60_000
+#: At most this many candidates are read with GET per lookup.
+MAX_CANDIDATES = 20
+#: Extra seconds given to a ``run_sync`` request beyond the playbook's own ``timeout``.
+RUN_SYNC_GRACE = 30.0
+
+
+# -- Calls of several requests ---------------------------------------------------------------------
+
+
+def is_run_of(
+    execution: Mapping[str, Any], workspace_id: str, playbook_id: str, body: Mapping[str, Any], since_ms: int
+) -> bool:
+    """
+    Whether ``execution`` (read with GET) may be the run that an execute ``body`` started since ``since_ms``.
+
+    Checked on the record itself, whatever the list call answered: the same workspace and playbook,
+    created at ``since_ms`` or later, and the request as the record shows it (:func:`.api.shows_request`).
+    A record that lacks the workspace, playbook or creation time is not taken.
+    """
+    created = execution.get("created_at")
+    return (
+        execution.get("workspace_id") == workspace_id
+        and execution.get("playbook_id") == playbook_id
+        and isinstance(created, int | float)
+        and not isinstance(created, bool)
+        and created >= since_ms
+        and api.shows_request(execution, body)
+    )
+
+
+def matching_runs(
+    workspace_id: str,
+    playbook_id: str,
+    body: Mapping[str, Any],
+    since_ms: int,
+    *,
+    limit: int = MAX_CANDIDATES,
+    exhaustive: bool = False,
+) -> Procedure[list[dict[str, Any]]]:
+    """
+    The runs of ``playbook_id`` created since ``since_ms`` with ``body``'s request, newest first.
+
+    A list item carries no ``inputs`` and no ``event`` (docs/blink-api-contract.md, "List"): Blink is
+    asked for the newest ``limit`` runs of the playbook created since ``since_ms``, at most ``limit`` of
+    them are read with GET, and each is checked on that record with :func:`is_run_of`.
+
+    :param body: the execute body (``input_values``, ``event``, ``runner``, ``trigger_type`` ...).
+    :param since_ms: epoch milliseconds; older runs are not candidates.
+    :param limit: candidates read with GET at most.
+    :param exhaustive: every match is needed (an unread older one may matter), not just the newest.
+    :raises BlinkLookupIncomplete: more candidates than ``limit`` (Blink's ``total``, or more results
+        than asked for) and none of those read matches (``exhaustive``: whether or not one matches).
+    """
+    query = api.rql_query(
+        filter={"playbook_id": playbook_id, "created_at": {"$gte": since_ms}},
+        sort=["-created_at", "-id"],
+        limit=limit,
+    )
+    page = yield api.list_executions(workspace_id, query)
+    results = page["results"]
+    candidates = list(dict.fromkeys(str(item["id"]) for item in results[:limit] if item.get("id")))
+    matches = []
+    for candidate in candidates:
+        execution = yield api.get_execution(workspace_id, candidate)
+        if is_run_of(execution, workspace_id, playbook_id, body, since_ms):
+            matches.append(execution)
+    total = page.get("total")
+    listed = max(total if isinstance(total, int) else 0, len(results))
+    if (exhaustive or not matches) and listed > len(results[:limit]):
+        raise BlinkLookupIncomplete(
+            f"{listed} runs of playbook {playbook_id!r} started meanwhile; read the newest {len(candidates)} "
+            f"and {len(matches) or 'none'} of them {'was' if len(matches) < 2 else 'were'} started with "
+            "this request."
+        )
+    return matches
+
+
+def started_run(
+    workspace_id: str, playbook_id: str, body: Mapping[str, Any], first_attempt_ms: int
+) -> Procedure[str | None]:
+    """
+    The id of the run an ambiguous start (first sent at ``first_attempt_ms``) made, or ``None``.
+
+    :raises BlinkPermanentError: several runs with the same request started meanwhile.
+    :raises BlinkLookupIncomplete: too many runs started meanwhile to tell.
+    """
+    matches = yield from matching_runs(workspace_id, playbook_id, body, first_attempt_ms - CLOCK_SKEW_MS)
+    if len(matches) > 1:
+        ids = [str(execution["id"]) for execution in matches]
+        raise BlinkPermanentError(
+            f"Starting the playbook failed ambiguously and {len(ids)} executions with the same request "
+            f"started meanwhile ({', '.join(ids[:10])}); not starting another. Check them in Blink."
+        )
+    return str(matches[0]["id"]) if matches else None
+
+
+def cancel(workspace_id: str, execution_id: str) -> Procedure[bool]:
+    """
+    Cancel an execution: ``True`` on any 2xx; ``False`` when Blink refuses because it had finished.
+
+    A 400 is read with a GET: only an execution in a final state is "already finished".
+
+    :raises BlinkApiError: Blink refused (400) although the execution still runs, or another error.
+    """
+    try:
+        yield api.cancel_execution(workspace_id, execution_id)
+    except BlinkBadRequestError as refused:
+        execution = yield api.get_execution(workspace_id, execution_id)
+        if decide_outcome(execution) is not ExecutionOutcome.RUNNING:
+            return False
+        raise BlinkCancelRefusedError(
+            f"Blink refused to cancel execution {execution_id!r}, which is still {execution.get('state_ui')!r}",
+            status=refused.status,
+            message=refused.message,
+            details=refused.details,
+            identifier=refused.identifier,
+            data=refused.data,
+        ) from None
+    return True
+
+
+def all_steps(workspace_id: str, execution_id: str) -> Procedure[list[dict[str, Any]]]:
+    """
+    Every step of an execution, page after page, until ``total`` is reached.
+
+    A server that ignores the page asked for (answers another ``offset``) ends the reading rather
+    than repeating a page; pages that would never end are an error (see :class:`.api.Pages`).
+    """
+    steps: list[dict[str, Any]] = []
+    pages = api.Pages(api.execution_steps(workspace_id, execution_id).what)
+    offset = 0
+    while True:
+        page = yield api.execution_steps(workspace_id, execution_id, offset)
+        if page.get("offset", offset) != offset:
+            return steps
+        steps += page["results"]
+        following = pages.next_offset(page)
+        if following is None:
+            return steps
+        offset = following
+
+
+class _Exchange:
+    """Where a procedure stands: the request it waits for the answer to (``None`` once done), then its result."""
+
+    def __init__(self, procedure: Procedure[Any]) -> None:
+        self._procedure = procedure
+        self.request: api.ApiCall[Any] | None = None
+        self.result: Any = None
+        self._resume(lambda: next(procedure))
+
+    def answered(self, answer: Any) -> None:
+        self._resume(lambda: self._procedure.send(answer))
+
+    def refused(self, error: BlinkApiError) -> None:
+        """Blink answered with an error, which the procedure may read (or let through)."""
+        self._resume(lambda: self._procedure.throw(error))
+
+    def _resume(self, step: Callable[[], api.ApiCall[Any]]) -> None:
+        try:
+            self.request = step()
+        except StopIteration as done:
+            self.request, self.result = None, done.value
+
+
+def drive(procedure: Procedure[T], call: Callable[[api.ApiCall[Any]], Any]) -> T:
+    """Run ``procedure`` with a synchronous ``call`` (:meth:`BlinkHook.call`); a failure without an answer ends it."""
+    exchange = _Exchange(procedure)
+    while exchange.request is not None:
+        try:
+            answer = call(exchange.request)
+        except BlinkApiError as refused:
+            exchange.refused(refused)
+        else:
+            exchange.answered(answer)
+    result: T = exchange.result
+    return result
+
+
+async def adrive(procedure: Procedure[T], call: Callable[[api.ApiCall[Any]], Awaitable[Any]]) -> T:
+    """Async :func:`drive`, with :meth:`BlinkAsyncClient.call`."""
+    exchange = _Exchange(procedure)
+    while exchange.request is not None:
+        try:
+            answer = await call(exchange.request)
+        except BlinkApiError as refused:
+            exchange.refused(refused)
+        else:
+            exchange.answered(answer)
+    result: T = exchange.result
+    return result
+
+
+class StartPlaybook:
+    """
+    Starting a playbook, and finding the run that an ambiguous failure to start it may have started.
+
+    A client sends :attr:`call` with a ``recover`` that runs :meth:`lookup` and passes what it found
+    to :meth:`found`, so one start never becomes two runs.
+
+    :param config: the connection.
+    :param playbook_id: the playbook's id.
+    :param workspace_id: overrides the connection's workspace.
+    :param body: the execute fields (see :func:`.api.execute_body`).
+    """
+
+    def __init__(
+        self,
+        config: BlinkConnectionConfig,
+        playbook_id: str,
+        workspace_id: str | None,
+        body: Mapping[str, Any],
+    ) -> None:
+        self._workspace = config.workspace(workspace_id)
+        self.playbook_id = playbook_id
+        #: The execute call.
+        self.call = api.execute(self._workspace, playbook_id, api.execute_body(**body))
+        self._first_attempt_ms = int(time.time() * 1000)
+
+    def lookup(self) -> Procedure[str | None]:
+        """The lookup of the run this start made (:func:`started_run`)."""
+        return started_run(self._workspace, self.playbook_id, self.call.body, self._first_attempt_ms)
+
+    def found(self, execution_id: str | None, log: Any) -> str | None:
+        """Say in the log when the lookup found the run this start had started; return its id."""
+        if execution_id:
+            log.warning(
+                "Starting playbook %s failed ambiguously; it had started %s", self.playbook_id, execution_id
+            )
+        return execution_id
+
+
+def run_sync_call(
+    config: BlinkConnectionConfig,
+    playbook_id: str,
+    workspace_id: str | None,
+    timeout: int | None,
+    body: Mapping[str, Any],
+) -> api.ApiCall[Any]:
+    """The call running a playbook in Blink's synchronous mode, read for as long as Blink may take."""
+    read_timeout = (timeout or config.timeout) + RUN_SYNC_GRACE
+    workspace = config.workspace(workspace_id)
+    return api.execute_sync(workspace, playbook_id, api.execute_body(**body), timeout, read_timeout)
+
+
+class ExecutionPages:
+    """
+    Paging through every execution matching a query: the query of each page, and reading each page.
+
+    A client lists one page per query it yields and hands the page to :meth:`read`; iteration ends
+    after the last page, or with a clear error when Blink's pages would never end (see
+    :class:`.api.Pages`).
+
+    :param workspace_id: the workspace listed.
+    :param page_size: executions per page.
+    :param query: RQL ``filter``, ``sort`` (default ``created_at``, then ``id``), ``select``.
+    """
+
+    def __init__(self, workspace_id: str, page_size: int, query: Mapping[str, Any]) -> None:
+        self._page_size = page_size
+        self._query = {"sort": ["created_at", "id"], **query}  # id: Blink promises no order among ties
+        self._pages = api.execution_pages(workspace_id)
+        self._offset: int | None = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        while self._offset is not None:
+            yield dict(limit=self._page_size, offset=self._offset, **self._query)
+
+    def read(self, page: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The page's executions; the next query (if any) starts after them."""
+        if self._offset is not None:
+            self._offset = self._pages.next_offset(page)
+        results: list[dict[str, Any]] = page["results"]
+        return results
+
+
+# -- The sync hook ---------------------------------------------------------------------------------
+
 
 class BlinkHook(BaseHook):
     """
@@ -54,7 +347,7 @@ class BlinkHook(BaseHook):
 
     Synchronous calls share one keep-alive ``requests.Session``; for asynchronous calls open
     :meth:`async_client` once and make every call through it. Failed calls are retried per
-    :mod:`airflow_provider_blink.retries`; errors are :mod:`airflow_provider_blink.exceptions`.
+    :mod:`.transport`; errors are :mod:`airflow_provider_blink.exceptions`.
 
     :param blink_conn_id: the Airflow connection: Host = Blink URL, Password = API key, extra
         ``workspace_id`` (default workspace), ``timeout``, ``verify``, ``proxies``,
@@ -107,22 +400,9 @@ class BlinkHook(BaseHook):
 
     @functools.cached_property
     def session(self) -> requests.Session:
-        """
-        One keep-alive session per hook: repeated calls reuse its TCP/TLS connection.
-
-        Its settings are worked out here, once: no environment look-up per call (``trust_env``
-        off; the proxies come from :func:`.proxies_for`), and every attempt bounded as a whole.
-        """
-        session = requests.Session()
-        session.trust_env = False
-        session.headers.update(self.config.headers)
-        session.verify = self.config.verify
-        session.proxies = proxies_for(self.config)
-        adapter = DeadlineAdapter()
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
+        """One keep-alive session per hook: repeated calls reuse its TCP/TLS connection."""
         warn_if_unverified(self.config, self.log)
-        return session
+        return transport.new_sync_session(self.config)
 
     def close(self) -> None:
         """Release the session's connections (a new one opens on the next call)."""
@@ -130,50 +410,16 @@ class BlinkHook(BaseHook):
             self.__dict__.pop("session").close()
 
     def _send(self, call: api.ApiCall[Any]) -> Any:
-        timeout = call.timeout or self.config.timeout
-        try:
-            # The deadline bounds connect, headers and body together: requests' own timeouts bound
-            # each read, so a server trickling its answer could hold the call for ever.
-            with (
-                attempt_deadline(timeout),
-                self.session.request(
-                    call.method,
-                    f"{self.config.api_url}{call.path}",
-                    params=call.params,
-                    json=call.body,
-                    timeout=(min(timeout, self.config.timeout), timeout),
-                    stream=True,
-                    allow_redirects=False,  # the key goes to the configured Blink only
-                ) as response,
-            ):
-                body = AnswerBody(call, response.status_code, response.headers.get("Content-Encoding"))
-                for chunk in response.raw.stream(CHUNK_BYTES, decode_content=False):
-                    body.feed(chunk)
-        except (requests.ConnectionError, requests.Timeout, urllib3.exceptions.ReadTimeoutError) as exc:
-            never_connected = isinstance(exc, requests.ConnectTimeout) or _is_refused(exc)
-            raise BlinkTransportError(
-                f"Blink did not answer {call.what}: {type(exc).__name__}: {exc}",
-                request_sent=not never_connected,
-            ) from None
-        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:  # e.g. broke off mid-body
-            raise BlinkTransportError(
-                f"Blink's answer to {call.what} broke off: {type(exc).__name__}: {exc}"
-            ) from None
-        text = api.decode(body.done(), response.encoding)
-        return api.parse_answer(call, response.status_code, text, response.headers)
+        return transport.send(self.session, self.config, call)
 
     def call(self, call: api.ApiCall[Any], recover: Callable[[], Any] | None = None) -> Any:
         """
-        Make one API call with retries; the building block of the methods below.
+        Make one API call with retries (:func:`.transport.call_with_retries`); the methods below use it.
 
         :param recover: for a call that is not idempotent: after an ambiguous failure, finds what
             the failed attempt did (or ``None``) before the call is sent again.
         """
-        attempts = CallAttempts(call, self.config, self.log, self._send, time.sleep, recover)
-        for step in attempts:
-            with step:
-                step.result = step.action()
-        return attempts.result
+        return transport.call_with_retries(call, self.config, self.log, self._send, recover)
 
     def execute_playbook(self, playbook_id: str, *, workspace_id: str | None = None, **body: Any) -> str:
         """
@@ -187,7 +433,7 @@ class BlinkHook(BaseHook):
         :param workspace_id: overrides the connection's workspace.
         :param body: ``input_values``, ``event``, ``runner``, ``trigger_type``, ``callback``, ``past_exec_ref``.
         """
-        start = calls.StartPlaybook(self.config, playbook_id, workspace_id, body)
+        start = StartPlaybook(self.config, playbook_id, workspace_id, body)
         return self.call(start.call, lambda: start.found(drive(start.lookup(), self.call), self.log))
 
     def run_playbook_sync(
@@ -198,7 +444,7 @@ class BlinkHook(BaseHook):
 
         :param timeout: seconds Blink waits for the playbook (Blink's ``timeout`` query parameter).
         """
-        return self.call(calls.run_playbook_sync(self.config, playbook_id, workspace_id, timeout, body))
+        return self.call(run_sync_call(self.config, playbook_id, workspace_id, timeout, body))
 
     def get_execution(self, execution_id: str, *, workspace_id: str | None = None) -> dict[str, Any]:
         """Return the execution record."""
@@ -222,7 +468,7 @@ class BlinkHook(BaseHook):
         self, *, workspace_id: str | None = None, page_size: int = api.MAX_PAGE_SIZE, **query: Any
     ) -> Iterator[dict[str, Any]]:
         """Yield every execution matching ``filter``, page by page (memory stays at one page)."""
-        pages = calls.ExecutionPages(self.config.workspace(workspace_id), page_size, query)
+        pages = ExecutionPages(self.config.workspace(workspace_id), page_size, query)
         for page_query in pages:
             yield from pages.read(self.list_executions(workspace_id=workspace_id, **page_query))
 
@@ -277,8 +523,8 @@ class AsyncClientScope:
 
     async def __aenter__(self) -> BlinkAsyncClient:
         config = await self._hook.aget_config()
-        self._session: sessions.SharedSession | aiohttp.ClientSession = (
-            sessions.SharedSession(config) if self._shared else sessions.new_session(config)
+        self._session: transport.SharedSession | aiohttp.ClientSession = (
+            transport.SharedSession(config) if self._shared else transport.new_session(config)
         )
         return BlinkAsyncClient(config, await self._session.__aenter__(), self._hook.log)
 
@@ -286,10 +532,96 @@ class AsyncClientScope:
         await self._session.__aexit__(*exc_info)
 
 
-def _is_refused(exc: Exception) -> bool:
-    """Whether requests failed while connecting (refused, DNS), i.e. before anything was sent."""
-    import urllib3.exceptions
+# -- The async client ------------------------------------------------------------------------------
 
-    reason: Any = exc.args[0] if exc.args else None
-    reason = getattr(reason, "reason", reason)
-    return isinstance(reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.NameResolutionError)
+
+class BlinkAsyncClient:
+    """
+    Asynchronous Blink calls over one aiohttp session, with the same methods as :class:`BlinkHook`.
+
+    Get one from :meth:`BlinkHook.async_client`.
+    """
+
+    def __init__(self, config: BlinkConnectionConfig, session: aiohttp.ClientSession, log: Any) -> None:
+        self.config = config
+        self._session = session
+        self._log = log
+        self._settings = transport.aio_settings(config)  # once per client: a trigger polls through it
+        warn_if_unverified(config, log)
+
+    @property
+    def log(self) -> Any:
+        """The logger the client reports retries and warnings to."""
+        return self._log
+
+    async def _send(self, call: api.ApiCall[Any]) -> Any:
+        return await transport.asend(self._session, self.config, self._settings, call)
+
+    async def call(
+        self,
+        call: api.ApiCall[Any],
+        recover: Callable[[], Awaitable[Any]] | None = None,
+        *,
+        retry_when: Callable[[BaseException], bool] | None = None,
+    ) -> Any:
+        """
+        Make one API call with retries (same policy and ``recover`` as :meth:`BlinkHook.call`).
+
+        :param retry_when: retry only the failures this accepts too (see :meth:`.RetryPolicy.tenacity_kwargs`).
+        """
+        return await transport.acall_with_retries(
+            call, self.config, self._log, self._send, recover, retry_when
+        )
+
+    async def execute_playbook(
+        self, playbook_id: str, *, workspace_id: str | None = None, **body: Any
+    ) -> str:
+        """Async :meth:`BlinkHook.execute_playbook` (with the same protection against a second run)."""
+        start = StartPlaybook(self.config, playbook_id, workspace_id, body)
+
+        async def recover() -> str | None:
+            return start.found(await adrive(start.lookup(), self.call), self._log)
+
+        return await self.call(start.call, recover)
+
+    async def run_playbook_sync(
+        self, playbook_id: str, *, workspace_id: str | None = None, timeout: int | None = None, **body: Any
+    ) -> Any:
+        """Async :meth:`BlinkHook.run_playbook_sync`."""
+        return await self.call(run_sync_call(self.config, playbook_id, workspace_id, timeout, body))
+
+    async def get_execution(self, execution_id: str, *, workspace_id: str | None = None) -> dict[str, Any]:
+        """Async :meth:`BlinkHook.get_execution`."""
+        return await self.call(api.get_execution(self.config.workspace(workspace_id), execution_id))
+
+    async def get_execution_steps(
+        self, execution_id: str, *, workspace_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Async :meth:`BlinkHook.get_execution_steps`."""
+        return await adrive(all_steps(self.config.workspace(workspace_id), execution_id), self.call)
+
+    async def list_executions(
+        self,
+        *,
+        workspace_id: str | None = None,
+        retry_when: Callable[[BaseException], bool] | None = None,
+        **query: Any,
+    ) -> dict[str, Any]:
+        """Async :meth:`BlinkHook.list_executions` (``retry_when``: see :meth:`call`)."""
+        return await self.call(
+            api.list_executions(self.config.workspace(workspace_id), api.rql_query(**query)),
+            retry_when=retry_when,
+        )
+
+    async def iter_executions(
+        self, *, workspace_id: str | None = None, page_size: int = api.MAX_PAGE_SIZE, **query: Any
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Async :meth:`BlinkHook.iter_executions`."""
+        pages = ExecutionPages(self.config.workspace(workspace_id), page_size, query)
+        for page_query in pages:
+            for execution in pages.read(await self.list_executions(workspace_id=workspace_id, **page_query)):
+                yield execution
+
+    async def cancel_execution(self, execution_id: str, *, workspace_id: str | None = None) -> bool:
+        """Async :meth:`BlinkHook.cancel_execution`."""
+        return await adrive(cancel(self.config.workspace(workspace_id), execution_id), self.call)

@@ -17,8 +17,7 @@ from airflow_provider_blink import __version__, api
 from airflow_provider_blink.compat import mask_secret
 from airflow_provider_blink.connection_form import CONN_TYPE, DEFAULT_BLINK_URL, DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkConfigurationError
-from airflow_provider_blink.hooks.answers import ACCEPT_ENCODING
-from airflow_provider_blink.retries import RetryPolicy
+from airflow_provider_blink.hooks.transport import ACCEPT_ENCODING, RetryPolicy
 
 if TYPE_CHECKING:
     from airflow_provider_blink.compat import Connection
@@ -42,6 +41,8 @@ class BlinkConnectionConfig:
     :param retry: how failed calls are retried.
     :param batch_reads: whether triggers in one event loop read their executions together through
         the list endpoint (extra ``batch_reads``, default true; false: one GET per execution).
+    :param scheme_assumed: the host had no scheme (and the connection no http/https schema): ``https://``
+        was assumed, which messages about an unreachable Blink say.
     """
 
     conn_id: str
@@ -53,6 +54,7 @@ class BlinkConnectionConfig:
     proxies: dict[str, str] | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     batch_reads: bool = True
+    scheme_assumed: bool = False
 
     @property
     def api_url(self) -> str:
@@ -82,6 +84,11 @@ class BlinkConnectionConfig:
                 "(extra field 'workspace_id') or pass workspace_id= to the task."
             )
         return workspace_id
+
+
+def _scheme_assumed(host: str | None, schema: str | None) -> bool:
+    """Whether a host without a scheme, and no http/https schema, leaves ``https://`` to be assumed."""
+    return "://" not in (host or DEFAULT_BLINK_URL) and schema not in ("http", "https")
 
 
 def _blink_url(conn_id: str, host: str | None, schema: str | None, port: int | None) -> str:
@@ -208,20 +215,6 @@ def _api_key(conn_id: str, password: str | None) -> str:
     return key
 
 
-def proxies_for(config: BlinkConnectionConfig) -> dict[str, str]:
-    """
-    The proxies to reach Blink through, worked out once per client (not per request).
-
-    The connection's ``proxies`` if it sets them, else the environment's (``HTTPS_PROXY``,
-    ``HTTP_PROXY``, ``ALL_PROXY``, honouring ``NO_PROXY``), as requests reads them.
-    """
-    if config.proxies is not None:
-        return config.proxies
-    from requests.utils import get_environ_proxies
-
-    return dict(get_environ_proxies(config.url))
-
-
 def warn_if_unverified(config: BlinkConnectionConfig, log: logging.Logger | Any) -> None:
     """Say once per hook or client (not per call) that the connection turned TLS verification off."""
     if config.verify is False and config.url.startswith("https://"):
@@ -258,6 +251,7 @@ def read_connection(conn: Connection) -> BlinkConnectionConfig:
             initial_delay=_number(conn_id, extra, "retry_delay", RetryPolicy.initial_delay, 0),
         ),
         batch_reads=_boolean(conn_id, extra, "batch_reads", True),
+        scheme_assumed=_scheme_assumed(conn.host, conn.schema),
     )
 
 

@@ -31,10 +31,10 @@ from urllib.parse import quote
 from airflow_provider_blink import api
 from airflow_provider_blink.exceptions import BlinkApiError, BlinkError, BlinkResponseError
 from airflow_provider_blink.executions import SUMMARY_FIELDS
-from airflow_provider_blink.retries import asks_to_slow_down, is_transient
+from airflow_provider_blink.hooks.transport import asks_to_slow_down, is_transient
 
 if TYPE_CHECKING:
-    from airflow_provider_blink.hooks.async_client import BlinkAsyncClient
+    from airflow_provider_blink.hooks.blink import BlinkAsyncClient
 
 Record = dict[str, Any]
 #: Says whether a record shows the execution ended (the trigger's own success/failure states); raises

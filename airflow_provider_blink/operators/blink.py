@@ -235,7 +235,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
 
     def _send_start(self, record: StartRecord | None, body: dict[str, Any]) -> str:
         """Start the playbook, recording before it is sent that it is in flight, and then what became of it."""
-        from airflow_provider_blink.retries import start_refused
+        from airflow_provider_blink.hooks.transport import start_refused
 
         if record is not None:
             record.sending()
@@ -323,7 +323,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
 
         A permanent error (4xx) fails the task at once, as the wait would.
         """
-        from airflow_provider_blink.retries import is_transient
+        from airflow_provider_blink.hooks.transport import is_transient
 
         try:
             return self.hook.get_execution(execution_id, workspace_id=self.workspace_id)

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from airflow_provider_blink.exceptions import BlinkConfigurationError
-from airflow_provider_blink.retries import is_transient, requested_wait
+from airflow_provider_blink.hooks.transport import is_transient, requested_wait
 
 #: Seconds of back-to-back transient failures (Blink down, 5xx) a wait rides out.
 DEFAULT_ERROR_BUDGET = 300.0

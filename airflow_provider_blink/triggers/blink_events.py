@@ -35,7 +35,7 @@ from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkError
 from airflow_provider_blink.executions import summarize
 from airflow_provider_blink.hooks.blink import BlinkHook
-from airflow_provider_blink.retries import is_retryable
+from airflow_provider_blink.hooks.transport import is_retryable
 from airflow_provider_blink.states import (
     FAILURE_STATES,
     SUCCESS_STATES,

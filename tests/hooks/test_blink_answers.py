@@ -17,7 +17,7 @@ import requests
 from airflow_provider_blink.compat import AirflowFailException
 from airflow_provider_blink.exceptions import BlinkApiError, BlinkError
 from airflow_provider_blink.hooks.blink import BlinkHook
-from airflow_provider_blink.retries import MAY_HAVE_REACHED_BLINK
+from airflow_provider_blink.hooks.transport import MAY_HAVE_REACHED_BLINK
 from airflow_provider_blink.testing import BlinkEmulator, Fault, ScriptedPlaybook
 
 WORKSPACE = "demo-workspace"

@@ -13,7 +13,7 @@ import pytest
 
 from airflow_provider_blink.exceptions import BlinkBadRequestError, BlinkNotFoundError, BlinkServerError
 from airflow_provider_blink.hooks.blink import USER_AGENT, BlinkAsyncClient, BlinkHook
-from airflow_provider_blink.retries import asks_to_slow_down
+from airflow_provider_blink.hooks.transport import asks_to_slow_down
 from airflow_provider_blink.testing import Fault
 
 from support.connections import connection_json

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_blink.hooks.blink import BlinkHook
-from airflow_provider_blink.hooks.sessions import CONNECTION_LIMIT, shared_session_count
+from airflow_provider_blink.hooks.transport import CONNECTION_LIMIT, shared_session_count
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
 from support.connections import connection_json

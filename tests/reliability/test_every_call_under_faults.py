@@ -14,7 +14,7 @@ through ``BlinkHook.async_client()``, since both must follow one rule:
 The documented bound (README, "What happens when things go wrong"): ``retry_limit`` retries after the
 first attempt, each attempt bounded by the connection's ``timeout`` to connect and the same to wait
 for the answer, and waits of exponential backoff with full jitter starting at ``retry_delay`` and
-capped at 30 s (:class:`~airflow_provider_blink.retries.RetryPolicy`). (The read timeout is per
+capped at 30 s (:class:`~airflow_provider_blink.hooks.transport.RetryPolicy`). (The read timeout is per
 read, as in requests and aiohttp: it bounds a Blink that answers nothing, not one that trickles.) The connection in these tests
 (tests/support/connections.py) uses ``retry_limit=2`` and ``retry_delay=0.01``.
 """
@@ -41,7 +41,7 @@ from airflow_provider_blink.exceptions import (
     BlinkTransportError,
 )
 from airflow_provider_blink.hooks.blink import BlinkHook
-from airflow_provider_blink.retries import RetryPolicy
+from airflow_provider_blink.hooks.transport import RetryPolicy
 from airflow_provider_blink.testing import BlinkEmulator, Fault
 
 from support.clients import Client

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_blink.exceptions import BlinkError
+from airflow_provider_blink.hooks.blink import MAX_CANDIDATES
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
-from airflow_provider_blink.procedures import MAX_CANDIDATES
 from airflow_provider_blink.testing import Fault, ScriptedPlaybook
 
 from support.emulator import finishing, inject, new_one, read_ids, requests_to, start_directly, unfiltered

@@ -23,7 +23,7 @@ import pytest
 
 from airflow_provider_blink import api
 from airflow_provider_blink.exceptions import BlinkResponseError, BlinkTransportError
-from airflow_provider_blink.retries import RetryPolicy
+from airflow_provider_blink.hooks.transport import RetryPolicy
 
 from support.emulator import API_KEY, WORKSPACE
 from support.hostile import (

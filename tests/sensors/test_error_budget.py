@@ -96,7 +96,7 @@ class TestPoke:
     def test_a_long_retry_after_is_honoured_between_pokes(self, emulator, monkeypatch):
         # The one-call rule (retries.MAX_RETRY_AFTER, 120 s) scaled down to 0.2 s: a 5 s Retry-After
         # is longer than one call waits, and the wait honours it by not reading before then.
-        monkeypatch.setattr("airflow_provider_blink.retries.MAX_RETRY_AFTER", 0.2)
+        monkeypatch.setattr("airflow_provider_blink.hooks.transport.MAX_RETRY_AFTER", 0.2)
         execution_id = start(emulator, "slow")
         task = sensor(execution_id)
         emulator.inject(Fault("get", "status", status=429, retry_after=5))
@@ -109,7 +109,7 @@ class TestPoke:
         )
 
     def test_a_retry_after_past_the_budget_fails_as_transient(self, emulator, monkeypatch):
-        monkeypatch.setattr("airflow_provider_blink.retries.MAX_RETRY_AFTER", 0.2)
+        monkeypatch.setattr("airflow_provider_blink.hooks.transport.MAX_RETRY_AFTER", 0.2)
         execution_id = start(emulator, "slow")
         emulator.inject(Fault("get", "status", status=429, retry_after=5))
 

@@ -27,7 +27,7 @@ RETRY_AFTER = 1.5
 
 @pytest.fixture(autouse=True)
 def long_retry_after_is_short(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("airflow_provider_blink.retries.MAX_RETRY_AFTER", 0.2)
+    monkeypatch.setattr("airflow_provider_blink.hooks.transport.MAX_RETRY_AFTER", 0.2)
 
 
 def trigger_for(execution_id: str, **settings: Any) -> BlinkExecutionTrigger:

@@ -1,4 +1,4 @@
-"""Blink's REST API as data: each call's request and how its answer is read, for both clients."""
+"""Blink's REST API calls: each request (to an endpoint of :mod:`.endpoints`) and how its answer is read."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote, urlsplit
 
+from airflow_provider_blink import endpoints
 from airflow_provider_blink.exceptions import (
     BlinkApiError,
     BlinkConfigurationError,
@@ -20,7 +21,7 @@ from airflow_provider_blink.exceptions import (
 
 T = TypeVar("T")
 
-API_PREFIX = "/api/v1"
+API_PREFIX = endpoints.API_PREFIX
 #: Largest page Blink's RQL accepts.
 MAX_PAGE_SIZE = 1000
 #: Answers larger than this are refused rather than read into memory.
@@ -85,6 +86,18 @@ def _segment(value: str, name: str) -> str:
             "Check the argument, template or XCom that supplies it."
         )
     return quote(value, safe="")
+
+
+def _call(
+    endpoint: endpoints.Endpoint, read: Callable[[Any], T], ids: Mapping[str, str], **options: Any
+) -> ApiCall[T]:
+    """
+    The request to ``endpoint`` for ``ids`` (one per placeholder of its path, each checked and quoted).
+
+    :param options: the other :class:`ApiCall` fields (``params``, ``body``, ``timeout`` ...).
+    """
+    path = endpoint.path.format(**{name: _segment(value, name) for name, value in ids.items()})
+    return ApiCall(endpoint.method, path, read=read, idempotent=endpoint.idempotent, **options)
 
 
 def _rql(query: Mapping[str, Any]) -> str:
@@ -201,103 +214,16 @@ def _cut(value: Any) -> str:
     return text if len(text) <= _ERROR_TEXT_LIMIT else f"{text[:_ERROR_TEXT_LIMIT]}... ({len(text)} chars)"
 
 
-@dataclass(frozen=True)
-class BodyField:
-    """
-    One field of the execute body.
-
-    :param types: the type(s) its value must have.
-    :param expected: how a message names them.
-    :param on_record: the field of the execution's record (the single GET's) that shows the value, if
-        any: a lookup compares it there to recognise the run a start made.
-    """
-
-    types: type | tuple[type, ...]
-    expected: str
-    on_record: str | None = None
-
-
-#: The execute body's fields (docs/blink-api-contract.md, "Endpoints" and "Execute").
-EXECUTE_FIELDS: dict[str, BodyField] = {
-    "input_values": BodyField(Mapping, "a dict", "inputs"),
-    "event": BodyField(Mapping, "a dict", "event"),
-    "runner": BodyField(str, "a string (runner group)", "runner_group_id"),
-    "trigger_type": BodyField(str, "a string", "trigger_type"),
-    "callback": BodyField(Mapping, "a dict (url, method, headers, body ...)"),
-    "past_exec_ref": BodyField(str, "a string (execution id)"),
-}
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """
-    One Blink endpoint the provider calls: the registry the clients, the emulator and the tests share.
-
-    :param name: its short name: the emulator's route and fault name, the contract table's.
-    :param method: HTTP method.
-    :param path: below :data:`API_PREFIX`, each id a ``{placeholder}`` named like the argument.
-    :param hook_methods: the :class:`~airflow_provider_blink.hooks.blink.BlinkHook` (and async client)
-        methods that call it.
-    :param idempotent: whether repeating the request is harmless.
-    :param query: the query parameters the provider sends.
-    :param body: the body fields the provider sends.
-    """
-
-    name: str
-    method: str
-    path: str
-    hook_methods: tuple[str, ...]
-    idempotent: bool = True
-    query: tuple[str, ...] = ()
-    body: tuple[str, ...] = ()
-
-    def call(self, read: Callable[[Any], T], ids: Mapping[str, str], **options: Any) -> ApiCall[T]:
-        """
-        The request to this endpoint for ``ids`` (one per placeholder, each checked and quoted).
-
-        :param options: the other :class:`ApiCall` fields (``params``, ``body``, ``timeout`` ...).
-        """
-        path = self.path.format(**{name: _segment(value, name) for name, value in ids.items()})
-        return ApiCall(self.method, path, read=read, idempotent=self.idempotent, **options)
-
-
-_EXECUTION = "/workspace/{workspace_id}/executions/{execution_id}"
-EXECUTE = Endpoint(
-    "execute",
-    "POST",
-    "/workspace/{workspace_id}/playbooks/{playbook_id}/execute",
-    ("execute_playbook", "run_playbook_sync"),
-    idempotent=False,
-    query=("run_sync", "timeout"),
-    body=tuple(EXECUTE_FIELDS),
-)
-GET_EXECUTION = Endpoint("get", "GET", _EXECUTION, ("get_execution",))
-LIST_EXECUTIONS = Endpoint(
-    "list",
-    "GET",
-    "/workspace/{workspace_id}/executions",
-    ("list_executions", "iter_executions"),
-    query=("q",),
-)
-EXECUTION_STEPS = Endpoint("steps", "GET", f"{_EXECUTION}/steps", ("get_execution_steps",), query=("q",))
-CANCEL_EXECUTION = Endpoint("cancel", "POST", f"{_EXECUTION}/cancel", ("cancel_execution",))
-#: Every endpoint the provider calls, by name.
-ENDPOINTS: dict[str, Endpoint] = {
-    endpoint.name: endpoint
-    for endpoint in (EXECUTE, GET_EXECUTION, LIST_EXECUTIONS, EXECUTION_STEPS, CANCEL_EXECUTION)
-}
-
-
 def check_execute_field(name: str, value: Any, *, default: Callable[[Any], Any] | None = None) -> None:
     """
     Check one field of the execute body: its type, and that JSON can write it.
 
-    :param name: a key of :data:`EXECUTE_FIELDS`.
+    :param name: a key of :data:`.endpoints.EXECUTE_FIELDS`.
     :param value: the field's value (not ``None``).
     :param default: what to make of a nested value JSON cannot write (``json.dumps``'s ``default``);
         ``None``: such a value is an error.
     """
-    spec = EXECUTE_FIELDS[name]
+    spec = endpoints.EXECUTE_FIELDS[name]
     if not isinstance(value, spec.types):
         raise BlinkConfigurationError(f"{name} must be {spec.expected}, got {type(value).__name__}.")
     try:
@@ -313,39 +239,24 @@ def execute_body(**fields: Any) -> dict[str, Any]:
     """
     Validate and build the execute body; fields left ``None`` are not sent.
 
-    :param fields: any of :data:`EXECUTE_FIELDS`.
+    :param fields: any of :data:`.endpoints.EXECUTE_FIELDS`.
     """
     for name in fields:
-        if name not in EXECUTE_FIELDS:
+        if name not in endpoints.EXECUTE_FIELDS:
             raise TypeError(f"execute_body() got an unexpected keyword argument {name!r}")
-    present = {name: fields[name] for name in EXECUTE_FIELDS if fields.get(name) is not None}
+    present = {name: fields[name] for name in endpoints.EXECUTE_FIELDS if fields.get(name) is not None}
     for name, value in present.items():
         check_execute_field(name, value)
     return {name: dict(value) if isinstance(value, Mapping) else value for name, value in present.items()}
 
 
-def shows_request(execution: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
-    """
-    Whether an execution's record shows the execute ``body``: each field the record shows is equal.
-
-    A dict field left unset is compared as ``{}`` (a run with inputs is another request); a string
-    field left unset matches any value. Fields the record does not show are not compared.
-    """
-    for name, spec in EXECUTE_FIELDS.items():
-        if spec.on_record is None:
-            continue
-        if spec.types is Mapping:
-            if (execution.get(spec.on_record) or {}) != (body.get(name) or {}):
-                return False
-        elif body.get(name) is not None and execution.get(spec.on_record) != body[name]:
-            return False
-    return True
-
-
 def execute(workspace_id: str, playbook_id: str, body: dict[str, Any]) -> ApiCall[str]:
     """Start an execution; answers its id. Not idempotent: a repeat starts a second run."""
-    return EXECUTE.call(
-        _read_execution_id, {"workspace_id": workspace_id, "playbook_id": playbook_id}, body=body
+    return _call(
+        endpoints.EXECUTE,
+        _read_execution_id,
+        {"workspace_id": workspace_id, "playbook_id": playbook_id},
+        body=body,
     )
 
 
@@ -359,12 +270,14 @@ def execute_sync(
     ):  # an integer number of seconds (docs/blink-api-contract.md, "Execute"); a fraction waits longer
         params["timeout"] = str(math.ceil(timeout))
     ids = {"workspace_id": workspace_id, "playbook_id": playbook_id}
-    return EXECUTE.call(lambda body: body, ids, params=params, body=body, timeout=read_timeout)
+    return _call(endpoints.EXECUTE, lambda body: body, ids, params=params, body=body, timeout=read_timeout)
 
 
 def get_execution(workspace_id: str, execution_id: str) -> ApiCall[dict[str, Any]]:
     """Read one execution."""
-    return GET_EXECUTION.call(_read_execution, {"workspace_id": workspace_id, "execution_id": execution_id})
+    return _call(
+        endpoints.GET_EXECUTION, _read_execution, {"workspace_id": workspace_id, "execution_id": execution_id}
+    )
 
 
 def rql_query(
@@ -386,7 +299,9 @@ def rql_query(
 
 def list_executions(workspace_id: str, query: Mapping[str, Any]) -> ApiCall[dict[str, Any]]:
     """List executions matching an RQL query; answers one page ``{limit, offset, total, results}``."""
-    return LIST_EXECUTIONS.call(_read_page, {"workspace_id": workspace_id}, params={"q": _rql(query)})
+    return _call(
+        endpoints.LIST_EXECUTIONS, _read_page, {"workspace_id": workspace_id}, params={"q": _rql(query)}
+    )
 
 
 class Pages:
@@ -445,8 +360,11 @@ def execution_steps(workspace_id: str, execution_id: str, offset: int = 0) -> Ap
     results}``. How to ask for the next page is unknown; this asks as the list does (RQL ``q``).
     """
     ids = {"workspace_id": workspace_id, "execution_id": execution_id}
-    return EXECUTION_STEPS.call(
-        _read_steps_page, ids, params={"q": _rql(rql_query(limit=MAX_PAGE_SIZE, offset=offset))}
+    return _call(
+        endpoints.EXECUTION_STEPS,
+        _read_steps_page,
+        ids,
+        params={"q": _rql(rql_query(limit=MAX_PAGE_SIZE, offset=offset))},
     )
 
 
@@ -458,7 +376,7 @@ def cancel_execution(workspace_id: str, execution_id: str) -> ApiCall[bool]:
     a 400 means "not in a running state"; :meth:`.BlinkHook.cancel_execution` reads a 400.
     """
     ids = {"workspace_id": workspace_id, "execution_id": execution_id}
-    return CANCEL_EXECUTION.call(lambda _: True, ids, reads_body=False)
+    return _call(endpoints.CANCEL_EXECUTION, lambda _: True, ids, reads_body=False)
 
 
 def _retry_after(value: str | None) -> float | None:

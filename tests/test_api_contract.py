@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_blink import api
+from airflow_provider_blink import api, endpoints
 from airflow_provider_blink.exceptions import BlinkError
 from airflow_provider_blink.hooks.blink import BlinkHook
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
@@ -25,6 +25,7 @@ from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 from airflow_provider_blink.testing import Fault
 from airflow_provider_blink.triggers.blink_events import BlinkExecutionEventTrigger
 
+from support.emulator import API_KEY, WORKSPACE
 from support.task_instance import context_for
 from support.triggers import next_event
 
@@ -35,13 +36,26 @@ SEED_004 = json.loads((DOCS / "blink-api" / "seed-004-list-executions.json").rea
 ITEM_OF = {"list": "list item", "steps": "step"}
 
 
-def contract_rows() -> list[tuple[str, str | None, str]]:
-    """(answer, field or None, promised by) for each row of the table."""
-    rows = []
+def table_rows(header: str) -> list[list[str]]:
+    """The cells of each row of the page's table whose first column is headed ``header``."""
+    rows: list[list[str]] = []
+    inside = False
     for line in TABLE.read_text().splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if len(cells) != 4 or cells[0] in ("answer", "---"):
+        if not line.startswith("|"):
+            inside = False
             continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if cells[0] == header:
+            inside = True
+        elif inside and not set(cells[0]) <= {"-"}:
+            rows.append(cells)
+    return rows
+
+
+def contract_rows() -> list[tuple[str, str | None, str]]:
+    """(answer, field or None, promised by) for each row of the fields table."""
+    rows = []
+    for cells in table_rows("answer"):
         field = re.fullmatch(r"`([a-z_]+)`", cells[1])
         rows.append((cells[0], field.group(1) if field else None, cells[2]))
     return rows
@@ -73,15 +87,14 @@ class Recording(dict):
 
 
 def answer_of(call: api.ApiCall[Any], status: int) -> str:
-    path = call.path
+    """The contract table's name for an answer to ``call``: its endpoint's, but for errors and ``run_sync``."""
+    endpoint = endpoints.endpoint_of(call.method, call.path)
+    assert endpoint is not None, f"{call.what} is not an endpoint of the registry"
     if status >= 400:
         return "error"
-    if path.endswith("/execute"):
-        return "run_sync" if (call.params or {}).get("run_sync") else "execute"
-    for suffix, answer in (("/steps", "steps"), ("/cancel", "cancel"), ("/executions", "list")):
-        if path.endswith(suffix):
-            return answer
-    return "get"
+    if endpoint is endpoints.EXECUTE and (call.params or {}).get("run_sync"):
+        return "run_sync"
+    return endpoint.name
 
 
 @pytest.fixture
@@ -167,3 +180,35 @@ def test_each_row_is_promised_by_the_seed_it_names():
             assert field in seed_fields[answer, promised_by], (answer, field, promised_by)
         else:
             assert promised_by.startswith(("seed 000", "NOTES.md")), (answer, field, promised_by)
+
+
+def test_the_registry_is_the_documented_api_endpoint_for_endpoint():
+    """Each registry endpoint, its method, path, query and body fields, is a row of the page's table."""
+    documented = {cells[0]: cells for cells in table_rows("endpoint")}
+
+    assert set(documented) == set(endpoints.ENDPOINTS), "one row per endpoint of the registry, and no other"
+    for name, endpoint in endpoints.ENDPOINTS.items():
+        _, method, path, query, body, promised_by = documented[name]
+        as_blink_names_it = endpoint.path.replace("{workspace_id}", "{ws_id}")
+        as_blink_names_it = re.sub(r"\{(playbook|execution)_id\}", "{id}", as_blink_names_it)
+        assert (method, path) == (endpoint.method, f"`{as_blink_names_it}`"), name
+        assert re.findall(r"`(\w+)`", query) == list(endpoint.query), name
+        assert re.findall(r"`(\w+)`", body) == list(endpoint.body), name
+        assert promised_by, f"{name}: say which document promises it"
+
+
+def test_the_emulator_serves_the_registry_and_nothing_else(emulator):
+    """A request to each registry path reaches a route of the emulator; a path outside it does not."""
+    import requests
+
+    for endpoint in endpoints.ENDPOINTS.values():
+        ids = dict.fromkeys(endpoint.ids, "x")
+        path = endpoint.path.format(**ids).replace("/workspace/x", f"/workspace/{WORKSPACE}")
+        answer = requests.request(
+            endpoint.method, f"{emulator.url}{api.API_PREFIX}{path}", headers={"BLINK-API-KEY": API_KEY}
+        )
+        assert emulator.requests[-1].endpoint == endpoint.name, f"{endpoint.name}: HTTP {answer.status_code}"
+    unknown = requests.get(
+        f"{emulator.url}{api.API_PREFIX}/workspace/x/playbooks", headers={"BLINK-API-KEY": API_KEY}
+    )
+    assert unknown.status_code == 404

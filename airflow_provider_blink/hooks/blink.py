@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow_provider_blink import api
+from airflow_provider_blink import api, endpoints
 from airflow_provider_blink.compat import BaseHook
 from airflow_provider_blink.connection_form import (
     CONN_FIELDS,
@@ -78,7 +78,7 @@ def is_run_of(
     Whether ``execution`` (read with GET) may be the run that an execute ``body`` started since ``since_ms``.
 
     Checked on the record itself, whatever the list call answered: the same workspace and playbook,
-    created at ``since_ms`` or later, and the request as the record shows it (:func:`.api.shows_request`).
+    created at ``since_ms`` or later, and the request as the record shows it (:func:`.endpoints.shows_request`).
     A record that lacks the workspace, playbook or creation time is not taken.
     """
     created = execution.get("created_at")
@@ -88,7 +88,7 @@ def is_run_of(
         and isinstance(created, int | float)
         and not isinstance(created, bool)
         and created >= since_ms
-        and api.shows_request(execution, body)
+        and endpoints.shows_request(execution, body)
     )
 
 

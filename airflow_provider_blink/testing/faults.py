@@ -5,7 +5,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-ENDPOINTS = frozenset({"execute", "get", "list", "cancel", "steps", "*"})
+from airflow_provider_blink.endpoints import ENDPOINTS as BLINK_ENDPOINTS
+
+#: Where a fault can show: an endpoint of the provider's registry, or ``*`` for any of them.
+ENDPOINTS = frozenset({*BLINK_ENDPOINTS, "*"})
 #: Fault kinds that change a list answer's items (only for the ``list`` endpoint): answers Blink's
 #: contract does not allow, for testing that a client trusts no list answer beyond its question.
 LIST_KINDS = frozenset({"unasked_items", "conflicting_items"})

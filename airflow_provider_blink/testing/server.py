@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from airflow_provider_blink import endpoints as blink_api
 from airflow_provider_blink.testing.faults import LIST_KINDS, Fault, FaultQueue
 from airflow_provider_blink.testing.playbooks import raw_state
 from airflow_provider_blink.testing.records import LIST_FIELDS, STEP_FIELDS, execution_answer, list_item
@@ -31,7 +32,7 @@ from airflow_provider_blink.testing.state import (
 
 log = logging.getLogger(__name__)
 
-API_PREFIX = "/api/v1"
+API_PREFIX = blink_api.API_PREFIX
 API_KEY_HEADER = "BLINK-API-KEY"
 REDACTED = "***"
 _POLL_INTERVAL = 0.05
@@ -164,12 +165,17 @@ def build_app(
     """Create the application serving the Blink API under ``/api/v1``."""
     api = _BlinkApi(state, faults, requests_log, style or AnswerStyle())
     app = web.Application(middlewares=[api.middleware])
-    ws = API_PREFIX + "/workspace/{ws_id}"
-    app.router.add_post(ws + "/playbooks/{id}/execute", api.execute, name="execute")
-    app.router.add_get(ws + "/executions", api.list, name="list", allow_head=False)
-    app.router.add_get(ws + "/executions/{id}", api.get, name="get", allow_head=False)
-    app.router.add_post(ws + "/executions/{id}/cancel", api.cancel, name="cancel")
-    app.router.add_get(ws + "/executions/{id}/steps", api.steps, name="steps", allow_head=False)
+    handlers: dict[str, Handler] = {
+        "execute": api.execute,
+        "list": api.list,
+        "get": api.get,
+        "cancel": api.cancel,
+        "steps": api.steps,
+    }
+    for endpoint in blink_api.ENDPOINTS.values():  # the provider's registry: every route it calls
+        app.router.add_route(
+            endpoint.method, API_PREFIX + endpoint.path, handlers[endpoint.name], name=endpoint.name
+        )
     return app
 
 
@@ -272,7 +278,7 @@ class _BlinkApi:
         log.debug("%s %s -> %s", request.method, request.path, status or "connection closed")
 
     def _workspace(self, request: web.Request, *, write: bool = False) -> str:
-        workspace_id = request.match_info["ws_id"]
+        workspace_id = request.match_info["workspace_id"]
         if not self.state.has_workspace(workspace_id):
             raise ApiError(404, "workspace not found", f"workspace {workspace_id!r} does not exist")
         role = self.state.role(request.headers.get(API_KEY_HEADER), workspace_id)
@@ -296,9 +302,11 @@ class _BlinkApi:
         """
         workspace_id = self._workspace(request, write=True)
         try:
-            playbook = self.state.playbook(workspace_id, request.match_info["id"])
+            playbook = self.state.playbook(workspace_id, request.match_info["playbook_id"])
         except LookupFailed:
-            raise ApiError(404, "playbook not found", f"no playbook {request.match_info['id']!r}") from None
+            raise ApiError(
+                404, "playbook not found", f"no playbook {request.match_info['playbook_id']!r}"
+            ) from None
         run_sync = _bool_param(request, "run_sync")
         timeout = _int_param(request, "timeout")
         params = _execute_body(await request.read())
@@ -342,7 +350,7 @@ class _BlinkApi:
     async def get(self, request: web.Request) -> web.Response:
         """Seed 003: exactly the documented fields."""
         workspace_id = self._workspace(request)
-        record = self._lookup(self.state.get, request.match_info["id"], workspace_id)
+        record = self._lookup(self.state.get, request.match_info["execution_id"], workspace_id)
         return web.json_response(execution_answer(record))
 
     async def list(self, request: web.Request) -> web.Response:
@@ -360,7 +368,7 @@ class _BlinkApi:
     async def get_in_any_workspace(self, request: web.Request) -> web.Response:
         """Fault ``unfiltered``: the execution, whichever workspace holds it."""
         self._workspace(request)
-        record = self._lookup(self.state.get, request.match_info["id"], None)
+        record = self._lookup(self.state.get, request.match_info["execution_id"], None)
         return web.json_response(execution_answer(record))
 
     async def list_everything(self, request: web.Request) -> web.Response:
@@ -375,8 +383,8 @@ class _BlinkApi:
     async def cancel(self, request: web.Request) -> web.Response:
         """Not in the seeds: NOTES.md ("Cancel", the 2022 spec) gives its statuses and messages."""
         self._workspace(request, write=True)
-        execution_id = request.match_info["id"]
-        self._lookup(self.state.get, execution_id, request.match_info["ws_id"])
+        execution_id = request.match_info["execution_id"]
+        self._lookup(self.state.get, execution_id, request.match_info["workspace_id"])
         try:
             self.state.finish(
                 execution_id,
@@ -400,7 +408,9 @@ class _BlinkApi:
         """
         workspace_id = self._workspace(request)
         query = _query(request, STEP_FIELDS)
-        total, page = query.run(self._lookup(self.state.steps, request.match_info["id"], workspace_id))
+        total, page = query.run(
+            self._lookup(self.state.steps, request.match_info["execution_id"], workspace_id)
+        )
         return web.json_response(self.style.page(query.limit, query.offset, total, page))
 
     @staticmethod

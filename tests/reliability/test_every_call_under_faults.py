@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_blink import endpoints
 from airflow_provider_blink.compat import AirflowFailException
 from airflow_provider_blink.exceptions import (
     BlinkAuthenticationError,
@@ -71,12 +72,12 @@ def documented_bound(timeout: float, retry_limit: int = RETRY_LIMIT, retry_delay
 
 
 class Call:
-    """One hook method with the arguments it needs against a prepared emulator."""
+    """One endpoint of the registry, called through its hook method against a prepared emulator."""
 
-    def __init__(self, name: str, endpoint: str, method: str) -> None:
-        self.name = name
-        self.endpoint = endpoint
-        self.method = method
+    def __init__(self, endpoint: endpoints.Endpoint) -> None:
+        self.name = endpoint.hook_methods[0]
+        self.endpoint = endpoint.name
+        self.method = endpoint.method
 
     def prepare(self, emu: BlinkEmulator) -> dict[str, Any]:
         """Create what the call works on; return its keyword arguments."""
@@ -89,12 +90,7 @@ class Call:
         return {"execution_id": execution_id}
 
     def requests(self, emu: BlinkEmulator) -> list[Any]:
-        suffix = {
-            "list_executions": "/executions",
-            "cancel_execution": "/cancel",
-            "get_execution_steps": "/steps",
-        }
-        return requests_to(emu, self.method, suffix[self.name])
+        return [r for r in emu.requests if r.endpoint == self.endpoint]
 
     def check_result(self, emu: BlinkEmulator, kwargs: dict[str, Any], result: Any) -> None:
         if self.name == "list_executions":
@@ -107,11 +103,8 @@ class Call:
             assert [step["step_id"] for step in result] == ["step_1"]
 
 
-CALLS = [
-    Call("list_executions", "list", "GET"),
-    Call("cancel_execution", "cancel", "POST"),
-    Call("get_execution_steps", "steps", "GET"),
-]
+#: Every endpoint of the registry but those tests/test_retries.py holds the fault tables of.
+CALLS = [Call(endpoint) for name, endpoint in endpoints.ENDPOINTS.items() if name not in ("execute", "get")]
 CALL_IDS = [call.endpoint for call in CALLS]
 EACH_CALL = pytest.mark.parametrize("call", CALLS, ids=CALL_IDS)
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_blink import api, endpoints
+
 #: Another host for redirects: loopback, but not the configured Blink's address.
 OTHER_HOST = "127.0.0.2"
 
@@ -291,13 +293,21 @@ def blink_connection(url: str, key: str, workspace: str, **extra: Any) -> str:
     return json.dumps({"conn_type": "blink", "host": url, "password": key, "extra": settings})
 
 
-#: The hook calls the tests drive, by name: method and arguments (sync and async clients alike).
+#: Example ids for the placeholders of the registry's paths (the workspace is the connection's).
+EXAMPLE_IDS = {"playbook_id": "pb-1", "execution_id": "exec-1"}
+#: Example arguments besides the ids, by endpoint.
+EXAMPLE_ARGUMENTS: dict[str, dict[str, Any]] = {
+    "execute": {"input_values": {"ip": "203.0.113.9"}},
+    "list": {"limit": 10},
+}
+#: Every endpoint of the registry as the tests drive it: hook method and arguments (sync and async alike).
 CALLS: dict[str, tuple[str, tuple[Any, ...], dict[str, Any]]] = {
-    "execute": ("execute_playbook", ("pb-1",), {"input_values": {"ip": "203.0.113.9"}}),
-    "get": ("get_execution", ("exec-1",), {}),
-    "steps": ("get_execution_steps", ("exec-1",), {}),
-    "list": ("list_executions", (), {"limit": 10}),
-    "cancel": ("cancel_execution", ("exec-1",), {}),
+    name: (
+        endpoint.hook_methods[0],
+        tuple(EXAMPLE_IDS[placeholder] for placeholder in endpoint.ids if placeholder != "workspace_id"),
+        EXAMPLE_ARGUMENTS.get(name, {}),
+    )
+    for name, endpoint in endpoints.ENDPOINTS.items()
 }
 
 
@@ -328,14 +338,19 @@ def call_blink(client: str, name: str) -> Any:
     return call_hook(client, method, *args, **kwargs)
 
 
+#: Plausible Blink answers (what a server that took the key would say), by endpoint.
+BLINK_ANSWERS: dict[str, Any] = {
+    "execute": {"execution_id": "stolen-run"},
+    "cancel": "ok",
+    "steps": {"total": 0, "results": []},
+    "list": {"limit": 10, "offset": 0, "total": 0, "results": []},
+    "get": {"id": "exec-1", "state_ui": "Completed", "finished_at": 1},
+}
+
+
 def blink_answers(request: Request) -> Answer:
-    """Plausible Blink answers to every call in :data:`CALLS` (what a server that took the key would say)."""
-    if request.target.endswith("/execute"):
-        return json_answer({"execution_id": "stolen-run"})
-    if request.target.endswith("/cancel"):
-        return json_answer("ok")
-    if request.target.endswith("/steps"):
-        return json_answer({"total": 0, "results": []})
-    if "/executions?" in request.target:
-        return json_answer({"limit": 10, "offset": 0, "total": 0, "results": []})
-    return json_answer({"id": "exec-1", "state_ui": "Completed", "finished_at": 1})
+    """A plausible Blink answer to any call in :data:`CALLS`."""
+    path = request.target.split("?")[0].removeprefix(api.API_PREFIX)
+    endpoint = endpoints.endpoint_of(request.method, path)
+    assert endpoint is not None, f"not an endpoint of the registry: {request.method} {request.target}"
+    return json_answer(BLINK_ANSWERS[endpoint.name])

@@ -457,9 +457,33 @@ def test_connection_refused_is_retried_even_for_execute(monkeypatch, client, cou
         client()(method, *args)
 
     assert info.value.request_sent is False
-    assert str(info.value).startswith("Blink did not answer ")
-    assert MAY_HAVE_REACHED not in str(info.value)
+    message = str(info.value)
+    assert message.startswith("Blink did not answer ")
+    assert "Nothing was sent. Check connection 'blink_default': its Blink URL http://127.0.0.1:" in message
+    assert MAY_HAVE_REACHED not in message
     assert len(count_attempts) == 3
+
+
+@pytest.mark.parametrize(
+    ("host", "assumed"), [("https://{address}", False), ("{address}", True)], ids=["https", "no-scheme"]
+)
+def test_a_start_that_never_reached_blink_says_what_to_check_and_is_never_ambiguous(
+    monkeypatch, emulator, client, host, assumed
+):
+    """A TLS handshake with a plain-HTTP server fails before anything is sent: the start is not ambiguous."""
+    address = emulator.url.removeprefix("http://")
+    conn = connection_json(host.format(address=address), key=emulator.api_key, retry_limit=0)
+    monkeypatch.setenv("AIRFLOW_CONN_BLINK_DEFAULT", conn)
+
+    with pytest.raises(BlinkTransportError) as info:
+        client()("execute_playbook", "quick-ok")
+
+    message = str(info.value)
+    assert info.value.request_sent is False
+    assert MAY_HAVE_REACHED not in message
+    assert f"Check connection 'blink_default': its Blink URL https://{address}" in message
+    assert ("https:// was assumed" in message) is assumed
+    assert emulator.request_counts().get("execute", 0) == 0
 
 
 @pytest.fixture

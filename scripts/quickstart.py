@@ -1,5 +1,5 @@
 """
-Run the quickstart page (docs/quickstart.md) as a reader would, on this machine: ``make quickstart``.
+Run the quickstart page (docs/quickstart.md) as a reader would, on this machine: ``make demo``.
 
 The commands are read from the page's source, never retyped here. Each bash block the page marks
 ``<!-- quickstart: run -->`` runs in order in one shell, in a new directory; the block marked
@@ -9,7 +9,7 @@ the shell runs the ``export`` line the emulator printed, as a reader pastes it. 
 
 One line is changed, and the run says so: the package is not on PyPI yet, so the page's
 ``pip install ... airflow-provider-blink`` installs the wheel built from this checkout (``dist/``,
-``make package``) instead, with uv and the packages PyPI had on the ``newest`` date of
+``scripts/package.sh``) instead, with uv and the packages PyPI had on the ``newest`` date of
 scripts/lines.txt (so the run does not change with tomorrow's releases).
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -80,7 +81,7 @@ def script(wheel: Path, workdir: Path) -> str:
 def main() -> int:
     wheels = sorted((REPO / "dist").glob("airflow_provider_blink-*.whl"))
     if len(wheels) != 1:
-        raise SystemExit("dist/ needs exactly one airflow_provider_blink wheel: run `make package` first")
+        raise SystemExit("dist/ needs exactly one airflow_provider_blink wheel: run scripts/package.sh first")
     workdir = Path(tempfile.mkdtemp(prefix="blink-quickstart-"))
     text = script(wheels[0], workdir)
     (workdir / "quickstart.sh").write_text(text)
@@ -98,6 +99,8 @@ def main() -> int:
         return 1
     print(f"== the quickstart worked in {time.monotonic() - started:.0f}s; the DAG's result: {results[-1]}")
     print(f"   full log: {log}")
+    for heavy in ("blink-quickstart", "airflow-home"):  # the virtualenv and Airflow's home: 600 MB
+        shutil.rmtree(workdir / heavy, ignore_errors=True)
     return 0
 
 

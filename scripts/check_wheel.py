@@ -24,8 +24,16 @@ WHEEL_MUST = [
     "airflow_provider_blink/testing/pytest_plugin.py",
 ]
 WHEEL_MUST_NOT = re.compile(r"^(tests|example_dags|docs|scripts|bench)/|__pycache__|\.pyc$|^\.")
-SDIST_MUST = ["LICENSE", "CHANGELOG.md", "README.md", "pyproject.toml", "airflow_provider_blink/__init__.py",
-              "tests/conftest.py", "example_dags/example_blink_enrich_pipeline.py", "docs/quickstart.md"]
+SDIST_MUST = [
+    "LICENSE",
+    "CHANGELOG.md",
+    "README.md",
+    "pyproject.toml",
+    "airflow_provider_blink/__init__.py",
+    "tests/conftest.py",
+    "example_dags/example_blink_enrich_pipeline.py",
+    "docs/quickstart.md",
+]
 RELATIVE_LINK = re.compile(r"\]\((?!https?://|#)[^)]*\)")
 
 
@@ -47,14 +55,24 @@ def check_wheel(path: Path) -> list[str]:
     if meta["License-Expression"] != "Apache-2.0":
         problems.append(f"License-Expression is {meta['License-Expression']!r}")
     urls = {value.split(",")[0] for value in meta.get_all("Project-URL") or []}
-    problems += [f"no Project-URL {label!r}" for label in ("Documentation", "Source", "Changelog") if label not in urls]
+    problems += [
+        f"no Project-URL {label!r}" for label in ("Documentation", "Source", "Changelog") if label not in urls
+    ]
     extras = meta.get_all("Provides-Extra") or []
-    problems += [f"developer extra {extra!r} published" for extra in extras if extra in ("test", "e2e", "scale", "docs", "release")]
+    problems += [
+        f"developer extra {extra!r} published"
+        for extra in extras
+        if extra in ("test", "e2e", "scale", "docs", "release")
+    ]
     description = meta.get_payload()
     if meta["Description-Content-Type"] != "text/markdown":
         problems.append(f"Description-Content-Type is {meta['Description-Content-Type']!r}")
-    problems += [f"long description has a relative link {link}" for link in RELATIVE_LINK.findall(description)]
-    problems += [f"long description shows a developer command: {cmd!r}" for cmd in re.findall(r"make \w+", description)]
+    problems += [
+        f"long description has a relative link {link}" for link in RELATIVE_LINK.findall(description)
+    ]
+    problems += [
+        f"long description shows a developer command: {cmd!r}" for cmd in re.findall(r"make \w+", description)
+    ]
     if "BlinkExecutePlaybookOperator" not in description:
         problems.append("long description does not show the operator")
     return problems

@@ -55,7 +55,8 @@ def expand(markdown: str) -> str:
 
 
 README_INCLUDE = re.compile(
-    r"(?P<head><!-- include: (?P<path>[^ :]+)(?::(?P<section>[\w.-]+))? -->\n```python\n)(?P<body>.*?)\n```", re.S
+    r"(?P<head><!-- include: (?P<path>[^ :]+)(?::(?P<section>[\w.-]+))? -->\n```python\n)(?P<body>.*?)\n```",
+    re.S,
 )
 
 
@@ -74,7 +75,9 @@ def on_pre_build(**kwargs: Any) -> None:
     except IncludeError as exc:
         raise PluginError(f"README.md: {exc}") from None
     if synced != readme:
-        raise PluginError("README.md: a code block differs from the file it copies; run python3 scripts/mkdocs_hooks.py")
+        raise PluginError(
+            "README.md: a code block differs from the file it copies; run python3 scripts/mkdocs_hooks.py"
+        )
 
 
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:

@@ -25,12 +25,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mkdocs_hooks import expand  # noqa: E402
+from mkdocs_hooks import expand
 
 REPO = Path(__file__).resolve().parent.parent
 PAGE = REPO / "docs" / "quickstart.md"
 UV_VERSION = "0.13.9"  # as scripts/setup-venv.sh
-BLOCK = re.compile(r"<!-- quickstart: (?P<role>run|background|paste) -->\n```bash\n(?P<body>.*?)\n```\n", re.S)
+BLOCK = re.compile(
+    r"<!-- quickstart: (?P<role>run|background|paste) -->\n```bash\n(?P<body>.*?)\n```\n", re.S
+)
 INSTALL = re.compile(r"^pip install (?P<reqs>.*)\bairflow-provider-blink$", re.M)
 RESULT_MARKER = "Blink result: "
 
@@ -72,9 +74,13 @@ def script(wheel: Path, workdir: Path) -> str:
         elif role == "background":
             log = workdir / "emulator.log"
             out.append(f"set -m; ( {body.replace(chr(10), '; ')} ) > {log} 2>&1 & background=$!; set +m")
-            out.append(f"for _ in $(seq 300); do grep -q '^export AIRFLOW_CONN_' {log} && break; sleep 0.1; done")
+            out.append(
+                f"for _ in $(seq 300); do grep -q '^export AIRFLOW_CONN_' {log} && break; sleep 0.1; done"
+            )
         else:  # paste: what the emulator printed, not the page's sample
-            out.append(f"echo '== pasting the export line the emulator printed'; eval \"$(grep '^export AIRFLOW_CONN_' {log})\"")
+            out.append(
+                f"echo '== pasting the export line the emulator printed'; eval \"$(grep '^export AIRFLOW_CONN_' {log})\""
+            )
     return "\n".join(out) + "\n"
 
 
@@ -90,7 +96,13 @@ def main() -> int:
     started = time.monotonic()
     log = workdir / "quickstart.log"
     with log.open("wb") as out:
-        code = subprocess.run(["bash", str(workdir / "quickstart.sh")], cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+        code = subprocess.run(
+            ["bash", str(workdir / "quickstart.sh")],
+            cwd=workdir,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        ).returncode
     lines = log.read_text(errors="replace").splitlines()
     results = [line.split(RESULT_MARKER, 1)[1] for line in lines if RESULT_MARKER in line]
     if code != 0 or not results:

@@ -97,10 +97,18 @@ def test_prints_a_connection_line_the_shell_and_airflow_accept(run_cli):
     assert line.startswith("export AIRFLOW_CONN_BLINK_SOC=")
 
     shell = subprocess.run(
-        ["bash", "-c", f'{line}\nprintf %s "$AIRFLOW_CONN_BLINK_SOC"'], capture_output=True, text=True, check=True
+        ["bash", "-c", f'{line}\nprintf %s "$AIRFLOW_CONN_BLINK_SOC"'],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     conn = json.loads(shell.stdout)
-    assert conn == {"conn_type": "blink", "host": url, "password": "it's-a-key", "extra": {"workspace_id": "soc"}}
+    assert conn == {
+        "conn_type": "blink",
+        "host": url,
+        "password": "it's-a-key",
+        "extra": {"workspace_id": "soc"},
+    }
 
 
 def test_playbooks_and_config_from_the_command_line(run_cli, tmp_path):

@@ -267,7 +267,7 @@ def execute_sync(
     params = {"run_sync": "true"}
     if (
         timeout is not None
-    ):  # an integer number of seconds (docs/blink-api-contract.md, "Execute"); a fraction waits longer
+    ):  # an integer number of seconds (docs/blink-api-contract.md#documented-execute); a fraction waits longer
         params["timeout"] = str(math.ceil(timeout))
     ids = {"workspace_id": workspace_id, "playbook_id": playbook_id}
     return _call(endpoints.EXECUTE, lambda body: body, ids, params=params, body=body, timeout=read_timeout)
@@ -356,7 +356,7 @@ def execution_steps(workspace_id: str, execution_id: str, offset: int = 0) -> Ap
     """
     Read one page of an execution's steps (their input, output and error data).
 
-    Observed, not documented (docs/blink-api-contract.md, "Steps"): the page ``{limit, offset, total,
+    Observed, not documented (docs/blink-api-contract.md#observed-steps): the page ``{limit, offset, total,
     results}``. How to ask for the next page is unknown; this asks as the list does (RQL ``q``).
     """
     ids = {"workspace_id": workspace_id, "execution_id": execution_id}
@@ -372,7 +372,7 @@ def cancel_execution(workspace_id: str, execution_id: str) -> ApiCall[bool]:
     """
     Cancel a running execution; answers ``True`` on any 2xx, whatever the body.
 
-    Observed, not documented (docs/blink-api-contract.md, "Cancel"): the 200 is typed as a string, and
+    Observed, not documented (docs/blink-api-contract.md#observed-cancel): the 200 is typed as a string, and
     a 400 means "not in a running state"; :meth:`.BlinkHook.cancel_execution` reads a 400.
     """
     ids = {"workspace_id": workspace_id, "execution_id": execution_id}

@@ -4,7 +4,7 @@ Blink's endpoints that the provider calls: the registry.
 The one place Blink's API paths, query parameters and execute-body fields are written. The sync hook
 and the async client build their requests from it (:mod:`.api`), the emulator serves its routes and
 names its faults after it, and the tests take their tables from it; ``tests/test_api_contract.py``
-checks it against the project's account of Blink's API (docs/blink-api-contract.md, "Endpoints").
+checks it against the project's account of Blink's API (docs/blink-api-contract.md#endpoints).
 Plain data, importable without Airflow (the emulator is).
 """
 
@@ -35,7 +35,7 @@ class BodyField:
     on_record: str | None = None
 
 
-#: The execute body's fields (docs/blink-api-contract.md, "Endpoints").
+#: The execute body's fields (docs/blink-api-contract.md#endpoints).
 EXECUTE_FIELDS: dict[str, BodyField] = {
     "input_values": BodyField(Mapping, "a dict", "inputs"),
     "event": BodyField(Mapping, "a dict", "event"),

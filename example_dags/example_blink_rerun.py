@@ -11,7 +11,8 @@ except ImportError:  # Airflow 2
     from airflow.decorators import dag
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 
-POLL_INTERVAL = float(os.environ.get("BLINK_EXAMPLE_POLL_INTERVAL", "2"))
+# Seconds between status reads: 5 or more in a deployment (docs/troubleshooting.md); the tests set less.
+POLL_INTERVAL = float(os.environ.get("BLINK_EXAMPLE_POLL_INTERVAL", "5"))
 
 
 @dag(schedule=None, start_date=datetime(2026, 1, 1), catchup=False, tags=["blink", "example"])

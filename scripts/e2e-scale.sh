@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 scripts/install-debian-packages.sh postgresql redis-server
 
-# The same virtualenv as scripts/e2e.sh (its "scale" extra adds the Celery provider).
+# The same virtualenv as scripts/e2e.sh (its "scale" group adds the Celery provider).
 scripts/setup-venv.sh newest test,e2e,scale .venv-e2e
 
 echo "== scale-out suite on Airflow $(.venv-e2e/bin/python -c 'from importlib.metadata import version; print(version("apache-airflow"))')"

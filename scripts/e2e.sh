@@ -19,7 +19,7 @@ if [ "$line" = newest ]; then
   scripts/install-debian-packages.sh postgresql chromium chromium-driver
   # Its own virtualenv: the newest Airflow 3 plus Playwright (driving the system Chromium, never a
   # downloaded browser) and the PostgreSQL drivers Airflow needs (psycopg2 for the ORM, asyncpg
-  # async); shared with scripts/e2e-scale.sh, whose "scale" extra (the Celery provider) it installs.
+  # async); shared with scripts/e2e-scale.sh, whose "scale" group (the Celery provider) it installs.
   venv=.venv-e2e
   scripts/setup-venv.sh newest test,e2e,scale "$venv"
   selection=()

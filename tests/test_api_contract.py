@@ -1,5 +1,5 @@
 """
-docs/blink-api-contract.md is true: every field the provider reads is in it, and its seed promises it.
+docs/blink-api-contract.md is true: every field the provider reads is in its table, and the section a row names promises it.
 
 The provider's operator, sensor, triggers and hook run against the emulator while every JSON object
 Blink answers is a dict that records which of its fields were looked at.
@@ -31,8 +31,9 @@ from support.triggers import next_event
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 TABLE = DOCS / "blink-api-contract.md"
-SEED_003 = json.loads((DOCS / "blink-api" / "seed-003-get-execution.json").read_text())
-SEED_004 = json.loads((DOCS / "blink-api" / "seed-004-list-executions.json").read_text())
+# Blink's example bodies of #documented-get and #documented-list.
+GET_EXAMPLE = json.loads((DOCS / "blink-api" / "get-execution.json").read_text())
+LIST_EXAMPLE = json.loads((DOCS / "blink-api" / "list-executions.json").read_text())
 ITEM_OF = {"list": "list item", "steps": "step"}
 
 
@@ -53,11 +54,19 @@ def table_rows(header: str) -> list[list[str]]:
 
 
 def contract_rows() -> list[tuple[str, str | None, str]]:
-    """(answer, field or None, promised by) for each row of the fields table."""
+    """(answer, field or None, promised by: the first section anchor the cell links to) for each row."""
     rows = []
     for cells in table_rows("answer"):
         field = re.fullmatch(r"`([a-z_]+)`", cells[1])
-        rows.append((cells[0], field.group(1) if field else None, cells[2]))
+        anchor = re.search(r"\]\(#([a-z-]+)\)", cells[2])
+        promised_by = anchor.group(1) if anchor else cells[2]
+        rows.append(
+            (
+                cells[0],
+                field.group(1) if field else None,
+                ("not in " if cells[2].startswith("not in") else "") + promised_by,
+            )
+        )
     return rows
 
 
@@ -163,23 +172,28 @@ def test_every_field_read_is_in_the_contract_table_and_every_row_is_read(airflow
     assert documented - reads == set(), "in docs/blink-api-contract.md but never read"
 
 
-def test_each_row_is_promised_by_the_seed_it_names():
-    seed_fields = {
-        ("get", "seed 003"): set(SEED_003),
-        ("list", "seed 004"): set(SEED_004),
-        ("list item", "seed 004"): set(SEED_004["results"][0]),
+def test_each_row_is_promised_by_the_section_it_names():
+    example_fields = {
+        ("get", "documented-get"): set(GET_EXAMPLE),
+        ("list", "documented-list"): set(LIST_EXAMPLE),
+        ("list item", "documented-list"): set(LIST_EXAMPLE["results"][0]),
     }
+    anchors = set(re.findall(r"\{#([a-z-]+)\}", TABLE.read_text()))
     rows = contract_rows()
     assert len(rows) > 40
     for answer, field, promised_by in rows:
         if field is None:
             continue
-        if promised_by.startswith("not in seed 004"):
-            assert field not in SEED_004["results"][0], (answer, field)
-        elif (answer, promised_by) in seed_fields:
-            assert field in seed_fields[answer, promised_by], (answer, field, promised_by)
+        if promised_by == "not in documented-list":
+            assert field not in LIST_EXAMPLE["results"][0], (answer, field)
+        elif (answer, promised_by) in example_fields:
+            assert field in example_fields[answer, promised_by], (answer, field, promised_by)
         else:
-            assert promised_by.startswith(("seed 000", "NOTES.md")), (answer, field, promised_by)
+            assert promised_by in anchors, (answer, field, promised_by)
+            assert promised_by.startswith(("documented-execute", "documented-errors", "observed-")), (
+                answer,
+                field,
+            )
 
 
 def test_the_registry_is_the_documented_api_endpoint_for_endpoint():
@@ -194,7 +208,7 @@ def test_the_registry_is_the_documented_api_endpoint_for_endpoint():
         assert (method, path) == (endpoint.method, f"`{as_blink_names_it}`"), name
         assert re.findall(r"`(\w+)`", query) == list(endpoint.query), name
         assert re.findall(r"`(\w+)`", body) == list(endpoint.body), name
-        assert promised_by, f"{name}: say which document promises it"
+        assert re.search(r"\]\(#(documented|observed)-[a-z]+\)", promised_by), f"{name}: link the section"
 
 
 def test_the_emulator_serves_the_registry_and_nothing_else(emulator):

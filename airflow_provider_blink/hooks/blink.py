@@ -104,7 +104,7 @@ def matching_runs(
     """
     The runs of ``playbook_id`` created since ``since_ms`` with ``body``'s request, newest first.
 
-    A list item carries no ``inputs`` and no ``event`` (docs/blink-api-contract.md, "List"): Blink is
+    A list item carries no ``inputs`` and no ``event`` (docs/blink-api-contract.md#documented-list): Blink is
     asked for the newest ``limit`` runs of the playbook created since ``since_ms``, at most ``limit`` of
     them are read with GET, and each is checked on that record with :func:`is_run_of`.
 

@@ -4,14 +4,15 @@ Batched reads of executions: one poller per connection settings, workspace and e
 Triggers in one triggerer each wait for their own execution. Read one GET at a time, 1,000 of them
 at a 10 s interval are 100 requests a second; through the shared :class:`ExecutionPoller` the reads
 that fall due together go out as a few list calls, RQL ``{"filter": {"$or": [{"id": ...}, ...]}}``
-(NOTES.md, "RQL"; seed 004: list items carry ``id``, ``state``, ``state_ui``, ``error_details``).
+(docs/blink-api-contract.md#documented-rql; list items carry ``id``, ``state``, ``state_ui``,
+``error_details``: #documented-list).
 Correctness never depends on the batch: what the list does not answer is read with the single GET,
 and so is every execution of a list call Blink refuses (400) or fails (5xx, timeout), in the same round.
 No list answer is trusted beyond its question: one larger than the ids asked for can take is refused
 unread (:func:`listed_answer_bytes`), items for ids not asked for are ignored, and an id given twice
 with different content is read with the single GET.
 A finished execution's event carries its list item (which lacks ``playbook_name``, ``display_name``
-and ``duration``, NOTES.md "List"): the operator and the sensor read those with the single GET in
+and ``duration``, docs/blink-api-contract.md#documented-list): the operator and the sensor read those with the single GET in
 the worker (:func:`.tasks.events.whole_summary`), so a burst of finishing runs costs the triggerer
 no request and the task's result is the same as without batching.
 """

@@ -1,10 +1,16 @@
-"""Command line for the Blink emulator: serve until SIGINT or SIGTERM."""
+"""
+Command line for the Blink emulator: serve until SIGINT or SIGTERM.
+
+Once listening it prints where, and a ready-to-paste ``export AIRFLOW_CONN_...`` line (its URL, API key
+and workspace) that points Airflow at it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shlex
 import signal
 import ssl
 import threading
@@ -42,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--api-key", help=f"the accepted API key (default: ${API_KEY_ENV}, else {DEFAULT_API_KEY!r})"
     )
     parser.add_argument("--workspace", help=f"workspace id (default {DEMO_WORKSPACE!r})")
+    parser.add_argument(
+        "--conn-id",
+        default="blink_default",
+        help="the Airflow connection id of the printed export line (default %(default)s)",
+    )
     parser.add_argument(
         "--playbook",
         action="append",
@@ -98,6 +109,12 @@ def parse_playbook(spec: str, workspace_id: str) -> ScriptedPlaybook:
     )
 
 
+def export_line(emulator: BlinkEmulator, conn_id: str) -> str:
+    """The shell line that defines Airflow connection ``conn_id`` as this emulator (URL, key, workspace)."""
+    ((name, value),) = emulator.connection_env(conn_id=conn_id).items()
+    return f"export {name}={shlex.quote(value)}"
+
+
 def emulator_from_args(args: argparse.Namespace) -> BlinkEmulator:
     """Build (not start) the emulator the arguments describe."""
     config: dict[str, Any] = json.loads(args.config.read_text()) if args.config else {}
@@ -142,7 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with emulator:
         workspaces = ", ".join(emulator.workspaces)
         label = "workspace" if len(emulator.workspaces) == 1 else "workspaces"
-        print(f"Blink emulator listening on {emulator.url} ({label} {workspaces})", flush=True)
+        print(f"Blink emulator listening on {emulator.url} ({label} {workspaces})")
+        print("Point Airflow at it: run this line in the shell that runs Airflow (a test key, loopback only)")
+        print(export_line(emulator, args.conn_id), flush=True)
         if args.ready_file:
             write_ready_file(args.ready_file, emulator.url)
         while not stop.wait(0.5):

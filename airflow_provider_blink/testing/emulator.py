@@ -55,8 +55,8 @@ class BlinkEmulator:
     :param null_results: answer ``"results": null`` for empty pages (as a Go server may); also
         settable while running.
 
-    Answers follow Blink's documentation field for field (seeds 003/004; NOTES.md where the seeds
-    are silent): list items carry no ``inputs``/``event``; read a run's inputs with the single GET.
+    Answers follow Blink's documentation field for field (docs/blink-api-contract.md; what Blink's own
+    clients show where the documentation is silent): list items carry no ``inputs``/``event``; read a run's inputs with the single GET.
     """
 
     def __init__(

@@ -7,7 +7,7 @@ from typing import Any
 
 COMPLETED = "Completed"
 #: The running state a run shows until a :class:`Phase` says otherwise. Blink does not document its
-#: running states' spelling; older UI docs name "In progress" (NOTES.md, "Execution states").
+#: running states' spelling; older UI docs name "In progress" (blink-api-contract.md#observed-states).
 RUNNING_STATE_UI = "In Progress"
 RUNNING_STATE = "running"
 
@@ -23,7 +23,7 @@ class Phase:
     A running state a run passes through, from ``at`` seconds after its start.
 
     Blink's runs may wait in ``Pending``/``Paused`` (a step waits for a person) and other running
-    states (NOTES.md, "Execution states"); ``state_ui`` and ``state`` need not agree.
+    states (blink-api-contract.md#observed-states); ``state_ui`` and ``state`` need not agree.
 
     :param at: seconds after the start at which the run enters this state.
     :param state_ui: the state shown (``state_ui``).

@@ -1,10 +1,10 @@
 """
 The shapes of the emulator's answers, field for field as Blink documents them.
 
-Sources (``/work/shared/blink-api`` in the project; see ``docs/blink-api-contract.md``): seed 003 is
-the docs page of ``GET /workspace/{ws_id}/executions/{id}`` (example body, lines 15-68), seed 004 the
-docs page of ``GET /workspace/{ws_id}/executions`` (example list item, lines 18-59). NOTES.md records
-what Blink's own clients show for the undocumented steps endpoint.
+Sources, in ``docs/blink-api-contract.md``: "Read an execution" (``#documented-get``, its example body
+``docs/blink-api/get-execution.json``), "List executions" (``#documented-list``, its example list item in
+``docs/blink-api/list-executions.json``), and "Steps" (``#observed-steps``: what Blink's own clients
+show for the undocumented steps endpoint).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-#: Seed 003, lines 16-67: every field of the single-execution GET, in the page's order.
+#: Every field of the single-execution GET, in the order of its example body (blink-api-contract.md#documented-get).
 GET_FIELDS: tuple[str, ...] = (
     "app_id",
     "async_parent_execution_id",
@@ -66,7 +66,7 @@ GET_FIELDS: tuple[str, ...] = (
     "workspace_id",
 )
 
-#: Fields of the single GET that a list item lacks (NOTES.md: "A list item is not the same record").
+#: Fields of the single GET that a list item lacks (blink-api-contract.md#documented-list).
 ONLY_IN_GET: frozenset[str] = frozenset(
     {
         "display_name",
@@ -82,10 +82,10 @@ ONLY_IN_GET: frozenset[str] = frozenset(
     }
 )
 
-#: Seed 004, lines 19-58: every field of a list item, in the page's order.
+#: Every field of a list item, in the order of its example body (blink-api-contract.md#documented-list).
 LIST_FIELDS: tuple[str, ...] = tuple(name for name in GET_FIELDS if name not in ONLY_IN_GET)
 
-#: NOTES.md ("Steps", from Blink's own clients; no seed documents the endpoint): a step's fields.
+#: A step's fields, as Blink's own clients show them; no document describes the endpoint (blink-api-contract.md#observed-steps).
 STEP_FIELDS: tuple[str, ...] = (
     "step_id",
     "state",
@@ -97,15 +97,15 @@ STEP_FIELDS: tuple[str, ...] = (
     "subflow_execution_id",
 )
 
-#: Seed 000 (``api_responses.ErrorWrapper``): the body of every error answer.
+#: The body of every error answer, ``api_responses.ErrorWrapper`` (blink-api-contract.md#documented-errors).
 ERROR_FIELDS: tuple[str, ...] = ("status", "message", "details", "identifier", "data", "user_error")
 
 
 def execution_answer(record: Mapping[str, Any]) -> dict[str, Any]:
-    """What the single GET answers for ``record``: exactly seed 003's fields."""
+    """What the single GET answers for ``record``: exactly the fields of blink-api-contract.md#documented-get."""
     return {name: record[name] for name in GET_FIELDS}
 
 
 def list_item(record: Mapping[str, Any]) -> dict[str, Any]:
-    """What a list answer carries for ``record``: exactly seed 004's fields."""
+    """What a list answer carries for ``record``: exactly the fields of blink-api-contract.md#documented-list."""
     return {name: record[name] for name in LIST_FIELDS}

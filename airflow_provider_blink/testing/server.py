@@ -54,7 +54,7 @@ _BODY_TYPES: dict[str, type] = {
     "callback": dict,
 }
 _TYPE_NAMES = {dict: "an object", str: "a string", bool: "a boolean"}
-#: How a successful cancel may answer. The 2022 spec types the 200 as a string (NOTES.md, "Cancel":
+#: How a successful cancel may answer. The 2022 spec types the 200 as a string (blink-api-contract.md#observed-cancel:
 #: "expect a JSON string, plain text or an empty body").
 CANCEL_ANSWERS = frozenset({"json", "text", "empty"})
 
@@ -78,7 +78,7 @@ class AnswerStyle:
             raise ValueError(f"cancel answer must be one of {sorted(CANCEL_ANSWERS)}, got {self.cancel!r}")
 
     def page(self, limit: int, offset: int, total: int, results: list[dict[str, Any]]) -> dict[str, Any]:
-        """A paginated answer ``{limit, offset, total, results}`` (seed 004; NOTES.md for steps)."""
+        """A paginated answer ``{limit, offset, total, results}`` (blink-api-contract.md#documented-list; #observed-steps for steps)."""
         return {
             "limit": limit,
             "offset": offset,
@@ -348,16 +348,16 @@ class _BlinkApi:
         )
 
     async def get(self, request: web.Request) -> web.Response:
-        """Seed 003: exactly the documented fields."""
+        """Exactly the documented fields (blink-api-contract.md#documented-get)."""
         workspace_id = self._workspace(request)
         record = self._lookup(self.state.get, request.match_info["execution_id"], workspace_id)
         return web.json_response(execution_answer(record))
 
     async def list(self, request: web.Request) -> web.Response:
         """
-        Seed 004: list items carry exactly its fields (no inputs, no event); the filter sees those.
+        List items carry exactly the documented fields (blink-api-contract.md#documented-list) (no inputs, no event); the filter sees those.
 
-        A filter on ``id`` alone (``$or`` of equalities, NOTES.md "RQL") is answered by looking the
+        A filter on ``id`` alone (``$or`` of equalities, blink-api-contract.md#documented-rql) is answered by looking the
         ids up: the same answer as a scan, in time that does not grow with the workspace.
         """
         workspace_id = self._workspace(request)
@@ -381,7 +381,7 @@ class _BlinkApi:
         )
 
     async def cancel(self, request: web.Request) -> web.Response:
-        """Not in the seeds: NOTES.md ("Cancel", the 2022 spec) gives its statuses and messages."""
+        """Not documented: blink-api-contract.md#observed-cancel gives its statuses and messages."""
         self._workspace(request, write=True)
         execution_id = request.match_info["execution_id"]
         self._lookup(self.state.get, execution_id, request.match_info["workspace_id"])
@@ -403,7 +403,7 @@ class _BlinkApi:
         """
         Answer one page of an execution's steps.
 
-        Not in the seeds: NOTES.md ("Steps") gives ``{limit, offset, total, results}``. How a client
+        Not documented: blink-api-contract.md#observed-steps gives ``{limit, offset, total, results}``. How a client
         pages is undocumented; the emulator's assumption: the list's RQL ``q`` (``limit``/``offset``).
         """
         workspace_id = self._workspace(request)

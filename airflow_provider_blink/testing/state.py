@@ -50,7 +50,7 @@ class Execution:
     """
     One execution: a published record plus the script that moves it to its final state.
 
-    ``record`` holds every field of Blink's single GET (seed 003) plus the emulator's own
+    ``record`` holds every field of Blink's single GET (blink-api-contract.md#documented-get) plus the emulator's own
     bookkeeping (``past_exec_ref``); the server answers projections of it (:mod:`.records`).
     It is replaced, never mutated, once published, so readers may serialize it unlocked.
     """
@@ -122,7 +122,7 @@ class Execution:
         """
         The steps the run reached: ``outcome.steps`` of them, each an equal slice of its duration.
 
-        Blink documents no steps endpoint; the fields are those NOTES.md lists ("Steps"). The last
+        Blink documents no steps endpoint; the fields are those of blink-api-contract.md#observed-steps. The last
         step reached carries the run's state, error and (once finished) output.
         """
         record = self.view(now)
@@ -264,7 +264,7 @@ class EmulatorState:
             record.update(
                 inputs=copy.deepcopy(inputs or {}),
                 event=copy.deepcopy(event or {}),
-                runner_group_id=runner,  # seed 000: "runner" is "the runner group"
+                runner_group_id=runner,  # blink-api-contract.md#documented-execute: "runner" is the runner group
                 trigger_type=trigger_type,
                 past_exec_ref=past_exec_ref,
             )
@@ -397,7 +397,7 @@ class EmulatorState:
 
     @staticmethod
     def _record(playbook: ScriptedPlaybook, number: int, started_ms: int) -> dict[str, Any]:
-        """A new run's record: every field of seed 003 (those the emulator has no use for stay empty)."""
+        """A new run's record: every field of blink-api-contract.md#documented-get (those the emulator has no use for stay empty)."""
         execution_id = str(uuid.uuid4())
         return {
             **_BLANK_RECORD,
@@ -421,7 +421,7 @@ class EmulatorState:
         }
 
 
-#: The fields of seed 003 that do not depend on the run (mutable ones are set per record).
+#: The fields of the single GET (blink-api-contract.md#documented-get) that do not depend on the run (mutable ones are set per record).
 _BLANK_RECORD: dict[str, Any] = {
     **dict.fromkeys(GET_FIELDS, ""),
     **dict.fromkeys(
@@ -435,6 +435,6 @@ _BLANK_RECORD: dict[str, Any] = {
     "timeout": EXECUTION_TIMEOUT_MS,
     "trigger_type": "api",
     "with_concurrency_limit": False,
-    # The emulator's own bookkeeping, never served (seed 003 has no such field).
+    # The emulator's own bookkeeping, never served (the single GET has no such field).
     "past_exec_ref": "",
 }

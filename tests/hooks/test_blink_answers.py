@@ -1,8 +1,9 @@
 """
 The hook holds against every answer Blink may give (issue 10), with the sync and the async client.
 
-Run against the emulator in its seed-exact default: list items carry no ``inputs``/``event``
-(seed 004), a cancel may answer a JSON string, plain text or nothing (NOTES.md), steps come in
+Run against the emulator in its documented-exact default: list items carry no ``inputs``/``event``
+(blink-api-contract.md#documented-list), a cancel may answer a JSON string, plain text or nothing
+(#observed-cancel), steps come in
 pages, an empty page may say ``"results": null``.
 """
 

@@ -97,7 +97,7 @@ def unfiltered(emulator: BlinkEmulator) -> BlinkEmulator:
     """
     From now on every list answer ignores its filter and ``limit``, and a get finds a run in any workspace.
 
-    No document promises more: seed 004 shows a page's shape, not that Blink applies the RQL asked
+    No document promises more: blink-api-contract.md#documented-list shows a page's shape, not that Blink applies the RQL asked
     for; what a lookup takes is checked on the record it reads itself (docs/blink-api-contract.md).
     """
     return inject(emulator, [Fault("list", "unfiltered", times=None), Fault("get", "unfiltered", times=None)])

@@ -163,7 +163,9 @@ class TestExecute:
         assert record["event"] == {"alert": {"id": 7}}
         assert record["runner_group_id"] == "runner-group-a"
         assert record["trigger_type"] == "airflow"
-        assert "past_exec_ref" not in record, "seed 003 has no such field"
+        assert "past_exec_ref" not in record, (
+            "the single GET has no such field (blink-api-contract.md#documented-get)"
+        )
         assert emu.execution(execution_id)["past_exec_ref"] == "previous-id"
         assert record["playbook_id"] == "pb-fast"
         assert record["playbook_name"] == "Fast"

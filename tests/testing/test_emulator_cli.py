@@ -79,8 +79,36 @@ def test_serves_the_demo_playbooks_until_signalled(run_cli, signum):
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=10)
     assert process.returncode == 0, stderr
-    assert stdout.splitlines() == [f"Blink emulator listening on {url} (workspace demo-workspace)"]
-    assert "key-from-env" not in stdout + stderr
+    lines = stdout.splitlines()
+    assert lines[0] == f"Blink emulator listening on {url} (workspace demo-workspace)"
+    assert lines[-1] == export_line(url, "key-from-env", "demo-workspace", "AIRFLOW_CONN_BLINK_DEFAULT")
+
+
+def export_line(url, key, workspace, name):
+    conn = {"conn_type": "blink", "host": url, "password": key, "extra": {"workspace_id": workspace}}
+    return f"export {name}='{json.dumps(conn)}'"
+
+
+def test_prints_a_connection_line_the_shell_and_airflow_accept(run_cli):
+    process, url = run_cli("--api-key", "it's-a-key", "--workspace", "soc", "--conn-id", "blink_soc")
+    process.send_signal(signal.SIGTERM)
+    stdout, _ = process.communicate(timeout=10)
+    line = stdout.splitlines()[-1]
+    assert line.startswith("export AIRFLOW_CONN_BLINK_SOC=")
+
+    shell = subprocess.run(
+        ["bash", "-c", f'{line}\nprintf %s "$AIRFLOW_CONN_BLINK_SOC"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    conn = json.loads(shell.stdout)
+    assert conn == {
+        "conn_type": "blink",
+        "host": url,
+        "password": "it's-a-key",
+        "extra": {"workspace_id": "soc"},
+    }
 
 
 def test_playbooks_and_config_from_the_command_line(run_cli, tmp_path):

@@ -1,4 +1,4 @@
-"""The emulator answers as Blink documents: seed 003/004 field for field, NOTES.md where they are silent."""
+"""The emulator answers as Blink documents, field for field; where the documents are silent, as observed (docs/blink-api-contract.md)."""
 
 from __future__ import annotations
 

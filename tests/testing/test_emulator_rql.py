@@ -122,7 +122,7 @@ def test_select_projects_fields(api, ids):
     ids=["bare-eq", "eq"],
 )
 def test_or_of_ids_answers_those_executions_like_a_scan(api, ids, alternative):
-    """NOTES.md, RQL: ``{"$or": [{...}, {...}]}`` for OR; ``{"field": v}`` or ``{"$eq": v}``: what a batched read sends."""
+    """blink-api-contract.md#documented-rql: ``{"$or": [{...}, {...}]}`` for OR; ``{"field": v}`` or ``{"$eq": v}``: what a batched read sends."""
     wanted = [ids[3], ids[0], "no-such-id", ids[4]]
     query = {"filter": {"$or": [alternative(i) for i in wanted]}, "limit": 4}
 

@@ -2,7 +2,7 @@
 BlinkExecutionTrigger's batched reads: triggers in one event loop read their executions together.
 
 Each test runs real triggers in the test's loop against the emulator and counts what it received:
-list calls (RQL ``$or`` on ``id``, NOTES.md "RQL"; seed 004 for the list) and single GETs.
+list calls (RQL ``$or`` on ``id``, blink-api-contract.md#documented-rql and #documented-list) and single GETs.
 """
 
 from __future__ import annotations
@@ -93,7 +93,9 @@ async def batched_events(emulator: BlinkEmulator, count: int) -> tuple[list[str]
     await wait_until(lambda: len(listed_ids(emulator)) >= 1)
     finish(emulator, ids)
     events = await watching
-    assert not set(GET_ONLY_FIELDS) & set(events[0]["execution"]), "a list item lacks them (NOTES.md, List)"
+    assert not set(GET_ONLY_FIELDS) & set(events[0]["execution"]), (
+        "a list item lacks them (blink-api-contract.md#documented-list)"
+    )
     return ids, events
 
 

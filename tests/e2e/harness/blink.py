@@ -41,7 +41,7 @@ class BlinkApi:
         """
         Executions of ``playbook_id`` whose inputs carry ``run_id`` (the e2e DAGs pass it), read with GET.
 
-        A list item carries no ``inputs`` (seed 004), so each execution is read on its own.
+        A list item carries no ``inputs`` (blink-api-contract.md#documented-list), so each execution is read on its own.
         """
         records = [self.execution(e["id"]) for e in self.executions(playbook_id)]
         return [e for e in records if (e.get("inputs") or {}).get("run_id") == run_id]

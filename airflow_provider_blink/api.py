@@ -43,7 +43,7 @@ class ApiCall(Generic[T]):
     :param path: path below ``/api/v1``, already quoted.
     :param params: query parameters.
     :param body: JSON body, or ``None``.
-    :param idempotent: whether repeating the request is harmless (see :mod:`.retries`).
+    :param idempotent: whether repeating the request is harmless (see :mod:`.hooks.transport`).
     :param read: turns the decoded JSON answer into the call's result.
     :param on_error: turns an HTTP error into a result, or re-raises it.
     :param timeout: read timeout override in seconds (``None``: the connection's).

@@ -31,7 +31,7 @@ def room(module: str) -> str:
 def imported_modules(path: Path) -> set[str]:
     """The package's modules (and packages) that ``path`` imports, anywhere in it."""
     package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
-    found = set()
+    found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
@@ -85,7 +85,12 @@ def test_no_import_cycle_between_the_rooms():
 
 
 def test_the_cycle_check_finds_a_cycle():
-    assert cycle_in({"hooks": {"api"}, "api": {"tasks"}, "tasks": {"hooks"}}) == ["api", "tasks", "hooks", "api"]
+    assert cycle_in({"hooks": {"api"}, "api": {"tasks"}, "tasks": {"hooks"}}) == [
+        "api",
+        "tasks",
+        "hooks",
+        "api",
+    ]
     assert cycle_in({"hooks": {"api"}, "tasks": {"hooks", "api"}}) is None
 
 

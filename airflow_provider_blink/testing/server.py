@@ -45,14 +45,17 @@ _CALLBACK_TYPES: dict[str, type] = {
     "disableSSL": bool,
     "excludeDefaultMetadata": bool,
 }
-_BODY_TYPES: dict[str, type] = {
-    "input_values": dict,
-    "event": dict,
-    "runner": str,
-    "trigger_type": str,
-    "past_exec_ref": str,
-    "callback": dict,
+#: The execute body's fields (blink-api-contract.md#documented-execute): the type each must have,
+#: and the field of the execution's record that shows it (blink-api-contract.md#documented-get), if any.
+_BODY_FIELDS: dict[str, tuple[type, str | None]] = {
+    "input_values": (dict, "inputs"),
+    "event": (dict, "event"),
+    "runner": (str, "runner_group_id"),  # "the runner group that will run the workflow"
+    "trigger_type": (str, "trigger_type"),
+    "past_exec_ref": (str, "past_exec_ref"),
+    "callback": (dict, None),
 }
+_BODY_TYPES = {name: expected for name, (expected, _) in _BODY_FIELDS.items()}
 _TYPE_NAMES = {dict: "an object", str: "a string", bool: "a boolean"}
 #: How a successful cancel may answer. The 2022 spec types the 200 as a string (blink-api-contract.md#observed-cancel:
 #: "expect a JSON string, plain text or an empty body").
@@ -310,14 +313,8 @@ class _BlinkApi:
         run_sync = _bool_param(request, "run_sync")
         timeout = _int_param(request, "timeout")
         params = _execute_body(await request.read())
-        execution = self.state.create(
-            playbook,
-            inputs=params.get("input_values"),
-            event=params.get("event"),
-            runner=params.get("runner") or "",
-            trigger_type=params.get("trigger_type") or "api",
-            past_exec_ref=params.get("past_exec_ref") or "",
-        )
+        shown = {shown: params[name] for name, (_, shown) in _BODY_FIELDS.items() if shown and name in params}
+        execution = self.state.create(playbook, shown)
         if not run_sync:
             return web.json_response({"execution_id": execution.id})
         return await self._wait(execution.id, timeout)

@@ -245,29 +245,22 @@ class EmulatorState:
             raise KeyError(f"playbook {playbook_id!r} not found in {where}")
         return found[0]
 
-    def create(
-        self,
-        playbook: ScriptedPlaybook,
-        *,
-        inputs: dict[str, Any] | None = None,
-        event: dict[str, Any] | None = None,
-        runner: str = "",
-        trigger_type: str = "api",
-        past_exec_ref: str = "",
-    ) -> Execution:
-        """Start a run of ``playbook`` now and return it."""
+    def create(self, playbook: ScriptedPlaybook, shown: dict[str, Any] | None = None) -> Execution:
+        """
+        Start a run of ``playbook`` now and return it.
+
+        :param shown: the record's fields that show the request (``inputs``, ``runner_group_id`` ...);
+            the others keep what a run started without them has.
+        """
         with self._lock:
             number = self._next_number(playbook)
             outcome = playbook.outcome(number)
             now_ms = _now_ms()
             record = self._record(playbook, number, now_ms)
             record.update(
-                inputs=copy.deepcopy(inputs or {}),
-                event=copy.deepcopy(event or {}),
-                runner_group_id=runner,  # blink-api-contract.md#documented-execute: "runner" is the runner group
-                trigger_type=trigger_type,
-                past_exec_ref=past_exec_ref,
+                {"inputs": {}, "event": {}, "runner_group_id": "", "trigger_type": "api", "past_exec_ref": ""}
             )
+            record.update(copy.deepcopy(shown or {}))
             execution = Execution(record, outcome, time.monotonic(), copy.deepcopy(outcome.output))
             self._store(execution)
             return execution

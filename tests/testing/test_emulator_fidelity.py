@@ -11,33 +11,34 @@ import pytest
 from airflow_provider_blink.testing import Outcome, Phase, ScriptedPlaybook
 from airflow_provider_blink.testing.records import GET_FIELDS, LIST_FIELDS, STEP_FIELDS
 
-SEEDS = Path(__file__).resolve().parents[2] / "docs" / "blink-api"
-SEED_003 = json.loads((SEEDS / "seed-003-get-execution.json").read_text())
-SEED_004 = json.loads((SEEDS / "seed-004-list-executions.json").read_text())
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "blink-api"
+#: Blink's documented example bodies (docs/blink-api-contract.md#documented-get, #documented-list).
+GET_EXAMPLE = json.loads((EXAMPLES / "get-execution.json").read_text())
+LIST_EXAMPLE = json.loads((EXAMPLES / "list-executions.json").read_text())
 
 
-def test_the_field_lists_are_the_seed_examples():
-    assert tuple(SEED_003) == GET_FIELDS
-    assert tuple(SEED_004["results"][0]) == LIST_FIELDS
-    assert set(SEED_004) == {"limit", "offset", "total", "results"}
+def test_the_field_lists_are_the_documented_examples():
+    assert tuple(GET_EXAMPLE) == GET_FIELDS
+    assert tuple(LIST_EXAMPLE["results"][0]) == LIST_FIELDS
+    assert set(LIST_EXAMPLE) == {"limit", "offset", "total", "results"}
 
 
-def test_the_single_get_answers_exactly_seed_003s_fields(api):
+def test_the_single_get_answers_exactly_the_documented_fields(api):
     record = api.get(api.start("pb-fast", {"input_values": {"ioc": "x"}, "event": {"alert": 1}}))
 
-    assert list(record) == list(SEED_003)
-    for name, example in SEED_003.items():
+    assert list(record) == list(GET_EXAMPLE)
+    for name, example in GET_EXAMPLE.items():
         assert isinstance(record[name], type(example)), name
 
 
-def test_list_items_carry_exactly_seed_004s_fields(api):
+def test_list_items_carry_exactly_the_documented_fields(api):
     api.start("pb-fast", {"input_values": {"ioc": "x"}, "event": {"alert": 1}})
 
     body = api.list().json()
 
-    assert set(body) == set(SEED_004)
+    assert set(body) == set(LIST_EXAMPLE)
     (item,) = body["results"]
-    assert list(item) == list(SEED_004["results"][0])
+    assert list(item) == list(LIST_EXAMPLE["results"][0])
     assert not {"inputs", "event", "duration", "display_name", "playbook_name"} & set(item)
 
 

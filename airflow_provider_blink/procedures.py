@@ -29,8 +29,8 @@ from airflow_provider_blink.exceptions import (
     BlinkError,
     BlinkPermanentError,
 )
+from airflow_provider_blink.executions import ExecutionOutcome, decide_outcome
 from airflow_provider_blink.hooks.attempts import Step
-from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
 
 T = TypeVar("T")
 Lookup = Generator["api.ApiCall[Any]", Any, T]

@@ -20,9 +20,8 @@ from airflow_provider_blink.exceptions import (
     BlinkPermanentError,
 )
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
-from airflow_provider_blink.tasks.waiting import wait_for_event
 from airflow_provider_blink.testing import DEMO_WORKSPACE, BlinkEmulator, ScriptedPlaybook
-from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
+from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger, wait_for_event
 
 from support.emulator import start_directly as start
 from support.emulator import url_of

@@ -16,9 +16,8 @@ from airflow_provider_blink.compat import (
 )
 from airflow_provider_blink.exceptions import BlinkConfigurationError, BlinkError, BlinkExecutionFailed
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
-from airflow_provider_blink.tasks.waiting import wait_for_event
 from airflow_provider_blink.testing import DEMO_WORKSPACE, ScriptedPlaybook
-from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
+from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger, wait_for_event
 
 from support.emulator import start_directly as start
 from support.emulator import url_of

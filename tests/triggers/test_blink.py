@@ -14,7 +14,7 @@ import pytest
 
 # Imported here, not inside the trigger's first run: an import would count as a slow callback.
 import airflow_provider_blink.hooks.blink  # noqa: F401
-from airflow_provider_blink.tasks.events import EVENT_STATUSES
+from airflow_provider_blink.tasks import EVENT_STATUSES
 from airflow_provider_blink.testing import BlinkEmulator, Fault
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 

@@ -26,13 +26,7 @@ from airflow_provider_blink.tasks import (
     StartsPlaybook,
     check_error_budget,
     check_poll_interval,
-    deadline,
-    deferred_in,
-    execution_from_event,
-    finished_event,
     resolve_deferrable,
-    resumed_late,
-    whole_summary,
 )
 
 if TYPE_CHECKING:
@@ -299,6 +293,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         return outcome_of_state(state, self.success_states, self.failure_states)
 
     def _wait(self, context: Context, execution_id: str) -> dict[str, Any]:
+        from airflow_provider_blink.tasks import deadline, deferred_in, finished_event
         from airflow_provider_blink.triggers.blink import ExecutionWatch, build_trigger, wait_for_event
 
         execution = self._first_look(execution_id)
@@ -345,6 +340,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
     ) -> dict[str, Any]:
         """Finish the task from the trigger's event: return the summary, or fail saying why."""
         from airflow_provider_blink.executions import summarize
+        from airflow_provider_blink.tasks import execution_from_event, resumed_late, whole_summary
 
         if resumed_late(context, deferred_try, self.log):
             return self.execute(context)

@@ -19,12 +19,9 @@ from airflow_provider_blink.tasks import (
     WaitEnds,
     check_error_budget,
     check_poll_interval,
-    deadline,
-    deferred_in,
     execution_from_event,
     finished_event,
     resolve_deferrable,
-    resumed_late,
     whole_summary,
 )
 
@@ -178,6 +175,8 @@ class BlinkExecutionSensor(BaseSensorOperator):
         ``execution_timeout``. In ``reschedule`` mode Airflow checks ``timeout`` between runs, and
         a run's ``execution_timeout`` bounds no wait between them.
         """
+        from airflow_provider_blink.tasks import deadline
+
         if self.reschedule:
             return None
         ends = deadline(context, None, self.execution_timeout)
@@ -187,6 +186,7 @@ class BlinkExecutionSensor(BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
+        from airflow_provider_blink.tasks import deadline, deferred_in
         from airflow_provider_blink.triggers.blink import ExecutionWatch, build_trigger
 
         done = self.poke(context)
@@ -202,6 +202,8 @@ class BlinkExecutionSensor(BaseSensorOperator):
         self, context: Context, event: dict[str, Any], deferred_try: int | None = None
     ) -> dict[str, Any]:
         """Finish from the trigger's event: return the execution record, or fail saying why."""
+        from airflow_provider_blink.tasks import resumed_late
+
         if resumed_late(context, deferred_try, self.log):
             return self.execute(context)
         return self._finish(event)

@@ -6,7 +6,7 @@ Its sections, in order:
 - **Arguments**: checks of a task's arguments, at parse time and at run time.
 - **The request**: :class:`PlaybookRequest`, the playbook and execute fields a task starts with.
 - **Events**: the trigger's event, and the task's result (or error) from it.
-- **Waiting**: when a task's wait ends (:func:`deadline`), and how it resumes from a deferral.
+- **Waiting**: when a task's wait ends (:func:`deadline`), what it logs, how it resumes from a deferral.
 - **Error budget**: how a wait rides out Blink's errors (``error_budget``, a long ``Retry-After``).
 - **Kept values**: where a task keeps a value for its task instance across runs and tries.
 - **Error streaks**: where a sensor keeps its error streak between pokes, across reschedules.
@@ -35,7 +35,14 @@ from airflow_provider_blink.exceptions import (
     BlinkExecutionTimeout,
     BlinkPermanentError,
 )
-from airflow_provider_blink.executions import ExecutionOutcome, decide_outcome, failure_message, summarize
+from airflow_provider_blink.executions import (
+    ExecutionOutcome,
+    decide_outcome,
+    execution_state,
+    execution_url,
+    failure_message,
+    summarize,
+)
 from airflow_provider_blink.procedures import CLOCK_SKEW_MS, BlinkLookupIncomplete, drive, matching_runs
 from airflow_provider_blink.retries import is_transient, requested_wait
 
@@ -179,9 +186,19 @@ class StartsPlaybook:
     callback: Mapping[str, Any] | None
     past_exec_ref: str | None
 
+    if TYPE_CHECKING:
+
+        @property
+        def hook(self) -> BlinkHook: ...  # the task's (cached) hook
+
     def playbook_request(self) -> PlaybookRequest:
         """The request in this task's attributes (rendered, once the task runs)."""
         return PlaybookRequest.of(self)
+
+    def _url(self, execution_id: str) -> str:
+        """The execution's link in Blink's web UI (logged when it starts, pushed for the "Blink" link)."""
+        config = self.hook.config
+        return execution_url(config.url, config.workspace(self.workspace_id), self.playbook_id, execution_id)
 
 
 # Events -------------------------------------------------------------------------------------------
@@ -286,7 +303,7 @@ def whole_summary(
 
 
 # Waiting ------------------------------------------------------------------------------------------
-# When a task's wait ends, and how a task resumes from its deferral.
+# When a task's wait ends, what it logs of the execution's states, and how it resumes from a deferral.
 #: A wait ends itself this share of ``execution_timeout`` before it (at most :data:`MAX_MARGIN`), so it
 #: cancels the execution and fails with its own error before Airflow times the task out.
 MARGIN_SHARE = 0.1
@@ -309,6 +326,25 @@ def deadline(context: Any, timeout: float | None, execution_timeout: timedelta |
         start = started.timestamp() if started is not None else now
         ends.append(start + seconds - min(MAX_MARGIN, MARGIN_SHARE * seconds))
     return min(ends, default=None)
+
+
+class StateChanges:
+    """
+    Logs an execution's state the first time a wait reads it and each time it changes.
+
+    One per wait and process: the sensor's pokes in one process (in ``reschedule`` mode each run
+    starts afresh and logs the state it finds), one run of the trigger.
+    """
+
+    def __init__(self) -> None:
+        self._last: str | None = None
+
+    def seen(self, execution: Mapping[str, Any], log: Any) -> None:
+        """Log to ``log`` the state of ``execution``, just read, unless it is the one logged last."""
+        state = execution_state(execution)
+        if state != self._last:
+            log.info("Blink execution %s is %s", execution.get("id"), state)
+            self._last = state
 
 
 def deferred_in(context: Any) -> dict[str, Any]:

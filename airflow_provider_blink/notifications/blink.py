@@ -141,9 +141,10 @@ class BlinkNotifier(StartsPlaybook, BaseNotifier):
                 self.playbook_id, workspace_id=self.workspace_id, **fields
             )
             self.log.info(
-                "Started Blink playbook %s from an Airflow callback: execution %s",
+                "Started Blink playbook %s from an Airflow callback: execution %s, %s",
                 self.playbook_id,
                 execution_id,
+                self._url(execution_id),
             )
             if self.wait_for_completion:
                 self._wait(execution_id)

@@ -17,7 +17,7 @@ from airflow_provider_blink.exceptions import (
     BlinkOutputUnavailable,
 )
 from airflow_provider_blink.executions import ExecutionOutcome, decide_outcome, outcome_of_state
-from airflow_provider_blink.links.blink import BlinkExecutionLink, push_execution
+from airflow_provider_blink.links.blink import BlinkExecutionLink, no_execution_yet, push_execution
 from airflow_provider_blink.tasks import (
     DEFAULT_ERROR_BUDGET,
     TEMPLATE_FIELDS,
@@ -165,20 +165,15 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
     def _body(self) -> dict[str, Any]:
         return self.playbook_request().body()
 
-    def _url(self, execution_id: str) -> str:
-        from airflow_provider_blink.executions import execution_url
-
-        config = self.hook.config
-        return execution_url(config.url, config.workspace(self.workspace_id), self.playbook_id, execution_id)
-
     def execute(self, context: Context) -> dict[str, Any]:
+        no_execution_yet(self)
         body = self._body()  # checked before anything reaches Blink, whichever way the task runs
         if self.run_sync:
             return self._run_sync(body)
         if not self.wait_for_completion:
             execution_id = self._start(context, body)
             url = self._url(execution_id)
-            push_execution(context, execution_id, url)
+            push_execution(self, context, execution_id, url)
             return {"execution_id": execution_id, "execution_url": url}
         return self.execute_resumable(context)
 
@@ -193,9 +188,10 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         if previous is not None and self._follows_earlier_tries() and outcome in FOLLOWED:
             execution_id = str(previous["id"])
             self.log.info(
-                "Blink execution %s of an earlier try is %s; following it instead of starting another",
+                "Blink execution %s of an earlier try is %s; following it instead of starting another: %s",
                 execution_id,
                 previous.get("state_ui"),
+                self._url(execution_id),
             )
             if record is not None:  # the next try follows it by id, without looking
                 record.started(execution_id)
@@ -204,7 +200,12 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
                 self.log.info("Re-running failed Blink execution %s (rerun_from_failure)", previous["id"])
                 body = {**body, "past_exec_ref": previous["id"]}
             execution_id = self._send_start(record, body)
-            self.log.info("Started Blink execution %s of playbook %s", execution_id, self.playbook_id)
+            self.log.info(
+                "Started Blink execution %s of playbook %s: %s",
+                execution_id,
+                self.playbook_id,
+                self._url(execution_id),
+            )
         self.execution_id = execution_id  # for on_kill
         return execution_id
 
@@ -279,7 +280,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
     # Returns the summary: on a reconnect, execute_resumable() returns what this returns.
     def poll_until_complete(self, external_id: Any, context: Context) -> dict[str, Any]:  # type: ignore[override]
         execution_id = self.execution_id = str(external_id)  # for on_kill
-        push_execution(context, execution_id, self._url(execution_id))  # the "Blink" link, once per try
+        push_execution(self, context, execution_id, self._url(execution_id))  # the "Blink" link, once per try
         summary = self._summaries[execution_id] = self._wait(context, execution_id)
         return summary
 

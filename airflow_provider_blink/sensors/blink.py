@@ -10,11 +10,17 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_blink.compat import AirflowSensorTimeout, AirflowSkipException, BaseSensorOperator
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkConfigurationError, BlinkError, BlinkExecutionTimeout
-from airflow_provider_blink.links.blink import BlinkExecutionLink, push_execution
+from airflow_provider_blink.links.blink import (
+    BlinkExecutionLink,
+    no_execution_yet,
+    published_url,
+    push_execution,
+)
 from airflow_provider_blink.tasks import (
     DEFAULT_ERROR_BUDGET,
     ErrorBudget,
     LocalStreak,
+    StateChanges,
     StreakStore,
     WaitEnds,
     check_error_budget,
@@ -75,7 +81,7 @@ class BlinkExecutionSensor(BaseSensorOperator):
         self.success_states = success_states
         self.failure_states = failure_states
         self.error_budget = check_error_budget(error_budget)
-        self._execution_published = False
+        self._states = StateChanges()
         self._local_streak = LocalStreak()
         self._first_poke: float | None = None
 
@@ -123,12 +129,18 @@ class BlinkExecutionSensor(BaseSensorOperator):
         execution = self._read(context)
         if execution is None:
             return False
-        if not self._execution_published:  # once per try: the "Blink" link works while the sensor waits
-            push_execution(context, execution["id"], self._url(execution) or "")
-            self._execution_published = True
+        if not published_url(self):  # once per run: the "Blink" link works while the sensor waits
+            url = self._url(execution) or ""
+            push_execution(self, context, execution["id"], url)
+            self.log.info(
+                "Waiting for Blink execution %s of playbook %s: %s",
+                execution["id"],
+                execution.get("playbook_id"),
+                url,
+            )
+        self._states.seen(execution, self.log)
         outcome = decide_outcome(execution, self.success_states, self.failure_states)
         if outcome is ExecutionOutcome.RUNNING:
-            self.log.info("Blink execution %s is %s", execution["id"], execution.get("state_ui"))
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._finish(finished_event(execution, outcome)))
 
@@ -184,6 +196,7 @@ class BlinkExecutionSensor(BaseSensorOperator):
         return by_timeout if ends is None else min(ends, by_timeout)
 
     def execute(self, context: Context) -> Any:
+        no_execution_yet(self)
         if not self.deferrable:
             return super().execute(context)
         from airflow_provider_blink.tasks import deadline, deferred_in

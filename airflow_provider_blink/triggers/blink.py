@@ -26,6 +26,7 @@ from airflow_provider_blink.tasks import (
     DEFAULT_ERROR_BUDGET,
     ErrorBudget,
     EventStatus,
+    StateChanges,
     WaitEnds,
     cancel_note,
     finished_event,
@@ -124,8 +125,14 @@ class BlinkExecutionTrigger(BaseTrigger):
     async def _watch(self, reader: ExecutionReader) -> dict[str, Any]:
         # The task checked the execution just before deferring, so the first poll waits an interval:
         # no wasted request, and no event in the instant after deferral (apache/airflow#72716).
+        self.log.info(
+            "Waiting for Blink execution %s to finish (a read every %gs)",
+            self.execution_id,
+            self.poll_interval,
+        )
         execution: dict[str, Any] | None = None
         budget = ErrorBudget(self.error_budget)
+        states = StateChanges()
         pause = self.poll_interval
         polled = False
         while True:
@@ -152,6 +159,7 @@ class BlinkExecutionTrigger(BaseTrigger):
                     "Could not read Blink execution %s, will try again: %s", self.execution_id, exc
                 )
             else:
+                states.seen(execution, self.log)
                 if outcome is not ExecutionOutcome.RUNNING:
                     return finished_event(execution, outcome)
                 pause = self._next_pause(time.monotonic() - started)

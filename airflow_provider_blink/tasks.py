@@ -1,5 +1,5 @@
 """
-What the operator, the sensor and the notifier share, below all three; the trigger uses its events and error budget.
+Below the operator, sensor and notifier: what they share (the trigger uses its events and error budget).
 
 Its sections, in order:
 

@@ -1,13 +1,155 @@
-"""What the provider reports about an execution: a compact summary, a UI link, a failure message."""
+"""
+Blink execution states, the one function that decides what a state means, and what the provider reports.
+
+- **States**: :func:`decide_outcome` (and :func:`outcome_of_state`) turn an execution's state into an
+  :class:`ExecutionOutcome`; the operator, the sensor and the triggers all call them.
+- **Reports**: a compact summary of an execution, its link in Blink's web UI, a failure message, and
+  the playbook's output from its steps.
+"""
 
 from __future__ import annotations
 
+import enum
 import json
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from airflow_provider_blink.states import execution_state
+from airflow_provider_blink.exceptions import BlinkResponseError
+
+log = logging.getLogger(__name__)
+
+
+class ExecutionOutcome(str, enum.Enum):
+    """What an execution's state means for the task waiting on it."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+    RUNNING = "running"
+
+
+#: The only state Blink's own client treats as success.
+SUCCESS_STATES: frozenset[str] = frozenset({"completed"})
+#: Final states that are not success.
+FAILURE_STATES: frozenset[str] = frozenset(
+    {"failed", "cancelled", "canceled", "timeout", "timed out", "stopped", "skipped"}
+)
+#: Known non-final states (``paused``/``pending`` usually wait for a person); others are logged once.
+RUNNING_STATES: frozenset[str] = frozenset(
+    {"in progress", "running", "pending", "paused", "queued", "waiting", "new", "created", "started"}
+)
+
+_unknown_states_seen: set[str] = set()
+
+
+def normalize_state(state: str) -> str:
+    """Compare states case-insensitively and ignore ``_``/``-``/space spelling differences."""
+    return " ".join(state.replace("_", " ").replace("-", " ").split()).casefold()
+
+
+def normalize_states(states: Collection[str] | None, default: frozenset[str]) -> frozenset[str]:
+    """Normalize a user-supplied ``success_states``/``failure_states`` override (``None`` keeps the default)."""
+    if states is None:
+        return default
+    if isinstance(states, str):
+        states = [states]
+    return frozenset(normalize_state(state) for state in states)
+
+
+def execution_state(execution: Mapping[str, Any]) -> str:
+    """
+    Return the execution's state as Blink shows it: ``state_ui``, falling back to ``state``.
+
+    :raises BlinkResponseError: if the payload carries neither as a non-empty string.
+    """
+    states = _states(execution)
+    if not states:
+        raise BlinkResponseError(
+            f"Blink returned execution {execution.get('id', '<unknown id>')!r} without a state "
+            f"(neither 'state_ui' nor 'state' is a non-empty string); keys present: {sorted(execution)[:20]}"
+        )
+    return states[0]
+
+
+def _states(execution: Mapping[str, Any]) -> list[str]:
+    """The usable ones of ``state_ui`` and ``state``, in that order."""
+    values = (execution.get(field) for field in ("state_ui", "state"))
+    return [value.strip() for value in values if isinstance(value, str) and value.strip()]
+
+
+def decide_outcome(
+    execution: Mapping[str, Any],
+    success_states: Collection[str] | None = None,
+    failure_states: Collection[str] | None = None,
+) -> ExecutionOutcome:
+    """
+    Decide whether an execution succeeded, failed or is still running.
+
+    Operator, sensor and trigger all call this: ``state_ui`` decides, and ``state`` when ``state_ui``
+    is a state this provider does not know (see :func:`outcome_of_state`).
+
+    :param execution: the execution record from Blink.
+    :param success_states: states that count as success (default ``Completed``).
+    :param failure_states: states that count as failure (default Failed, Cancelled, Timeout,
+        Timed out, Stopped, Skipped).
+    """
+    execution_state(execution)  # raises when there is no state at all
+    state, *fallback = _states(execution)
+    return outcome_of_state(
+        state,
+        success_states,
+        failure_states,
+        fallback=fallback[0] if fallback else None,
+        execution_id=execution.get("id"),
+    )
+
+
+def outcome_of_state(
+    state: str,
+    success_states: Collection[str] | None = None,
+    failure_states: Collection[str] | None = None,
+    *,
+    fallback: str | None = None,
+    execution_id: Any = None,
+) -> ExecutionOutcome:
+    """
+    Decide what an execution's state means: the one place a state becomes an outcome.
+
+    When neither ``state`` nor ``fallback`` is a known state, the execution counts as still running
+    and that is logged once per process, so a new Blink state never fails a task by surprise.
+
+    :param state: the state as Blink shows it (``state_ui``).
+    :param success_states: states that count as success (default ``Completed``).
+    :param failure_states: states that count as failure.
+    :param fallback: the state that decides when ``state`` is unknown (Blink's ``state``).
+    :param execution_id: the execution's id, for the log.
+    """
+    success = normalize_states(success_states, SUCCESS_STATES)
+    failure = normalize_states(failure_states, FAILURE_STATES)
+    unknown = []
+    for value in (state, fallback):
+        if value is None:
+            continue
+        normalized = normalize_state(value)
+        if normalized in success:
+            return ExecutionOutcome.SUCCESS
+        if normalized in failure:
+            return ExecutionOutcome.FAILED
+        if normalized in RUNNING_STATES:
+            return ExecutionOutcome.RUNNING
+        unknown.append(normalized)
+    key = " / ".join(unknown)
+    if key not in _unknown_states_seen:
+        _unknown_states_seen.add(key)
+        log.warning(
+            "Blink execution %s is in state %s, which this provider does not know; treating it as still "
+            "running. Pass success_states/failure_states if it is final.",
+            execution_id,
+            " / ".join(repr(state) for state in unknown),
+        )
+    return ExecutionOutcome.RUNNING
+
 
 SUMMARY_FIELDS = (
     "id",

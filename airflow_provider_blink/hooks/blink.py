@@ -31,6 +31,7 @@ from airflow_provider_blink.exceptions import (
     BlinkLookupIncomplete,
     BlinkPermanentError,
 )
+from airflow_provider_blink.executions import ExecutionOutcome, decide_outcome
 from airflow_provider_blink.hooks import transport
 from airflow_provider_blink.hooks.connection import (
     DEFAULT_TIMEOUT,
@@ -40,7 +41,6 @@ from airflow_provider_blink.hooks.connection import (
     read_connection,
     warn_if_unverified,
 )
-from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
 
 if TYPE_CHECKING:
     import aiohttp
@@ -471,6 +471,20 @@ class BlinkHook(BaseHook):
         pages = ExecutionPages(self.config.workspace(workspace_id), page_size, query)
         for page_query in pages:
             yield from pages.read(self.list_executions(workspace_id=workspace_id, **page_query))
+
+    def runs_of_request(
+        self, playbook_id: str, body: Mapping[str, Any], since_ms: int, *, workspace_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """
+        Every run of ``playbook_id`` with the execute ``body``'s request started since ``since_ms``, newest first.
+
+        Less :data:`CLOCK_SKEW_MS` for the clocks of Airflow and Blink (see :func:`matching_runs`).
+
+        :raises BlinkLookupIncomplete: too many runs started meanwhile to tell.
+        """
+        workspace = self.config.workspace(workspace_id)
+        lookup = matching_runs(workspace, playbook_id, body, since_ms - CLOCK_SKEW_MS, exhaustive=True)
+        return drive(lookup, self.call)
 
     def cancel_execution(self, execution_id: str, *, workspace_id: str | None = None) -> bool:
         """

@@ -13,7 +13,7 @@ unread (:func:`listed_answer_bytes`), items for ids not asked for are ignored, a
 with different content is read with the single GET.
 A finished execution's event carries its list item (which lacks ``playbook_name``, ``display_name``
 and ``duration``, docs/blink-api-contract.md#documented-list): the operator and the sensor read those with the single GET in
-the worker (:func:`.tasks.events.whole_summary`), so a burst of finishing runs costs the triggerer
+the worker (:func:`.tasks.whole_summary`), so a burst of finishing runs costs the triggerer
 no request and the task's result is the same as without batching.
 """
 

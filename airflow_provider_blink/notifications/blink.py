@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_blink.compat import BaseNotifier
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkError
-from airflow_provider_blink.tasks.arguments import check_poll_interval
-from airflow_provider_blink.tasks.request import (
+from airflow_provider_blink.tasks import (
     TEMPLATE_FIELDS,
     TEMPLATE_FIELDS_RENDERERS,
     PlaybookRequest,
     StartsPlaybook,
+    check_poll_interval,
 )
 
 if TYPE_CHECKING:
@@ -141,9 +141,10 @@ class BlinkNotifier(StartsPlaybook, BaseNotifier):
                 self.playbook_id, workspace_id=self.workspace_id, **fields
             )
             self.log.info(
-                "Started Blink playbook %s from an Airflow callback: execution %s",
+                "Started Blink playbook %s from an Airflow callback: execution %s, %s",
                 self.playbook_id,
                 execution_id,
+                self._url(execution_id),
             )
             if self.wait_for_completion:
                 self._wait(execution_id)
@@ -151,11 +152,12 @@ class BlinkNotifier(StartsPlaybook, BaseNotifier):
             self.log.error("BlinkNotifier could not run playbook %s: %s", self.playbook_id, exc)
 
     def _wait(self, execution_id: str) -> None:
-        from airflow_provider_blink.tasks import waiting
-        from airflow_provider_blink.tasks.events import execution_from_event
+        from airflow_provider_blink.tasks import deadline, execution_from_event
+        from airflow_provider_blink.triggers.blink import ExecutionWatch, build_trigger, wait_for_event
 
-        watch = waiting.ExecutionWatch(self.blink_conn_id, self.workspace_id, self.poll_interval)
-        end_time = waiting.deadline({}, self.timeout, None)
-        trigger = waiting.build_trigger(watch, execution_id, end_time, cancel_on_kill=False)
-        execution = execution_from_event(waiting.wait_for_event(trigger), execution_id, None)
+        end_time = deadline({}, self.timeout, None)
+        trigger = build_trigger(
+            ExecutionWatch.of(self, self.poll_interval), execution_id, end_time, cancel_on_kill=False
+        )
+        execution = execution_from_event(wait_for_event(trigger), execution_id, None)
         self.log.info("Blink execution %s finished: %s", execution_id, execution.get("state_ui"))

@@ -16,22 +16,23 @@ from airflow_provider_blink.exceptions import (
     BlinkExecutionTimeout,
     BlinkOutputUnavailable,
 )
-from airflow_provider_blink.links.blink import BlinkExecutionLink, push_execution
-from airflow_provider_blink.states import ExecutionOutcome, decide_outcome, outcome_of_state
-from airflow_provider_blink.tasks.arguments import check_poll_interval, resolve_deferrable
-from airflow_provider_blink.tasks.budget import DEFAULT_ERROR_BUDGET, check_error_budget
-from airflow_provider_blink.tasks.events import execution_from_event, finished_event, whole_summary
-from airflow_provider_blink.tasks.request import (
+from airflow_provider_blink.executions import ExecutionOutcome, decide_outcome, outcome_of_state
+from airflow_provider_blink.links.blink import BlinkExecutionLink, no_execution_yet, push_execution
+from airflow_provider_blink.tasks import (
+    DEFAULT_ERROR_BUDGET,
     TEMPLATE_FIELDS,
     TEMPLATE_FIELDS_RENDERERS,
     PlaybookRequest,
     StartsPlaybook,
+    check_error_budget,
+    check_poll_interval,
+    resolve_deferrable,
 )
 
 if TYPE_CHECKING:
     from airflow_provider_blink.compat import Context
     from airflow_provider_blink.hooks.blink import BlinkHook
-    from airflow_provider_blink.reruns import StartRecord
+    from airflow_provider_blink.tasks import StartRecord
 
 
 class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperator):
@@ -79,7 +80,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         it runs, or once it completed) instead of starting another; default ``True``. Each try records
         what became of its start (``task_state_store`` on Airflow 3.3+, an Airflow Variable before);
         a retry looks in Blink only when that start's answer never came (see
-        :mod:`airflow_provider_blink.reruns`). ``False``: every try starts a new run.
+        :class:`airflow_provider_blink.tasks.StartRecord`). ``False``: every try starts a new run.
     """
 
     template_fields: Sequence[str] = TEMPLATE_FIELDS
@@ -164,25 +165,20 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
     def _body(self) -> dict[str, Any]:
         return self.playbook_request().body()
 
-    def _url(self, execution_id: str) -> str:
-        from airflow_provider_blink.executions import execution_url
-
-        config = self.hook.config
-        return execution_url(config.url, config.workspace(self.workspace_id), self.playbook_id, execution_id)
-
     def execute(self, context: Context) -> dict[str, Any]:
+        no_execution_yet(self)
         body = self._body()  # checked before anything reaches Blink, whichever way the task runs
         if self.run_sync:
             return self._run_sync(body)
         if not self.wait_for_completion:
             execution_id = self._start(context, body)
             url = self._url(execution_id)
-            push_execution(context, execution_id, url)
+            push_execution(self, context, execution_id, url)
             return {"execution_id": execution_id, "execution_url": url}
         return self.execute_resumable(context)
 
     def _start(self, context: Context, body: dict[str, Any]) -> str:
-        from airflow_provider_blink.reruns import FOLLOWED
+        from airflow_provider_blink.tasks import FOLLOWED
 
         record = self._start_record(context)
         previous = None if record is None else self._previous_execution(record, body)
@@ -192,9 +188,10 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         if previous is not None and self._follows_earlier_tries() and outcome in FOLLOWED:
             execution_id = str(previous["id"])
             self.log.info(
-                "Blink execution %s of an earlier try is %s; following it instead of starting another",
+                "Blink execution %s of an earlier try is %s; following it instead of starting another: %s",
                 execution_id,
                 previous.get("state_ui"),
+                self._url(execution_id),
             )
             if record is not None:  # the next try follows it by id, without looking
                 record.started(execution_id)
@@ -203,7 +200,12 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
                 self.log.info("Re-running failed Blink execution %s (rerun_from_failure)", previous["id"])
                 body = {**body, "past_exec_ref": previous["id"]}
             execution_id = self._send_start(record, body)
-            self.log.info("Started Blink execution %s of playbook %s", execution_id, self.playbook_id)
+            self.log.info(
+                "Started Blink execution %s of playbook %s: %s",
+                execution_id,
+                self.playbook_id,
+                self._url(execution_id),
+            )
         self.execution_id = execution_id  # for on_kill
         return execution_id
 
@@ -212,16 +214,16 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         return self.wait_for_completion and self.durable
 
     def _start_record(self, context: Context) -> StartRecord | None:
-        """What earlier tries did about starting the playbook, when this task keeps it (see :mod:`.reruns`)."""
+        """What earlier tries did about starting the playbook, when this task keeps it (see :class:`.tasks.StartRecord`)."""
         if not (self._follows_earlier_tries() or self.rerun_from_failure):
             return None
-        from airflow_provider_blink.reruns import StartRecord
+        from airflow_provider_blink.tasks import StartRecord
 
         return StartRecord(context)
 
     def _previous_execution(self, record: StartRecord, body: dict[str, Any]) -> dict[str, Any] | None:
-        """The execution an earlier try started (see :func:`.reruns.previous_execution`)."""
-        from airflow_provider_blink.reruns import previous_execution
+        """The execution an earlier try started (see :func:`.tasks.previous_execution`)."""
+        from airflow_provider_blink.tasks import previous_execution
 
         return previous_execution(
             self.hook,
@@ -265,7 +267,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         return self._start(context, self._body())
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
-        from airflow_provider_blink.states import execution_state
+        from airflow_provider_blink.executions import execution_state
 
         return execution_state(self.hook.get_execution(str(external_id), workspace_id=self.workspace_id))
 
@@ -278,7 +280,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
     # Returns the summary: on a reconnect, execute_resumable() returns what this returns.
     def poll_until_complete(self, external_id: Any, context: Context) -> dict[str, Any]:  # type: ignore[override]
         execution_id = self.execution_id = str(external_id)  # for on_kill
-        push_execution(context, execution_id, self._url(execution_id))  # the "Blink" link, once per try
+        push_execution(self, context, execution_id, self._url(execution_id))  # the "Blink" link, once per try
         summary = self._summaries[execution_id] = self._wait(context, execution_id)
         return summary
 
@@ -292,30 +294,25 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         return outcome_of_state(state, self.success_states, self.failure_states)
 
     def _wait(self, context: Context, execution_id: str) -> dict[str, Any]:
-        from airflow_provider_blink.tasks import waiting
+        from airflow_provider_blink.tasks import deadline, deferred_in, finished_event
+        from airflow_provider_blink.triggers.blink import ExecutionWatch, build_trigger, wait_for_event
 
         execution = self._first_look(execution_id)
         if execution is not None:
             outcome = decide_outcome(execution, self.success_states, self.failure_states)
             if outcome is not ExecutionOutcome.RUNNING:
                 return self.execute_complete(context, finished_event(execution, outcome), execution_id)
-        watch = waiting.ExecutionWatch(
-            self.blink_conn_id,
-            self.workspace_id,
-            self.poll_interval,
-            self.success_states,
-            self.failure_states,
-            self.error_budget,
+        end_time = deadline(context, self.timeout, self.execution_timeout)
+        trigger = build_trigger(
+            ExecutionWatch.of(self, self.poll_interval), execution_id, end_time, cancel_on_kill=True
         )
-        end_time = waiting.deadline(context, self.timeout, self.execution_timeout)
-        trigger = waiting.build_trigger(watch, execution_id, end_time, cancel_on_kill=True)
         if self.deferrable:
             self.defer(
                 trigger=trigger,
                 method_name="execute_complete",
-                kwargs={"execution_id": execution_id, **waiting.deferred_in(context)},
+                kwargs={"execution_id": execution_id, **deferred_in(context)},
             )
-        return self.execute_complete(context, waiting.wait_for_event(trigger), execution_id)
+        return self.execute_complete(context, wait_for_event(trigger), execution_id)
 
     def _first_look(self, execution_id: str) -> dict[str, Any] | None:
         """
@@ -344,9 +341,9 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
     ) -> dict[str, Any]:
         """Finish the task from the trigger's event: return the summary, or fail saying why."""
         from airflow_provider_blink.executions import summarize
-        from airflow_provider_blink.tasks import waiting
+        from airflow_provider_blink.tasks import execution_from_event, resumed_late, whole_summary
 
-        if waiting.resumed_late(context, deferred_try, self.log):
+        if resumed_late(context, deferred_try, self.log):
             return self.execute(context)
 
         event_execution_id = event.get("execution_id") if isinstance(event, dict) else None
@@ -367,7 +364,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
 
         One read; says what the worker did, or nothing when the execution no longer runs in Blink.
         """
-        from airflow_provider_blink.tasks.events import cancel_note
+        from airflow_provider_blink.tasks import cancel_note
 
         try:
             execution = self.hook.get_execution(execution_id, workspace_id=self.workspace_id)

@@ -10,16 +10,26 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_blink.compat import AirflowSensorTimeout, AirflowSkipException, BaseSensorOperator
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkConfigurationError, BlinkError, BlinkExecutionTimeout
-from airflow_provider_blink.links.blink import BlinkExecutionLink, push_execution
-from airflow_provider_blink.tasks.arguments import check_poll_interval, resolve_deferrable
-from airflow_provider_blink.tasks.budget import (
+from airflow_provider_blink.links.blink import (
+    BlinkExecutionLink,
+    no_execution_yet,
+    published_url,
+    push_execution,
+)
+from airflow_provider_blink.tasks import (
     DEFAULT_ERROR_BUDGET,
     ErrorBudget,
+    LocalStreak,
+    StateChanges,
+    StreakStore,
     WaitEnds,
     check_error_budget,
+    check_poll_interval,
+    execution_from_event,
+    finished_event,
+    resolve_deferrable,
+    whole_summary,
 )
-from airflow_provider_blink.tasks.events import execution_from_event, finished_event, whole_summary
-from airflow_provider_blink.tasks.streaks import LocalStreak, StreakStore
 
 if TYPE_CHECKING:
     from airflow_provider_blink.compat import Context, PokeReturnValue
@@ -33,7 +43,7 @@ class BlinkExecutionSensor(BaseSensorOperator):
     Works in ``poke``, ``reschedule`` and deferrable mode. A failed execution fails the task
     (or skips it with ``soft_fail=True``); so does the sensor's ``timeout``. In every mode the wait
     rides out ``error_budget`` seconds of Blink's transient errors, across reschedules too
-    (:mod:`.tasks.streaks`), and fails at once on a permanent one.
+    (:class:`.tasks.StreakStore`), and fails at once on a permanent one.
 
     :param execution_id: the execution to watch, e.g.
         ``"{{ ti.xcom_pull(task_ids='start', key='execution_id') }}"``. Templated.
@@ -71,7 +81,7 @@ class BlinkExecutionSensor(BaseSensorOperator):
         self.success_states = success_states
         self.failure_states = failure_states
         self.error_budget = check_error_budget(error_budget)
-        self._execution_published = False
+        self._states = StateChanges()
         self._local_streak = LocalStreak()
         self._first_poke: float | None = None
 
@@ -114,22 +124,28 @@ class BlinkExecutionSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         from airflow_provider_blink.compat import PokeReturnValue
-        from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
+        from airflow_provider_blink.executions import ExecutionOutcome, decide_outcome
 
         execution = self._read(context)
         if execution is None:
             return False
-        if not self._execution_published:  # once per try: the "Blink" link works while the sensor waits
-            push_execution(context, execution["id"], self._url(execution) or "")
-            self._execution_published = True
+        if not published_url(self):  # once per run: the "Blink" link works while the sensor waits
+            url = self._url(execution) or ""
+            push_execution(self, context, execution["id"], url)
+            self.log.info(
+                "Waiting for Blink execution %s of playbook %s: %s",
+                execution["id"],
+                execution.get("playbook_id"),
+                url,
+            )
+        self._states.seen(execution, self.log)
         outcome = decide_outcome(execution, self.success_states, self.failure_states)
         if outcome is ExecutionOutcome.RUNNING:
-            self.log.info("Blink execution %s is %s", execution["id"], execution.get("state_ui"))
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._finish(finished_event(execution, outcome)))
 
     def _read(self, context: Context) -> dict[str, Any] | None:
-        """The execution record; ``None`` while the wait rides out Blink's errors (:mod:`.tasks.budget`)."""
+        """The execution record; ``None`` while the wait rides out Blink's errors (:class:`.tasks.ErrorBudget`)."""
         execution_id = self._execution_id()
         streaks = StreakStore(context) if self.reschedule else self._local_streak
         streak = streaks.load()
@@ -171,43 +187,36 @@ class BlinkExecutionSensor(BaseSensorOperator):
         ``execution_timeout``. In ``reschedule`` mode Airflow checks ``timeout`` between runs, and
         a run's ``execution_timeout`` bounds no wait between them.
         """
-        from airflow_provider_blink.tasks import waiting
+        from airflow_provider_blink.tasks import deadline
 
         if self.reschedule:
             return None
-        ends = waiting.deadline(context, None, self.execution_timeout)
+        ends = deadline(context, None, self.execution_timeout)
         by_timeout = (self._first_poke or time.time()) + float(self.timeout)
         return by_timeout if ends is None else min(ends, by_timeout)
 
     def execute(self, context: Context) -> Any:
+        no_execution_yet(self)
         if not self.deferrable:
             return super().execute(context)
-        from airflow_provider_blink.tasks import waiting
+        from airflow_provider_blink.tasks import deadline, deferred_in
+        from airflow_provider_blink.triggers.blink import ExecutionWatch, build_trigger
 
         done = self.poke(context)
         if not isinstance(done, bool):
             return done.xcom_value
-        watch = waiting.ExecutionWatch(
-            self.blink_conn_id,
-            self.workspace_id,
-            float(self.poke_interval),
-            self.success_states,
-            self.failure_states,
-            self.error_budget,
+        end_time = deadline(context, self.timeout, self.execution_timeout)
+        trigger = build_trigger(
+            ExecutionWatch.of(self, self.poke_interval), self._execution_id(), end_time, cancel_on_kill=False
         )
-        end_time = waiting.deadline(context, self.timeout, self.execution_timeout)
-        self.defer(
-            trigger=waiting.build_trigger(watch, self._execution_id(), end_time, cancel_on_kill=False),
-            method_name="execute_complete",
-            kwargs=waiting.deferred_in(context),
-        )
+        self.defer(trigger=trigger, method_name="execute_complete", kwargs=deferred_in(context))
 
     def execute_complete(
         self, context: Context, event: dict[str, Any], deferred_try: int | None = None
     ) -> dict[str, Any]:
         """Finish from the trigger's event: return the execution record, or fail saying why."""
-        from airflow_provider_blink.tasks import waiting
+        from airflow_provider_blink.tasks import resumed_late
 
-        if waiting.resumed_late(context, deferred_try, self.log):
+        if resumed_late(context, deferred_try, self.log):
             return self.execute(context)
         return self._finish(event)

@@ -1,8 +1,16 @@
-"""BlinkExecutionTrigger: waits for a Blink execution to finish without holding a worker slot."""
+"""
+BlinkExecutionTrigger: waits for a Blink execution to finish without holding a worker slot.
+
+Also how a task waits with it: :class:`ExecutionWatch` (a task's settings for the wait) and
+:func:`build_trigger`, the one place they become a trigger, deferred to the triggerer or run in the
+task's own process by :func:`wait_for_event`.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Collection
 from typing import Any
@@ -11,14 +19,26 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkError
-from airflow_provider_blink.executions import summarize
+from airflow_provider_blink.executions import ExecutionOutcome, decide_outcome, summarize
 from airflow_provider_blink.hooks.blink import BlinkAsyncClient, BlinkHook
 from airflow_provider_blink.hooks.poller import ExecutionReader, ExecutionReading
-from airflow_provider_blink.states import ExecutionOutcome, decide_outcome
-from airflow_provider_blink.tasks.budget import DEFAULT_ERROR_BUDGET, ErrorBudget, WaitEnds
-from airflow_provider_blink.tasks.events import EventStatus, cancel_note, finished_event
+from airflow_provider_blink.tasks import (
+    DEFAULT_ERROR_BUDGET,
+    ErrorBudget,
+    EventStatus,
+    StateChanges,
+    WaitEnds,
+    cancel_note,
+    finished_event,
+)
 
-__all__ = ["DEFAULT_ERROR_BUDGET", "BlinkExecutionTrigger"]
+__all__ = [
+    "DEFAULT_ERROR_BUDGET",
+    "BlinkExecutionTrigger",
+    "ExecutionWatch",
+    "build_trigger",
+    "wait_for_event",
+]
 
 
 class BlinkExecutionTrigger(BaseTrigger):
@@ -37,10 +57,10 @@ class BlinkExecutionTrigger(BaseTrigger):
     :param workspace_id: overrides the connection's workspace.
     :param poll_interval: seconds between polls.
     :param end_time: absolute deadline (Unix time in seconds); ``None`` waits indefinitely.
-    :param success_states: states that count as success (see :mod:`.states`).
+    :param success_states: states that count as success (see :func:`.executions.decide_outcome`).
     :param failure_states: states that count as failure.
     :param error_budget: seconds of consecutive transient errors tolerated before giving up
-        (see :mod:`.tasks.budget`; a ``Retry-After`` within it and the deadline is waited for).
+        (see :class:`.tasks.ErrorBudget`; a ``Retry-After`` within it and the deadline is waited for).
     :param cancel_on_kill: the task started the execution: cancel it when the deadline passes, and
         when a user kills the deferred task (mark failed/success, clear; Airflow 3.3+). The
         operator sets it; the sensor, which only watches, does not. Never on a triggerer restart.
@@ -105,8 +125,14 @@ class BlinkExecutionTrigger(BaseTrigger):
     async def _watch(self, reader: ExecutionReader) -> dict[str, Any]:
         # The task checked the execution just before deferring, so the first poll waits an interval:
         # no wasted request, and no event in the instant after deferral (apache/airflow#72716).
+        self.log.info(
+            "Waiting for Blink execution %s to finish (a read every %gs)",
+            self.execution_id,
+            self.poll_interval,
+        )
         execution: dict[str, Any] | None = None
         budget = ErrorBudget(self.error_budget)
+        states = StateChanges()
         pause = self.poll_interval
         polled = False
         while True:
@@ -133,6 +159,7 @@ class BlinkExecutionTrigger(BaseTrigger):
                     "Could not read Blink execution %s, will try again: %s", self.execution_id, exc
                 )
             else:
+                states.seen(execution, self.log)
                 if outcome is not ExecutionOutcome.RUNNING:
                     return finished_event(execution, outcome)
                 pause = self._next_pause(time.monotonic() - started)
@@ -198,3 +225,72 @@ class BlinkExecutionTrigger(BaseTrigger):
             "message": message,
             "permanent": permanent,
         }
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecutionWatch:
+    """
+    How a task watches an execution: through which connection, how often, and which states end it how.
+
+    :param blink_conn_id: the Airflow connection to Blink.
+    :param workspace_id: overrides the connection's workspace.
+    :param poll_interval: seconds between polls.
+    :param success_states: states that count as success (see :func:`.executions.decide_outcome`).
+    :param failure_states: states that count as failure.
+    :param error_budget: seconds of back-to-back transient errors the wait rides out (:class:`.tasks.ErrorBudget`).
+    """
+
+    blink_conn_id: str
+    workspace_id: str | None
+    poll_interval: float
+    success_states: Collection[str] | None = None
+    failure_states: Collection[str] | None = None
+    error_budget: float = DEFAULT_ERROR_BUDGET
+
+    @classmethod
+    def of(cls, task: Any, poll_interval: float) -> ExecutionWatch:
+        """
+        The watch a task's own settings describe, so operator, sensor and notifier read them alike.
+
+        :param task: has ``blink_conn_id`` and ``workspace_id``, and may have ``success_states``,
+            ``failure_states`` and ``error_budget`` (the notifier has none of these: the defaults).
+        :param poll_interval: the task's interval (the sensor's is ``poke_interval``).
+        """
+        return cls(
+            task.blink_conn_id,
+            task.workspace_id,
+            float(poll_interval),
+            getattr(task, "success_states", None),
+            getattr(task, "failure_states", None),
+            getattr(task, "error_budget", DEFAULT_ERROR_BUDGET),
+        )
+
+
+def build_trigger(
+    watch: ExecutionWatch, execution_id: str, end_time: float | None, *, cancel_on_kill: bool
+) -> BlinkExecutionTrigger:
+    """
+    The one place a task's settings become a trigger, so operator, sensor and notifier cannot drift apart.
+
+    :param end_time: the absolute deadline (:func:`.tasks.deadline`); ``None`` waits indefinitely.
+    :param cancel_on_kill: the task started the execution: cancel it at the deadline, and when a user
+        kills the deferred task.
+    """
+    return BlinkExecutionTrigger(
+        execution_id=execution_id,
+        end_time=end_time,
+        cancel_on_kill=cancel_on_kill,
+        **{field.name: getattr(watch, field.name) for field in dataclasses.fields(watch)},
+    )
+
+
+def wait_for_event(trigger: BlinkExecutionTrigger) -> dict[str, Any]:
+    """Run the trigger in this process until its event: the same wait, without deferring."""
+
+    async def first_event() -> dict[str, Any]:
+        async with contextlib.aclosing(trigger.run()) as events:  # type: ignore[type-var]
+            async for event in events:
+                return event.payload
+        raise BlinkError("BlinkExecutionTrigger ended without an event")
+
+    return asyncio.run(first_event())

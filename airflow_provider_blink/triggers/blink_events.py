@@ -33,16 +33,16 @@ from airflow.triggers.base import TriggerEvent
 from airflow_provider_blink.compat import BaseEventTrigger
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkError
-from airflow_provider_blink.executions import summarize
-from airflow_provider_blink.hooks.blink import BlinkHook
-from airflow_provider_blink.hooks.transport import is_retryable
-from airflow_provider_blink.states import (
+from airflow_provider_blink.executions import (
     FAILURE_STATES,
     SUCCESS_STATES,
     execution_state,
     normalize_state,
     normalize_states,
+    summarize,
 )
+from airflow_provider_blink.hooks.blink import BlinkHook
+from airflow_provider_blink.hooks.transport import is_retryable
 
 #: Key of the watermark in the watched asset's state store (Airflow 3.3+).
 WATERMARK_KEY = "blink_finished_watermark"

@@ -14,6 +14,7 @@ from airflow_provider_blink.notifications.blink import BlinkNotifier, airflow_in
 
 from support.connections import connection_json
 from support.dag_runs import register, run, task_instance
+from support.emulator import url_of
 
 
 def failing_task(x: int) -> None:
@@ -133,3 +134,13 @@ def test_the_log_url_is_built_where_the_task_instance_has_none(map_index, suffix
     url = airflow_inputs({"ti": ti})["log_url"]
 
     assert url.endswith(f"/dags/d/runs/manual__2026-01-01T00%3A00%3A00%2B00%3A00{suffix}")
+
+
+def test_the_start_logs_the_executions_url(emulator, caplog, capfd):
+    with caplog.at_level(logging.INFO):
+        BlinkNotifier(playbook_id="isolate-host").notify({"run_id": "r1"})
+
+    (execution,) = emulator.executions
+    assert f"execution {execution['id']}, {url_of(emulator, 'isolate-host', execution['id'])}" in logged(
+        caplog, capfd
+    )

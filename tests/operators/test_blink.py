@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 import threading
 import time
 from typing import Any
@@ -20,12 +21,12 @@ from airflow_provider_blink.exceptions import (
     BlinkPermanentError,
 )
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
-from airflow_provider_blink.tasks.waiting import wait_for_event
 from airflow_provider_blink.testing import DEMO_WORKSPACE, BlinkEmulator, ScriptedPlaybook
-from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
+from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger, wait_for_event
 
 from support.emulator import start_directly as start
 from support.emulator import url_of
+from support.logs import times_logged
 from support.task_instance import RecordingTI, context_for
 
 SUMMARY_TIMINGS = ("created_at", "started_at", "finished_at", "duration")
@@ -447,3 +448,16 @@ class TestExecuteCompleteValidatesTheEvent:
             operator().execute_complete(context_for(), event, "exec-1")
 
         assert isinstance(raised.value, AirflowFailException) is permanent
+
+
+class TestLogs:
+    @pytest.mark.parametrize("wait_for_completion", [True, False], ids=["waiting", "fire-and-forget"])
+    def test_the_start_logs_the_executions_url(self, emulator, caplog, capfd, wait_for_completion):
+        caplog.set_level(logging.INFO)
+
+        operator(playbook_id="quick-ok", wait_for_completion=wait_for_completion).execute(context_for())
+
+        (execution,) = emulator.executions
+        url = url_of(emulator, "quick-ok", execution["id"])
+        started = f"Started Blink execution {execution['id']} of playbook quick-ok: {url}"
+        assert times_logged(caplog, capfd, started) == 1

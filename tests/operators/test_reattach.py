@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_blink import reruns
+from airflow_provider_blink import tasks
 from airflow_provider_blink.exceptions import BlinkError
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.testing import Fault
@@ -64,7 +64,7 @@ def sent_at(monkeypatch: pytest.MonkeyPatch, store: TaskStateStore, seconds_from
     """An earlier try sent its start ``seconds_from_now`` (by Airflow's clock) and died before the answer."""
     now = time.time()
     with monkeypatch.context() as patched:
-        patched.setattr(reruns.time, "time", lambda: now + seconds_from_now)
+        patched.setattr(tasks.time, "time", lambda: now + seconds_from_now)
         earlier_try_sent_a_start(store)
 
 

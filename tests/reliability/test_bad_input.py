@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_blink import api, states
+from airflow_provider_blink import api, executions
 from airflow_provider_blink.compat import AirflowException, AirflowFailException
 from airflow_provider_blink.exceptions import (
     BlinkAuthenticationError,
@@ -98,7 +98,7 @@ def blink(monkeypatch: pytest.MonkeyPatch) -> Iterator[Blink]:
         }
         for conn_id, value in connections.items():
             monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id}", value)
-        monkeypatch.setattr(states, "_unknown_states_seen", set())  # warn afresh about unknown states
+        monkeypatch.setattr(executions, "_unknown_states_seen", set())  # warn afresh about unknown states
         yield Blink(emu, monkeypatch)
 
 
@@ -280,7 +280,7 @@ def test_these_fail_the_task_without_spending_its_retries(error):
 
 
 def test_an_unknown_state_is_waited_on_and_warned_about_once(blink, caplog):
-    caplog.set_level(logging.WARNING, logger="airflow_provider_blink.states")
+    caplog.set_level(logging.WARNING, logger="airflow_provider_blink.executions")
 
     with pytest.raises(BlinkExecutionTimeout):
         run(op(playbook_id="frobnicating", timeout=1).build(), {})

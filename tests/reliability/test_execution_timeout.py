@@ -19,7 +19,7 @@ from airflow_provider_blink.compat import TaskDeferred
 from airflow_provider_blink.exceptions import BlinkExecutionTimeout
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
-from airflow_provider_blink.tasks.waiting import deadline
+from airflow_provider_blink.tasks import deadline
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
 from support.dag_runs import register, run, task_instance
@@ -58,7 +58,7 @@ class StartedTI(RecordingTI):
     ],
 )
 def test_the_deadline_is_the_earlier_limit(monkeypatch, timeout, execution_timeout, started_ago, expected):
-    monkeypatch.setattr("airflow_provider_blink.tasks.waiting.time.time", lambda: NOW)
+    monkeypatch.setattr("airflow_provider_blink.tasks.time.time", lambda: NOW)
 
     assert deadline(context_for(StartedTI(started_ago)), timeout, execution_timeout) == expected
 

@@ -23,8 +23,7 @@ from hypothesis import strategies as st
 
 from airflow_provider_blink import api
 from airflow_provider_blink.exceptions import BlinkError, BlinkResponseError
-from airflow_provider_blink.executions import failure_message, playbook_output, summarize
-from airflow_provider_blink.states import decide_outcome
+from airflow_provider_blink.executions import decide_outcome, failure_message, playbook_output, summarize
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 from airflow_provider_blink.triggers.blink_events import BlinkExecutionEventTrigger
 

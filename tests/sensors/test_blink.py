@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
 import pytest
 
 from airflow_provider_blink.compat import (
+    AIRFLOW_V_3_0_PLUS,
     AirflowSensorTimeout,
     AirflowSkipException,
     PokeReturnValue,
@@ -16,12 +18,12 @@ from airflow_provider_blink.compat import (
 )
 from airflow_provider_blink.exceptions import BlinkConfigurationError, BlinkError, BlinkExecutionFailed
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
-from airflow_provider_blink.tasks.waiting import wait_for_event
 from airflow_provider_blink.testing import DEMO_WORKSPACE, ScriptedPlaybook
-from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
+from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger, wait_for_event
 
 from support.emulator import start_directly as start
 from support.emulator import url_of
+from support.logs import Logged
 from support.task_instance import RecordingTI, context_for
 
 
@@ -62,11 +64,10 @@ class TestPoke:
         task.poke(context_for(ti))
 
         url = url_of(emulator, "slow", execution_id)
-        assert ti.pushes == [
-            ("execution_id", execution_id),
-            ("execution_url", url),
-            ("_link_BlinkExecutionLink", url),
-        ]
+        link_key = (
+            [("_link_BlinkExecutionLink", url)] if AIRFLOW_V_3_0_PLUS else []
+        )  # Airflow 3's UI reads it
+        assert ti.pushes == [("execution_id", execution_id), ("execution_url", url), *link_key]
 
     def test_failed_execution_fails_with_blink_error_details(self, emulator):
         execution_id = start(emulator, "quick-fail")
@@ -222,3 +223,33 @@ class TestConfiguration:
 
     def test_execution_id_and_workspace_are_templated(self):
         assert {"execution_id", "workspace_id"} <= set(BlinkExecutionSensor.template_fields)
+
+
+class TestLogs:
+    def test_poke_mode_logs_the_execution_it_waits_on_and_each_state_change(self, emulator, caplog, capfd):
+        caplog.set_level(logging.INFO)
+        execution_id = start(emulator, "slow")
+        task = sensor(execution_id)
+
+        assert task.poke(context_for()) is False
+        assert task.poke(context_for()) is False
+        emulator.finish(execution_id, "Completed")
+        task.poke(context_for())
+
+        logged = Logged(caplog, capfd)
+        url = url_of(emulator, "slow", execution_id)
+        assert logged.count(f"Waiting for Blink execution {execution_id} of playbook slow: {url}") == 1
+        assert logged.count(f"Blink execution {execution_id} is In Progress") == 1, "logged as it changes"
+        assert logged.count(f"Blink execution {execution_id} is Completed") == 1
+
+    def test_each_rescheduled_run_logs_the_execution_and_the_state_it_finds(self, emulator, caplog, capfd):
+        caplog.set_level(logging.INFO)
+        execution_id = start(emulator, "slow")
+
+        for _run in range(2):  # each run of a rescheduled sensor is a new task process
+            assert sensor(execution_id, mode="reschedule").poke(context_for()) is False
+
+        logged = Logged(caplog, capfd)
+        url = url_of(emulator, "slow", execution_id)
+        assert logged.count(f"Waiting for Blink execution {execution_id} of playbook slow: {url}") == 2
+        assert logged.count(f"Blink execution {execution_id} is In Progress") == 2

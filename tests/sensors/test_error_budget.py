@@ -4,7 +4,7 @@ A transient error (Blink down, 429, 5xx, after the hook's own retries) makes a p
 yet"; the wait fails once Blink has kept failing for ``error_budget`` seconds, as a transient
 failure (the task's retries apply), and at once on a permanent error (4xx), each saying which it
 was. In reschedule mode every poke is a new run of the task instance: the streak is kept across
-them (``task_state_store`` on Airflow 3.3+, a Variable before: :mod:`.tasks.streaks`).
+them (``task_state_store`` on Airflow 3.3+, a Variable before: :class:`.tasks.StreakStore`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from airflow_provider_blink.compat import AirflowFailException, AirflowSkipExcep
 from airflow_provider_blink.exceptions import BlinkError, BlinkPermanentError
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
-from airflow_provider_blink.tasks.streaks import KEY
+from airflow_provider_blink.tasks import STREAK_KEY
 from airflow_provider_blink.testing import Fault
 
 from support.dag_runs import register, reschedules, run, task_instance, xcom
@@ -127,27 +127,27 @@ class TestReschedule:
     def test_a_streak_from_earlier_runs_counts_against_the_budget(self, emulator):
         execution_id = start(emulator, "slow")
         store = TaskStateStore(
-            **{KEY: {"failing_since": time.time() - 301, "not_before": 0, "try_number": 1}}
+            **{STREAK_KEY: {"failing_since": time.time() - 301, "not_before": 0, "try_number": 1}}
         )
         blink_down(emulator)
 
         with pytest.raises(BlinkError, match="Blink kept failing for 300s"):
             sensor(execution_id, mode="reschedule").poke(context_for(task_state_store=store))
 
-        assert KEY not in store.values, "the wait ended: nothing is left behind"
+        assert STREAK_KEY not in store.values, "the wait ended: nothing is left behind"
 
     def test_a_streak_of_an_earlier_try_is_not_this_trys(self, emulator):
         execution_id = start(emulator, "slow")
         store = TaskStateStore(
-            **{KEY: {"failing_since": time.time() - 301, "not_before": 0, "try_number": 1}}
+            **{STREAK_KEY: {"failing_since": time.time() - 301, "not_before": 0, "try_number": 1}}
         )
         blink_down(emulator)
         context = context_for(RecordingTI(try_number=2), task_state_store=store)
 
         assert sensor(execution_id, mode="reschedule").poke(context) is False
 
-        assert store.values[KEY]["try_number"] == 2
-        assert store.values[KEY]["failing_since"] > time.time() - 60, "a fresh streak"
+        assert store.values[STREAK_KEY]["try_number"] == 2
+        assert store.values[STREAK_KEY]["failing_since"] > time.time() - 60, "a fresh streak"
 
     def test_an_answer_ends_the_streak(self, emulator):
         execution_id = start(emulator, "slow")
@@ -156,10 +156,10 @@ class TestReschedule:
         task = sensor(execution_id, mode="reschedule")
 
         assert task.poke(context_for(task_state_store=store)) is False
-        assert KEY in store.values
+        assert STREAK_KEY in store.values
         assert task.poke(context_for(task_state_store=store)) is False  # Blink answers: still running
 
-        assert KEY not in store.values
+        assert STREAK_KEY not in store.values
 
 
 # -- through real Airflow: dag.test() on every line ---------------------------------------------------
@@ -193,7 +193,7 @@ def streaks_left() -> list[str]:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        return [v.key for v in session.query(Variable).all() if v.key.startswith(KEY)]
+        return [v.key for v in session.query(Variable).all() if v.key.startswith(STREAK_KEY)]
 
 
 @pytest.mark.parametrize("mode", ["poke", "reschedule"])

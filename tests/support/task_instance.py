@@ -64,7 +64,7 @@ def context_for(ti: RecordingTI | None = None, **entries: Any) -> Any:
 
     Like Airflow's, it holds the DAG run; and an empty :class:`TaskStateStore` unless ``entries`` say
     otherwise (``task_state_store=None``: none), where a task keeps what must outlast its try
-    (:mod:`airflow_provider_blink.tasks.kept`).
+    (:class:`airflow_provider_blink.tasks.KeptValue`).
     """
     ti = ti or RecordingTI()
     context = {
@@ -79,13 +79,13 @@ def context_for(ti: RecordingTI | None = None, **entries: Any) -> Any:
 
 def earlier_try_sent_a_start(store: TaskStateStore) -> None:
     """An earlier try recorded that its start was in flight, and died before it had Blink's answer."""
-    from airflow_provider_blink.reruns import StartRecord
+    from airflow_provider_blink.tasks import StartRecord
 
     StartRecord(context_for(RecordingTI(try_number=1), task_state_store=store)).sending()
 
 
 def earlier_try_started(store: TaskStateStore, execution_id: str) -> None:
     """An earlier try recorded the execution its start made."""
-    from airflow_provider_blink.reruns import StartRecord
+    from airflow_provider_blink.tasks import StartRecord
 
     StartRecord(context_for(RecordingTI(try_number=1), task_state_store=store)).started(execution_id)

@@ -12,7 +12,7 @@ from airflow_provider_blink.exceptions import (
     BlinkServerError,
     BlinkTransportError,
 )
-from airflow_provider_blink.tasks.budget import ErrorBudget, WaitEnds, check_error_budget
+from airflow_provider_blink.tasks import ErrorBudget, WaitEnds, check_error_budget
 
 T0 = 1_000.0
 

@@ -24,7 +24,7 @@ from airflow_provider_blink import api
 from airflow_provider_blink.hooks import poller
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
-from airflow_provider_blink.tasks.events import GET_ONLY_FIELDS
+from airflow_provider_blink.tasks import GET_ONLY_FIELDS
 from airflow_provider_blink.testing import BlinkEmulator, Fault
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 

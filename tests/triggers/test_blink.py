@@ -14,12 +14,14 @@ import pytest
 
 # Imported here, not inside the trigger's first run: an import would count as a slow callback.
 import airflow_provider_blink.hooks.blink  # noqa: F401
-from airflow_provider_blink.tasks.events import EVENT_STATUSES
+from airflow_provider_blink.tasks import EVENT_STATUSES
 from airflow_provider_blink.testing import BlinkEmulator, Fault
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger
 
 from support.connections import connection_json
+from support.emulator import finishing
 from support.emulator import start_directly as start
+from support.logs import Logged
 from support.network import TcpRelay
 from support.triggers import all_events
 
@@ -232,3 +234,17 @@ async def test_never_blocks_the_event_loop(emulator, caplog):
     assert event["status"] == "success"
     slow = [r.getMessage() for r in caplog.records if r.name == "asyncio" and "took" in r.getMessage()]
     assert slow == []
+
+
+async def test_logs_the_execution_it_waits_on_and_each_state_change(emulator, caplog, capfd):
+    caplog.set_level(logging.INFO)
+    execution_id = start(emulator, "slow")
+
+    with finishing(emulator, lambda: execution_id if len(gets(emulator)) >= 2 else None):
+        event = await only_event(trigger_for(execution_id))
+
+    assert event["status"] == "success"
+    logged = Logged(caplog, capfd)
+    assert logged.count(f"Waiting for Blink execution {execution_id} to finish") == 1
+    assert logged.count(f"Blink execution {execution_id} is In Progress") == 1, "logged as it changes"
+    assert logged.count(f"Blink execution {execution_id} is Completed") == 1

@@ -33,7 +33,7 @@ from e2e.harness.fan_out import (
 from e2e.harness.figures import record
 from e2e.harness.waiting import wait_until
 
-from airflow_provider_blink.tasks.events import GET_ONLY_FIELDS
+from airflow_provider_blink.tasks import GET_ONLY_FIELDS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2700)]
 

@@ -8,9 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airflow_provider_blink import states
+from airflow_provider_blink import executions
 from airflow_provider_blink.exceptions import BlinkResponseError
-from airflow_provider_blink.states import ExecutionOutcome, decide_outcome, execution_state, normalize_state
+from airflow_provider_blink.executions import (
+    ExecutionOutcome,
+    decide_outcome,
+    execution_state,
+    normalize_state,
+)
 
 SUCCESS, FAILED, RUNNING = ExecutionOutcome.SUCCESS, ExecutionOutcome.FAILED, ExecutionOutcome.RUNNING
 
@@ -40,7 +45,7 @@ STATE_TABLE = [
 @pytest.fixture(autouse=True)
 def fresh_unknown_states(monkeypatch):
     """Each test starts with no unknown state seen yet (the log-once memory is per process)."""
-    monkeypatch.setattr(states, "_unknown_states_seen", set())
+    monkeypatch.setattr(executions, "_unknown_states_seen", set())
 
 
 @pytest.mark.parametrize(
@@ -87,13 +92,13 @@ def test_no_state_is_a_response_error(execution):
 
 
 def test_unknown_state_is_running_and_logged_once(caplog):
-    caplog.set_level(logging.WARNING, logger=states.__name__)
+    caplog.set_level(logging.WARNING, logger=executions.__name__)
 
     first = decide_outcome({"id": "e-1", "state_ui": "Frobnicating"})
     second = decide_outcome({"id": "e-2", "state_ui": "frobnicating"})
 
     assert first is second is RUNNING
-    warnings = [r for r in caplog.records if r.name == states.__name__]
+    warnings = [r for r in caplog.records if r.name == executions.__name__]
     assert len(warnings) == 1
     assert "'frobnicating'" in warnings[0].getMessage()
     assert "e-1" in warnings[0].getMessage()
@@ -111,31 +116,31 @@ def test_unknown_state_is_running_and_logged_once(caplog):
     ids=["unknown-ui-failed-state", "unknown-ui-completed-state", "unknown-ui-paused-state", "known-ui-wins"],
 )
 def test_an_unknown_state_ui_leaves_the_decision_to_state(state_ui, state, outcome, caplog):
-    caplog.set_level(logging.WARNING, logger=states.__name__)
+    caplog.set_level(logging.WARNING, logger=executions.__name__)
 
     assert decide_outcome({"id": "e-1", "state_ui": state_ui, "state": state}) is outcome
-    assert not [r for r in caplog.records if r.name == states.__name__], "state knew: nothing to log"
+    assert not [r for r in caplog.records if r.name == executions.__name__], "state knew: nothing to log"
 
 
 def test_both_states_unknown_is_running_and_logged_once(caplog):
-    caplog.set_level(logging.WARNING, logger=states.__name__)
+    caplog.set_level(logging.WARNING, logger=executions.__name__)
 
     first = decide_outcome({"id": "e-1", "state_ui": "Frobnicating", "state": "frob"})
     second = decide_outcome({"id": "e-2", "state_ui": "Frobnicating", "state": "frob"})
 
     assert first is second is RUNNING
-    (warning,) = [r for r in caplog.records if r.name == states.__name__]
+    (warning,) = [r for r in caplog.records if r.name == executions.__name__]
     assert "'frobnicating'" in warning.getMessage()
     assert "'frob'" in warning.getMessage()
 
 
 def test_known_running_states_are_not_logged(caplog):
-    caplog.set_level(logging.WARNING, logger=states.__name__)
+    caplog.set_level(logging.WARNING, logger=executions.__name__)
 
     for state in ("In Progress", "Pending", "Paused", "Running"):
         decide_outcome({"id": "e-1", "state_ui": state})
 
-    assert not [r for r in caplog.records if r.name == states.__name__]
+    assert not [r for r in caplog.records if r.name == executions.__name__]
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow_provider_blink import api, endpoints
 
@@ -350,7 +351,7 @@ BLINK_ANSWERS: dict[str, Any] = {
 
 def blink_answers(request: Request) -> Answer:
     """A plausible Blink answer to any call in :data:`CALLS`."""
-    path = request.target.split("?")[0].removeprefix(api.API_PREFIX)
+    path = urlsplit(request.target).path.removeprefix(api.API_PREFIX)  # a proxy is sent the whole URL
     endpoint = endpoints.endpoint_of(request.method, path)
     assert endpoint is not None, f"not an endpoint of the registry: {request.method} {request.target}"
     return json_answer(BLINK_ANSWERS[endpoint.name])

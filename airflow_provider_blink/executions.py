@@ -207,7 +207,7 @@ def playbook_output(steps: Sequence[Mapping[str, Any]], step_id: str | None = No
     """
     The playbook's output as its steps report it.
 
-    Blink documents no "playbook output" in an execution's steps (NOTES.md, "Steps"); the assumption:
+    Blink documents no "playbook output" in an execution's steps (docs/blink-api-contract.md#observed-steps); the assumption:
     the output is the ``output_data`` of the step that finished last (ties: the later in the list),
     unless ``step_id`` names the step to take it from. Blink types ``output_data`` as a string; JSON
     in it is decoded. ``None`` when that step has no output (or no step has any).

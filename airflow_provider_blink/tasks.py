@@ -44,7 +44,6 @@ from airflow_provider_blink.executions import (
     failure_message,
     summarize,
 )
-from airflow_provider_blink.hooks.transport import is_transient, requested_wait
 
 if TYPE_CHECKING:
     from airflow_provider_blink.hooks.blink import BlinkHook
@@ -205,7 +204,7 @@ class StartsPlaybook:
 # The event a wait for an execution ends with, and the task's result (or error) from it.
 EventStatus = Literal["success", "failed", "timeout", "error"]
 EVENT_STATUSES: frozenset[str] = frozenset({"success", "failed", "timeout", "error"})
-#: Summary fields of the single GET's record that a list item lacks (NOTES.md, "List"; seeds 003, 004).
+#: Summary fields of the single GET's record that a list item lacks (docs/blink-api-contract.md#documented-list).
 GET_ONLY_FIELDS = ("playbook_name", "display_name", "duration")
 
 
@@ -426,6 +425,8 @@ class ErrorBudget:
 
         :param deadline: when the wait ends anyway (Unix time), or ``None``.
         """
+        from airflow_provider_blink.hooks.transport import is_transient, requested_wait  # not at DAG parse
+
         now = time.time() if now is None else now
         if not is_transient(exc, idempotent=True):
             return WaitEnds(

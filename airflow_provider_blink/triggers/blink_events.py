@@ -167,7 +167,7 @@ class BlinkExecutionEventTrigger(BaseEventTrigger):
 
     Watches a workspace, optionally one playbook and a set of final states. Watchers of the same
     query share one list call per poll (Airflow 3.3+ shared streams). The event payload is the
-    summary of the list item (seed 004: no ``playbook_name``, ``display_name`` or ``duration``):
+    summary of the list item (docs/blink-api-contract.md#documented-list: no ``playbook_name``, ``display_name`` or ``duration``):
     ``execution_id``, ``playbook_id``, ``state``, ``state_ui``, ``created_at``, ``started_at``,
     ``finished_at``, ``net_runtime_ms`` ...
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_blink import api
 from airflow_provider_blink.compat import conf
+from airflow_provider_blink.endpoints import EXECUTE_FIELDS
 from airflow_provider_blink.exceptions import (
     BlinkConfigurationError,
     BlinkError,
@@ -100,18 +101,11 @@ def resolve_deferrable(deferrable: bool | None) -> bool:
 # The request --------------------------------------------------------------------------------------
 # The playbook and execute fields a task starts, spelled out once for the operator and the notifier.
 #: The attributes of a task that starts a playbook which Airflow renders: the request and the workspace.
-TEMPLATE_FIELDS: tuple[str, ...] = (
-    "playbook_id",
-    "workspace_id",
-    "input_values",
-    "event",
-    "runner",
-    "trigger_type",
-    "callback",
-    "past_exec_ref",
-)
-#: How the Airflow UI shows the rendered request fields.
-TEMPLATE_FIELDS_RENDERERS: dict[str, str] = {"input_values": "json", "event": "json", "callback": "json"}
+TEMPLATE_FIELDS: tuple[str, ...] = ("playbook_id", "workspace_id", *EXECUTE_FIELDS)
+#: How the Airflow UI shows the rendered request fields: the objects as JSON.
+TEMPLATE_FIELDS_RENDERERS: dict[str, str] = {
+    name: "json" for name, spec in EXECUTE_FIELDS.items() if spec.types is Mapping
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,67 +117,50 @@ class PlaybookRequest:
     :class:`StartsPlaybook`): :meth:`set_on` puts them there, :meth:`of` reads them back.
 
     :param playbook_id: the playbook to run (its id, not its name).
-    :param input_values: the playbook's input parameters.
-    :param event: event data for event-based playbooks.
-    :param runner: runner group to run on.
-    :param trigger_type: trigger type to report to Blink.
-    :param callback: Blink callback (``url``, ``method``, ``headers``, ``body`` ...).
-    :param past_exec_ref: id of a previous execution to re-run.
+    :param fields: the execute fields by name (:data:`.endpoints.EXECUTE_FIELDS`); ``None`` ones are not sent.
     """
 
     playbook_id: Any
-    input_values: Mapping[str, Any] | None = None
-    event: Mapping[str, Any] | None = None
-    runner: str | None = None
-    trigger_type: str | None = None
-    callback: Mapping[str, Any] | None = None
-    past_exec_ref: str | None = None
+    fields: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.fields) - set(EXECUTE_FIELDS))
+        if unknown:
+            raise TypeError(f"not execute fields: {', '.join(unknown)}")
 
     @classmethod
-    def of(cls, task: object) -> PlaybookRequest:
+    def of(cls, task: StartsPlaybook) -> PlaybookRequest:
         """The request in a task's attributes (rendered, when the task runs)."""
-        return cls(**{field.name: getattr(task, field.name) for field in dataclasses.fields(cls)})
+        return cls(task.playbook_id, {name: getattr(task, name) for name in EXECUTE_FIELDS})
 
-    def set_on(self, task: object) -> None:
-        """Give ``task`` one attribute per field."""
-        for field in dataclasses.fields(self):
-            setattr(task, field.name, getattr(self, field.name))
-
-    def fields(self) -> dict[str, Any]:
-        """The execute fields (all but the playbook's id)."""
-        return {
-            field.name: getattr(self, field.name)
-            for field in dataclasses.fields(self)
-            if field.name != "playbook_id"
-        }
+    def set_on(self, task: StartsPlaybook) -> None:
+        """Give ``task`` one attribute per field (``None`` for a field not given)."""
+        task.playbook_id = self.playbook_id
+        for name in EXECUTE_FIELDS:
+            setattr(task, name, self.fields.get(name))
 
     def check_at_parse_time(self) -> None:
         """Check a DAG file's arguments: values filled in at run time (XComArgs, templates) pass."""
         check_playbook_id(self.playbook_id, parse_time=True)
-        for name, value in self.fields().items():
+        for name, value in self.fields.items():
             check_execute_field_at_parse_time(name, value)
 
     def body(self) -> dict[str, Any]:
         """Check the request as it runs and return the execute body (fields left ``None`` are not sent)."""
         check_playbook_id(self.playbook_id)
-        return api.execute_body(**self.fields())
+        return api.execute_body(**self.fields)
 
 
 class StartsPlaybook:
     """
     A task that starts a playbook (the operator, the notifier): the request's fields are its attributes.
 
-    Airflow renders them and the workspace (:data:`TEMPLATE_FIELDS`) before the task runs.
+    Airflow renders them and the workspace (:data:`TEMPLATE_FIELDS`) before the task runs; the
+    execute fields are set by :meth:`PlaybookRequest.set_on`, one attribute per field of the registry.
     """
 
     playbook_id: str
     workspace_id: str | None
-    input_values: Mapping[str, Any] | None
-    event: Mapping[str, Any] | None
-    runner: str | None
-    trigger_type: str | None
-    callback: Mapping[str, Any] | None
-    past_exec_ref: str | None
 
     if TYPE_CHECKING:
 

@@ -20,6 +20,7 @@ import pytest
 from airflow_provider_blink import api, endpoints
 from airflow_provider_blink.exceptions import BlinkError
 from airflow_provider_blink.hooks.blink import BlinkHook
+from airflow_provider_blink.notifications.blink import BlinkNotifier
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 from airflow_provider_blink.testing import Fault
@@ -226,3 +227,24 @@ def test_the_emulator_serves_the_registry_and_nothing_else(emulator):
         f"{emulator.url}{api.API_PREFIX}/workspace/x/playbooks", headers={"BLINK-API-KEY": API_KEY}
     )
     assert unknown.status_code == 404
+
+
+@pytest.mark.parametrize("name", list(endpoints.EXECUTE_FIELDS))
+def test_every_execute_field_of_the_registry_reaches_blink_from_the_operator_and_the_notifier(emulator, name):
+    """A field added to the registry is an argument of both, templated, sent, and shown where the registry says."""
+    spec = endpoints.EXECUTE_FIELDS[name]
+    value: Any = {"from": "airflow"} if spec.types is Mapping else "example-value"
+
+    BlinkExecutePlaybookOperator(
+        task_id="start", playbook_id="quick-ok", wait_for_completion=False, **{name: value}
+    ).execute(context_for())
+    BlinkNotifier(playbook_id="quick-ok", include_airflow_context=False, **{name: value}).notify(
+        {"run_id": "r1"}
+    )
+
+    executes = [request for request in emulator.requests if request.endpoint == "execute"]
+    assert [request.body[name] for request in executes] == [value, value]
+    assert name in BlinkExecutePlaybookOperator.template_fields
+    assert name in BlinkNotifier.template_fields
+    if spec.on_record is not None:
+        assert {execution[spec.on_record] == value for execution in emulator.executions} == {True}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -110,7 +109,15 @@ class BlinkNotifier(StartsPlaybook, BaseNotifier):
     ) -> None:
         super().__init__()
         request = PlaybookRequest(
-            playbook_id, input_values, event, runner, trigger_type, callback, past_exec_ref
+            playbook_id,
+            {
+                "input_values": input_values,
+                "event": event,
+                "runner": runner,
+                "trigger_type": trigger_type,
+                "callback": callback,
+                "past_exec_ref": past_exec_ref,
+            },
         )
         request.check_at_parse_time()
         request.set_on(self)
@@ -134,9 +141,10 @@ class BlinkNotifier(StartsPlaybook, BaseNotifier):
         inputs: dict[str, Any] = {}
         if self.include_airflow_context:
             inputs = {name: redact(value, name) for name, value in airflow_inputs(context).items()}
-        inputs.update(self.input_values or {})
+        request = self.playbook_request()
+        inputs.update(request.fields["input_values"] or {})
         try:
-            fields = dataclasses.replace(self.playbook_request(), input_values=inputs).fields()
+            fields = {**request.fields, "input_values": inputs}
             execution_id = self.hook.execute_playbook(
                 self.playbook_id, workspace_id=self.workspace_id, **fields
             )

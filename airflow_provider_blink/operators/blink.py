@@ -122,7 +122,15 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         # operator follows the earlier try's execution from its own record (_start).
         self.durable = durable
         request = PlaybookRequest(
-            playbook_id, input_values, event, runner, trigger_type, callback, past_exec_ref
+            playbook_id,
+            {
+                "input_values": input_values,
+                "event": event,
+                "runner": runner,
+                "trigger_type": trigger_type,
+                "callback": callback,
+                "past_exec_ref": past_exec_ref,
+            },
         )
         request.check_at_parse_time()
         if run_sync and deferrable:

@@ -51,7 +51,6 @@ __all__ = [
     "XCom",
     "conf",
     "dag",
-    "get_async_connection",
     "mask_secret",
     "redact",
     "task",
@@ -129,23 +128,6 @@ def _find(name: str) -> Any:
             continue
     module, attribute = _FALLBACKS[name]
     return getattr(importlib.import_module(module), attribute)
-
-
-async def get_async_connection(conn_id: str) -> Connection:
-    """
-    Read an Airflow connection from a trigger without blocking its event loop.
-
-    Airflow 3.3.2 masks a connection's secrets asynchronously (``Connection.aextra_dejson`` came with
-    it); before, ``BaseHook.aget_connection`` masks them with a synchronous call to the supervisor that
-    fails while another call is in flight on the loop, and 2.11 has no ``aget_connection``: there the
-    synchronous read runs in a worker thread.
-    """
-    hook, connection = _find("BaseHook"), _find("Connection")
-    if hasattr(connection, "aextra_dejson"):
-        return await hook.aget_connection(conn_id=conn_id)
-    from asgiref.sync import sync_to_async
-
-    return await sync_to_async(hook.get_connection)(conn_id=conn_id)
 
 
 if TYPE_CHECKING:  # the newest line's names; at run time, module __getattr__ finds each

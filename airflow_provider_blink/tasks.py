@@ -27,7 +27,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_blink import api
-from airflow_provider_blink.compat import conf
+from airflow_provider_blink.compat import Variable, conf
 from airflow_provider_blink.endpoints import EXECUTE_FIELDS
 from airflow_provider_blink.exceptions import (
     BlinkConfigurationError,
@@ -467,8 +467,6 @@ class KeptValue:
         """The value kept, or ``None``."""
         if self._store is not None:
             return self._store.get(self._key)
-        from airflow_provider_blink.compat import Variable
-
         return Variable.get(self._variable, None, deserialize_json=True)
 
     def save(self, value: Any) -> None:
@@ -476,8 +474,6 @@ class KeptValue:
         if self._store is not None:
             self._store.set(self._key, value)
         else:
-            from airflow_provider_blink.compat import Variable
-
             Variable.set(self._variable, value, serialize_json=True)
 
     def forget(self) -> None:
@@ -485,8 +481,6 @@ class KeptValue:
         if self._store is not None:
             self._store.delete(self._key)
         else:
-            from airflow_provider_blink.compat import Variable
-
             Variable.delete(self._variable)
 
 

@@ -8,11 +8,24 @@ Imports are read from the source, those inside functions and under ``TYPE_CHECKI
 from __future__ import annotations
 
 import ast
+import asyncio
 import re
+import sys
+import threading
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 import airflow_provider_blink
+from airflow_provider_blink.compat import TaskDeferred
+from airflow_provider_blink.hooks import blink as _hook  # noqa: F401  imported as a worker has it, not in the trace
+from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
+from airflow_provider_blink.triggers import blink as _trigger  # noqa: F401
+
+from support.task_instance import RecordingTI, context_for
+from support.triggers import next_event
 
 PACKAGE = Path(airflow_provider_blink.__file__).parent
 NAME = PACKAGE.name
@@ -110,3 +123,36 @@ def test_blinks_api_paths_are_written_only_in_the_registry():
         if path_like.search(line)
     ]
     assert spelled == []
+
+
+def test_one_deferred_run_crosses_at_most_ten_modules(emulator):
+    """From the operator's ``execute`` through the trigger to ``execute_complete``: the package modules whose code runs."""
+    crossed: set[str] = set()
+
+    def note(frame: Any, event: str, arg: Any) -> None:
+        name = frame.f_globals.get("__name__", "")
+        if (
+            event == "call"
+            and frame.f_code.co_name != "<module>"  # a lazy import, not a step of the run
+            and name.startswith(f"{NAME}.")
+            and not name.startswith(f"{NAME}.testing")
+        ):
+            crossed.add(name.removeprefix(f"{NAME}."))
+
+    ti = RecordingTI()
+    task = BlinkExecutePlaybookOperator(task_id="run", playbook_id="slow", deferrable=True, poll_interval=0.1)
+    threading.setprofile(note)  # the connection is read in a worker thread in the triggerer
+    sys.setprofile(note)
+    try:
+        with pytest.raises(TaskDeferred) as deferred:
+            task.execute(context_for(ti))
+        emulator.finish(ti.pushed["execution_id"], "Completed")
+        event = asyncio.run(next_event(deferred.value.trigger))
+        result = task.execute_complete(context_for(ti), event, **(deferred.value.kwargs or {}))
+    finally:
+        sys.setprofile(None)
+        threading.setprofile(None)
+
+    assert result["state_ui"] == "Completed"
+    assert {"operators.blink", "triggers.blink", "hooks.poller"} <= crossed, "the whole deferred path ran"
+    assert len(crossed) <= 10, f"{len(crossed)}: {sorted(crossed)}"

@@ -10,17 +10,14 @@ import unicodedata
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from airflow_provider_blink import __version__, api
-from airflow_provider_blink.compat import mask_secret
+from airflow_provider_blink.compat import BaseHook, Connection, mask_secret
 from airflow_provider_blink.connection_form import CONN_TYPE, DEFAULT_BLINK_URL, DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkConfigurationError
 from airflow_provider_blink.hooks.transport import ACCEPT_ENCODING, RetryPolicy
-
-if TYPE_CHECKING:
-    from airflow_provider_blink.compat import Connection
 
 DEFAULT_TIMEOUT = 30.0
 USER_AGENT = f"airflow-provider-blink/{__version__}"
@@ -281,12 +278,26 @@ async def _read_and_mask(conn_id: str) -> BlinkConnectionConfig:
     """
     from asgiref.sync import sync_to_async
 
-    from airflow_provider_blink import compat
-
-    connection = await compat.get_async_connection(conn_id)
+    connection = await get_async_connection(conn_id)
     return await sync_to_async(read_connection)(connection)
 
 
 _READS_IN_FLIGHT: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Future[Any]]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+async def get_async_connection(conn_id: str) -> Connection:
+    """
+    Read an Airflow connection from a trigger without blocking its event loop.
+
+    Airflow 3.3.2 masks a connection's secrets asynchronously (``Connection.aextra_dejson`` came with
+    it); before, ``BaseHook.aget_connection`` masks them with a synchronous call to the supervisor that
+    fails while another call is in flight on the loop, and 2.11 has no ``aget_connection``: there the
+    synchronous read runs in a worker thread.
+    """
+    if hasattr(Connection, "aextra_dejson"):
+        return await BaseHook.aget_connection(conn_id=conn_id)
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(BaseHook.get_connection)(conn_id=conn_id)

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import asyncio
 
-from airflow_provider_blink import compat
 from airflow_provider_blink.hooks import connection
 from airflow_provider_blink.hooks.blink import BlinkHook
 
 
 async def test_concurrent_readers_share_the_read_in_flight_and_nothing_is_kept(emulator, monkeypatch):
     reads = []
-    real = compat.get_async_connection
+    real = connection.get_async_connection
 
     async def counting(conn_id):
         reads.append(conn_id)
         await asyncio.sleep(0.05)  # a look-up that takes a while, as through sync_to_async
         return await real(conn_id)
 
-    monkeypatch.setattr(compat, "get_async_connection", counting)
+    monkeypatch.setattr(connection, "get_async_connection", counting)
 
     configs = await asyncio.gather(*(BlinkHook().aget_config() for _ in range(50)))
     again = await BlinkHook().aget_config()

@@ -106,18 +106,14 @@ _FALLBACKS: dict[str, tuple[str, str]] = {
 
 class ResumableJobStandIn:
     """
-    ``ResumableJobMixin`` before Airflow 3.3: no ``task_state_store`` to resume from.
+    In place of ``ResumableJobMixin`` before Airflow 3.3: no ``task_state_store`` to resume from.
 
-    Every try submits (the operator then follows an earlier try's execution from its own record) and waits.
+    The operator submits and waits on every try itself there (and follows an earlier try's execution
+    from its own record).
     """
 
     #: The mixin's ``task_state_store`` key for the job's id (the operator's own records use it too).
     external_id_key: str = "remote_job_id"
-
-    def execute_resumable(self, context: Any) -> Any:
-        external_id = self.submit_job(context)  # type: ignore[attr-defined]
-        self.poll_until_complete(external_id, context)  # type: ignore[attr-defined]
-        return self.get_job_result(external_id, context)  # type: ignore[attr-defined]
 
 
 def _find(name: str) -> Any:

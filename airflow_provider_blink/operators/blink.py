@@ -118,7 +118,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         if AIRFLOW_V_3_3_PLUS:  # the SDK's mixin keeps the id in task_state_store
             kwargs["durable"] = durable
         super().__init__(**kwargs)
-        # Before 3.3 the stand-in mixin (compat.ResumableJobStandIn) submits on every try: there the
+        # Before 3.3 there is no mixin to resume with: every try submits and waits (execute), and the
         # operator follows the earlier try's execution from its own record (_start).
         self.durable = durable
         request = PlaybookRequest(
@@ -183,7 +183,11 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
             url = self._url(execution_id)
             push_execution(self, context, execution_id, url)
             return {"execution_id": execution_id, "execution_url": url}
-        return self.execute_resumable(context)
+        if AIRFLOW_V_3_3_PLUS:
+            return self.execute_resumable(context)
+        execution_id = self.submit_job(context)
+        self.poll_until_complete(execution_id, context)
+        return self.get_job_result(execution_id, context)
 
     def _start(self, context: Context, body: dict[str, Any]) -> str:
         from airflow_provider_blink.tasks import FOLLOWED
@@ -267,7 +271,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
 
     # ResumableJobMixin: on Airflow 3.3+ a retry after a worker crash follows the execution the
     # crashed try started (kept in task_state_store) instead of starting a second one; before 3.3
-    # the stand-in calls submit_job on every try. Either way _start acts on the start record.
+    # execute calls submit_job on every try. Either way _start acts on the start record.
 
     def submit_job(self, context: Context) -> str:
         # Publishing waits for poll_until_complete: the mixin stores the id right after this

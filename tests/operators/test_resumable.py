@@ -1,8 +1,7 @@
 """
 A retry follows the execution an earlier try started (Airflow 3.3+ ``task_state_store``).
 
-On older Airflow there is no store: the provider's stand-in (``compat.ResumableJobStandIn``) calls
-``submit_job`` on every try, and the operator follows the earlier try's execution from its own record
+On older Airflow there is no store: the operator calls ``submit_job`` on every try, and follows the earlier try's execution from its own record
 of the start (``test_reattach``).
 """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -77,6 +78,29 @@ def airflow_db() -> None:
             env=os.environ.copy(),
         )
         marker.touch()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dag_test_serves_every_task_from_one_execution_api() -> Iterator[None]:
+    """
+    Serve every task ``dag.test()`` runs from one in-process execution API, as a deployment's API server does.
+
+    Airflow 3's ``dag.test()`` builds a new in-process execution API for each run of a task (each try,
+    each resume after a deferral), and Cadwyn builds that app's versioned routes on its first request:
+    about a second per task run on Airflow 3.0 (Cadwyn 5), which made the 3.0 line's suite twice as slow
+    as 2.11's. A deployment builds the API once and serves every task from it; so do the tests. Each run
+    still sets its own DAG on the app (``InProcessTestSupervisor._api_client``), and runs are sequential.
+    """
+    from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS
+
+    if not AIRFLOW_V_3_0_PLUS:
+        yield
+        return
+    from airflow.sdk.execution_time import supervisor
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(supervisor, "in_process_api_server", functools.cache(supervisor.in_process_api_server))
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

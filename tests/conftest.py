@@ -87,9 +87,10 @@ def dag_test_serves_every_task_from_one_execution_api() -> Iterator[None]:
 
     Airflow 3's ``dag.test()`` builds a new in-process execution API for each run of a task (each try,
     each resume after a deferral), and Cadwyn builds that app's versioned routes on its first request:
-    about a second per task run on Airflow 3.0 (Cadwyn 5), which made the 3.0 line's suite twice as slow
-    as 2.11's. A deployment builds the API once and serves every task from it; so do the tests. Each run
-    still sets its own DAG on the app (``InProcessTestSupervisor._api_client``), and runs are sequential.
+    a second or more per task run on Airflow 3.0 and 3.1 (Cadwyn 5), which made the 3.0 line's suite
+    twice as slow as 2.11's. A deployment builds the API once and serves every task from it; so do the
+    tests. Each run still sets its own DAG on the app (``InProcessTestSupervisor._api_client``), and
+    ``dag.test()`` runs tasks one at a time.
     """
     from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS
 

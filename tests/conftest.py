@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -77,6 +78,31 @@ def airflow_db() -> None:
             env=os.environ.copy(),
         )
         marker.touch()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def dag_test_serves_every_task_from_one_execution_api() -> Iterator[None]:
+    """
+    Serve every task ``dag.test()`` runs from one in-process execution API, as Airflow 3.3 does.
+
+    Airflow 3.0-3.2's ``dag.test()`` builds a new in-process execution API for each run of a task (each
+    try, each resume after a deferral): a FastAPI app whose Cadwyn routes are built on its first
+    request, a second or more per task run, which made the 3.0 line's suite twice as slow as 2.11's.
+    Airflow 3.3 builds it once (``lru_cache`` on ``in_process_api_server``, apache/airflow#65235), as a
+    deployment's API server serves every task; the tests do so on the earlier lines too. Each run still
+    sets its own DAG on the app (``InProcessTestSupervisor._api_client``); ``dag.test()`` runs tasks one
+    at a time.
+    """
+    from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
+
+    if not AIRFLOW_V_3_0_PLUS or AIRFLOW_V_3_3_PLUS:
+        yield
+        return
+    from airflow.sdk.execution_time import supervisor
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(supervisor, "in_process_api_server", functools.cache(supervisor.in_process_api_server))
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

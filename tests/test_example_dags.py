@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,10 +12,10 @@ import pytest
 from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
-from airflow_provider_blink.testing.playbooks import DEMO_PLAYBOOKS
+from airflow_provider_blink.testing import BlinkEmulator
 
 from support.dag_runs import dagbag, extra_link, on_defer, register, run, task_instance, xcom
-from support.emulator import url_of
+from support.emulator import finished_once_read, url_of
 
 EXAMPLE_DAGS = Path(__file__).resolve().parent.parent / "example_dags"
 BLINK_TASKS = (BlinkExecutePlaybookOperator, BlinkExecutionSensor)
@@ -84,10 +84,6 @@ def test_rerun_example_succeeds_on_the_first_try_from_scratch(airflow_db, emulat
 MODES = pytest.mark.parametrize("deferrable", [True, False], ids=["deferrable", "in-process"])
 
 
-def playbook(playbook_id: str) -> Any:
-    return next(p for p in DEMO_PLAYBOOKS if p.id == playbook_id)
-
-
 def prepare(dag_id: str, deferrable: bool) -> Any:
     dag = example_dag(dag_id)
     if not deferrable:
@@ -119,10 +115,20 @@ def test_enrich_pipeline_runs_to_success(airflow_db, emulator, deferrals, deferr
     assert deferrals == (["enrich_ioc"] if deferrable else [])
 
 
+@pytest.fixture
+def isolations_held(emulator: BlinkEmulator) -> Iterator[None]:
+    """
+    Hold each isolate-host run going until it has been read twice: the task's first look finds it running.
+
+    Its demo duration (1 s) is no guarantee on a busy machine: a task whose first look comes later (the
+    start record and the XCom pushes go through Airflow's API first) finds it completed and does not defer.
+    """
+    with finished_once_read(emulator, {"isolate-host": ("Completed", None)}):
+        yield
+
+
 @MODES
-def test_fire_and_forget_runs_to_success(airflow_db, emulator, deferrals, deferrable):
-    # Long enough that the sensor surely finds the run going, also on a busy machine: it must defer.
-    emulator.add_playbook(replace(playbook("isolate-host"), duration=5.0))
+def test_fire_and_forget_runs_to_success(airflow_db, emulator, isolations_held, deferrals, deferrable):
     dag = prepare("example_blink_fire_and_forget", deferrable)
 
     dag_run = run(dag)
@@ -142,7 +148,7 @@ def test_fire_and_forget_runs_to_success(airflow_db, emulator, deferrals, deferr
 
 
 @MODES
-def test_mapped_runs_one_execution_per_host(airflow_db, emulator, deferrals, deferrable):
+def test_mapped_runs_one_execution_per_host(airflow_db, emulator, isolations_held, deferrals, deferrable):
     dag = prepare("example_blink_mapped", deferrable)
 
     dag_run = run(dag)

@@ -8,10 +8,16 @@ import resource
 import sys
 from typing import Any
 
+# The benchmark reads this process's stdout only when it waits for a message: whatever else the code
+# measured prints (the triggers' log lines) goes to stderr, the child's log file, so it can never fill
+# the pipe and stall the child. The messages keep the original stdout.
+_MESSAGES = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+
 
 def emit(message: dict[str, Any]) -> None:
     """Send one JSON line to the benchmark."""
-    print(json.dumps(message), flush=True)
+    print(json.dumps(message), file=_MESSAGES, flush=True)
 
 
 def receive() -> dict[str, Any]:

@@ -265,10 +265,17 @@ def call_with_retries(
     result. A lookup that fails ends the call with both errors (:func:`lookup_failed`).
     """
     failures = _Failures(call, config.api_key)
+    try:
+        return send(call)  # most calls succeed at once: no retry machinery is built for them
+    except BlinkError as exc:
+        failures.add(exc)
+        first = exc
     idempotent = call.idempotent or recover is not None
     try:
         for attempt in tenacity.Retrying(**config.retry.tenacity_kwargs(idempotent=idempotent, log=log)):
             with attempt:
+                if attempt.retry_state.attempt_number == 1:
+                    raise first  # the attempt made above: the policy decides on it like any other
                 if (
                     recover is not None
                     and failures.ambiguous
@@ -306,11 +313,18 @@ async def acall_with_retries(
         the failures it does not retry (the poller reads a failed list call's executions with GETs).
     """
     failures = _Failures(call, config.api_key)
+    try:
+        return await send(call)  # most calls succeed at once: no retry machinery is built for them
+    except BlinkError as exc:
+        failures.add(exc)
+        first = exc
     idempotent = call.idempotent or recover is not None
     kwargs = config.retry.tenacity_kwargs(idempotent=idempotent, log=log, retry_when=retry_when)
     try:
         async for attempt in tenacity.AsyncRetrying(**kwargs):
             with attempt:
+                if attempt.retry_state.attempt_number == 1:
+                    raise first  # the attempt made above: the policy decides on it like any other
                 if (
                     recover is not None
                     and failures.ambiguous

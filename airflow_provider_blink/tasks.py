@@ -129,6 +129,16 @@ class PlaybookRequest:
             raise TypeError(f"not execute fields: {', '.join(unknown)}")
 
     @classmethod
+    def from_arguments(cls, arguments: Mapping[str, Any]) -> PlaybookRequest:
+        """
+        The request from a task's ``__init__`` arguments (its ``locals()``): ``playbook_id`` and each execute field.
+
+        A task must take every field of the registry as an argument of the same name (a missing one is a
+        ``KeyError`` here): adding a field to the registry and to the task's arguments is all it takes.
+        """
+        return cls(arguments["playbook_id"], {name: arguments[name] for name in EXECUTE_FIELDS})
+
+    @classmethod
     def of(cls, task: StartsPlaybook) -> PlaybookRequest:
         """The request in a task's attributes (rendered, when the task runs)."""
         return cls(task.playbook_id, {name: getattr(task, name) for name in EXECUTE_FIELDS})

@@ -108,17 +108,7 @@ class BlinkNotifier(StartsPlaybook, BaseNotifier):
         timeout: float | None = 600.0,
     ) -> None:
         super().__init__()
-        request = PlaybookRequest(
-            playbook_id,
-            {
-                "input_values": input_values,
-                "event": event,
-                "runner": runner,
-                "trigger_type": trigger_type,
-                "callback": callback,
-                "past_exec_ref": past_exec_ref,
-            },
-        )
+        request = PlaybookRequest.from_arguments(locals())  # the playbook and each execute field
         request.check_at_parse_time()
         request.set_on(self)
         self.include_airflow_context = include_airflow_context

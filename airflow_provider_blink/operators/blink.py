@@ -121,17 +121,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         # Before 3.3 there is no mixin to resume with: every try submits and waits (execute), and the
         # operator follows the earlier try's execution from its own record (_start).
         self.durable = durable
-        request = PlaybookRequest(
-            playbook_id,
-            {
-                "input_values": input_values,
-                "event": event,
-                "runner": runner,
-                "trigger_type": trigger_type,
-                "callback": callback,
-                "past_exec_ref": past_exec_ref,
-            },
-        )
+        request = PlaybookRequest.from_arguments(locals())  # the playbook and each execute field
         request.check_at_parse_time()
         if run_sync and deferrable:
             raise BlinkConfigurationError(

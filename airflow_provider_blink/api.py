@@ -88,16 +88,28 @@ def _segment(value: str, name: str) -> str:
     return quote(value, safe="")
 
 
-def _call(
-    endpoint: endpoints.Endpoint, read: Callable[[Any], T], ids: Mapping[str, str], **options: Any
+def request(
+    endpoint: endpoints.Endpoint,
+    ids: Mapping[str, str],
+    read: Callable[[Any], T] | None = None,
+    **options: Any,
 ) -> ApiCall[T]:
     """
     The request to ``endpoint`` for ``ids`` (one per placeholder of its path, each checked and quoted).
 
+    :param read: how to read the answer; default: as the endpoint's kind of answer (:data:`READERS`).
     :param options: the other :class:`ApiCall` fields (``params``, ``body``, ``timeout`` ...).
     """
     path = endpoint.path.format(**{name: _segment(value, name) for name, value in ids.items()})
-    return ApiCall(endpoint.method, path, read=read, idempotent=endpoint.idempotent, **options)
+    reads_body = endpoint.answer != "nothing"
+    return ApiCall(
+        endpoint.method,
+        path,
+        read=read or READERS[endpoint.answer],
+        idempotent=endpoint.idempotent,
+        reads_body=reads_body,
+        **options,
+    )
 
 
 def _rql(query: Mapping[str, Any]) -> str:
@@ -209,6 +221,16 @@ def _read_steps_page(body: Any) -> dict[str, Any]:
     return _read_page(body, _read_step)
 
 
+#: How each kind of answer (:attr:`.endpoints.Endpoint.answer`) is read and checked.
+READERS: dict[str, Callable[[Any], Any]] = {
+    "execution": _read_execution,
+    "execution_id": _read_execution_id,
+    "page": _read_page,
+    "steps_page": _read_steps_page,
+    "nothing": lambda _: True,  # any 2xx, whatever its body
+}
+
+
 def _cut(value: Any) -> str:
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= _ERROR_TEXT_LIMIT else f"{text[:_ERROR_TEXT_LIMIT]}... ({len(text)} chars)"
@@ -252,12 +274,7 @@ def execute_body(**fields: Any) -> dict[str, Any]:
 
 def execute(workspace_id: str, playbook_id: str, body: dict[str, Any]) -> ApiCall[str]:
     """Start an execution; answers its id. Not idempotent: a repeat starts a second run."""
-    return _call(
-        endpoints.EXECUTE,
-        _read_execution_id,
-        {"workspace_id": workspace_id, "playbook_id": playbook_id},
-        body=body,
-    )
+    return request(endpoints.EXECUTE, {"workspace_id": workspace_id, "playbook_id": playbook_id}, body=body)
 
 
 def execute_sync(
@@ -270,14 +287,14 @@ def execute_sync(
     ):  # an integer number of seconds (docs/blink-api-contract.md#documented-execute); a fraction waits longer
         params["timeout"] = str(math.ceil(timeout))
     ids = {"workspace_id": workspace_id, "playbook_id": playbook_id}
-    return _call(endpoints.EXECUTE, lambda body: body, ids, params=params, body=body, timeout=read_timeout)
+    return request(
+        endpoints.EXECUTE, ids, lambda output: output, params=params, body=body, timeout=read_timeout
+    )
 
 
 def get_execution(workspace_id: str, execution_id: str) -> ApiCall[dict[str, Any]]:
     """Read one execution."""
-    return _call(
-        endpoints.GET_EXECUTION, _read_execution, {"workspace_id": workspace_id, "execution_id": execution_id}
-    )
+    return request(endpoints.GET_EXECUTION, {"workspace_id": workspace_id, "execution_id": execution_id})
 
 
 def rql_query(
@@ -299,9 +316,7 @@ def rql_query(
 
 def list_executions(workspace_id: str, query: Mapping[str, Any]) -> ApiCall[dict[str, Any]]:
     """List executions matching an RQL query; answers one page ``{limit, offset, total, results}``."""
-    return _call(
-        endpoints.LIST_EXECUTIONS, _read_page, {"workspace_id": workspace_id}, params={"q": _rql(query)}
-    )
+    return request(endpoints.LIST_EXECUTIONS, {"workspace_id": workspace_id}, params={"q": _rql(query)})
 
 
 class Pages:
@@ -360,11 +375,8 @@ def execution_steps(workspace_id: str, execution_id: str, offset: int = 0) -> Ap
     results}``. How to ask for the next page is unknown; this asks as the list does (RQL ``q``).
     """
     ids = {"workspace_id": workspace_id, "execution_id": execution_id}
-    return _call(
-        endpoints.EXECUTION_STEPS,
-        _read_steps_page,
-        ids,
-        params={"q": _rql(rql_query(limit=MAX_PAGE_SIZE, offset=offset))},
+    return request(
+        endpoints.EXECUTION_STEPS, ids, params={"q": _rql(rql_query(limit=MAX_PAGE_SIZE, offset=offset))}
     )
 
 
@@ -376,7 +388,7 @@ def cancel_execution(workspace_id: str, execution_id: str) -> ApiCall[bool]:
     a 400 means "not in a running state"; :meth:`.BlinkHook.cancel_execution` reads a 400.
     """
     ids = {"workspace_id": workspace_id, "execution_id": execution_id}
-    return _call(endpoints.CANCEL_EXECUTION, lambda _: True, ids, reads_body=False)
+    return request(endpoints.CANCEL_EXECUTION, ids)
 
 
 def _retry_after(value: str | None) -> float | None:

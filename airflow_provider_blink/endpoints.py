@@ -57,6 +57,8 @@ class Endpoint:
     :param hook_methods: the :class:`~airflow_provider_blink.hooks.blink.BlinkHook` (and async client)
         methods that call it.
     :param idempotent: whether repeating the request is harmless.
+    :param answer: what a successful answer is, and so how :mod:`.api` reads it: ``execution``,
+        ``execution_id``, ``page`` (of executions), ``steps_page``, or ``nothing`` (any 2xx will do).
     :param query: the query parameters the provider sends.
     :param body: the body fields the provider sends.
     """
@@ -65,6 +67,7 @@ class Endpoint:
     method: str
     path: str
     hook_methods: tuple[str, ...]
+    answer: str
     idempotent: bool = True
     query: tuple[str, ...] = ()
     body: tuple[str, ...] = ()
@@ -87,20 +90,24 @@ EXECUTE = Endpoint(
     "POST",
     "/workspace/{workspace_id}/playbooks/{playbook_id}/execute",
     ("execute_playbook", "run_playbook_sync"),
+    "execution_id",  # with run_sync, the playbook's output
     idempotent=False,
     query=("run_sync", "timeout"),
     body=tuple(EXECUTE_FIELDS),
 )
-GET_EXECUTION = Endpoint("get", "GET", _EXECUTION, ("get_execution",))
+GET_EXECUTION = Endpoint("get", "GET", _EXECUTION, ("get_execution",), "execution")
 LIST_EXECUTIONS = Endpoint(
     "list",
     "GET",
     "/workspace/{workspace_id}/executions",
     ("list_executions", "iter_executions"),
+    "page",
     query=("q",),
 )
-EXECUTION_STEPS = Endpoint("steps", "GET", f"{_EXECUTION}/steps", ("get_execution_steps",), query=("q",))
-CANCEL_EXECUTION = Endpoint("cancel", "POST", f"{_EXECUTION}/cancel", ("cancel_execution",))
+EXECUTION_STEPS = Endpoint(
+    "steps", "GET", f"{_EXECUTION}/steps", ("get_execution_steps",), "steps_page", query=("q",)
+)
+CANCEL_EXECUTION = Endpoint("cancel", "POST", f"{_EXECUTION}/cancel", ("cancel_execution",), "nothing")
 #: Every endpoint the provider calls, by name.
 ENDPOINTS: dict[str, Endpoint] = {
     endpoint.name: endpoint

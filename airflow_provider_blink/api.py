@@ -91,9 +91,9 @@ def _segment(value: str, name: str) -> str:
 def request(
     endpoint: endpoints.Endpoint,
     ids: Mapping[str, str],
-    read: Callable[[Any], T] | None = None,
+    read: Callable[[Any], Any] | None = None,
     **options: Any,
-) -> ApiCall[T]:
+) -> ApiCall[Any]:
     """
     The request to ``endpoint`` for ``ids`` (one per placeholder of its path, each checked and quoted).
 

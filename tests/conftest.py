@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import subprocess
 import sys
@@ -103,6 +104,20 @@ def dag_test_serves_every_task_from_one_execution_api() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(supervisor, "in_process_api_server", functools.cache(supervisor.in_process_api_server))
         yield
+
+
+@pytest.fixture(autouse=True)
+def task_log_handlers_restored() -> Iterator[None]:
+    """
+    Each test starts with the ``airflow.task`` handlers it found.
+
+    Airflow 3.0's task runner, as a task fails under ``dag.test()``, leaves a handler on ``airflow.task``
+    (on a file it closes): every later log line through that logger would be counted again.
+    """
+    logger = logging.getLogger("airflow.task")
+    handlers = logger.handlers[:]
+    yield
+    logger.handlers[:] = handlers
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -46,7 +46,9 @@ _CALLBACK_TYPES: dict[str, type] = {
     "excludeDefaultMetadata": bool,
 }
 #: The execute body's fields (blink-api-contract.md#documented-execute): the type each must have,
-#: and the field of the execution's record that shows it (blink-api-contract.md#documented-get), if any.
+#: and the field of the execution's record that keeps it, if any: ``inputs``, ``event``,
+#: ``runner_group_id`` and ``trigger_type`` are the single GET's (blink-api-contract.md#documented-get);
+#: ``past_exec_ref`` is the emulator's bookkeeping, never in an answer.
 _BODY_FIELDS: dict[str, tuple[type, str | None]] = {
     "input_values": (dict, "inputs"),
     "event": (dict, "event"),

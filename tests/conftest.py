@@ -17,8 +17,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 AIRFLOW_VERSION = version("apache-airflow")
 
-# Before anything imports Airflow: a private home per Airflow version, no example DAGs.
-os.environ.setdefault("AIRFLOW_HOME", str(REPO / ".airflow-home" / AIRFLOW_VERSION))
+# Before anything imports Airflow: a private home per virtualenv and Airflow version (so the lines of
+# scripts/test.sh can run side by side), no example DAGs.
+VENV = Path(sys.prefix).name.lstrip(".")
+os.environ.setdefault("AIRFLOW_HOME", str(REPO / ".airflow-home" / f"{VENV}-{AIRFLOW_VERSION}"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "example_dags"))
 os.environ.setdefault("BLINK_EXAMPLE_POLL_INTERVAL", "0.2")

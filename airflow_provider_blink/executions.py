@@ -4,7 +4,7 @@ Blink execution states, the one function that decides what a state means, and wh
 - **States**: :func:`decide_outcome` (and :func:`outcome_of_state`) turn an execution's state into an
   :class:`ExecutionOutcome`; the operator, the sensor and the triggers all call them.
 - **Reports**: a compact summary of an execution, its link in Blink's web UI, a failure message, and
-  the playbook's output from its steps.
+  from its steps: the playbook's output, a table of the steps, and the step that failed.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import enum
 import json
 import logging
 from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -39,6 +40,8 @@ FAILURE_STATES: frozenset[str] = frozenset(
 RUNNING_STATES: frozenset[str] = frozenset(
     {"in progress", "running", "pending", "paused", "queued", "waiting", "new", "created", "started"}
 )
+#: Running states that mean a step waits for a person, e.g. an approval (docs/blink-api-contract.md#observed-states).
+WAITING_FOR_PERSON_STATES: frozenset[str] = frozenset({"pending", "paused"})
 
 _unknown_states_seen: set[str] = set()
 
@@ -76,6 +79,11 @@ def _states(execution: Mapping[str, Any]) -> list[str]:
     """The usable ones of ``state_ui`` and ``state``, in that order."""
     values = (execution.get(field) for field in ("state_ui", "state"))
     return [value.strip() for value in values if isinstance(value, str) and value.strip()]
+
+
+def waits_for_person(execution: Mapping[str, Any]) -> bool:
+    """Whether the execution's state (``state_ui`` or ``state``) says a step waits for a person."""
+    return any(normalize_state(state) in WAITING_FOR_PERSON_STATES for state in _states(execution))
 
 
 def decide_outcome(
@@ -190,14 +198,20 @@ def summarize(execution: Mapping[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def failure_message(execution: Mapping[str, Any], url: str | None = None) -> str:
-    """Say which execution ended how, with Blink's error details and where to look."""
+def failure_message(
+    execution: Mapping[str, Any], url: str | None = None, steps: Sequence[Mapping[str, Any]] = ()
+) -> str:
+    """Say which execution ended how, with Blink's error details, the step that failed and where to look."""
     details = execution.get("error_details") or {}
     text = f"Blink execution {execution.get('id')!r} of playbook {execution.get('playbook_id')!r} ended in state {execution_state(execution)!r}"
     if isinstance(details, Mapping) and details:
         text += ": " + "; ".join(f"{key}={value}" for key, value in details.items())
     if execution.get("cancel_reason"):
         text += f" (cancel reason: {execution['cancel_reason']})"
+    failed = failing_step(steps)
+    if failed is not None:
+        error = step_error(failed)
+        text += f". Failing step: {_cell(failed.get('step_id'))}" + (f": {error}" if error else "")
     if url:
         text += f". See {url}"
     return text
@@ -228,3 +242,102 @@ def playbook_output(steps: Sequence[Mapping[str, Any]], step_id: str | None = No
         except (ValueError, RecursionError):  # not JSON, or nested too deep to decode: the text itself
             return data
     return data
+
+
+# Steps --------------------------------------------------------------------------------------------
+# What a task logs of a run's steps (docs/blink-api-contract.md#observed-steps: ``step_id``, ``state``,
+# ``error_data``, ``started_at``, ``finished_at`` in epoch milliseconds; no step names). Blink types
+# none of them in a document: a field of another type shows as ``-``.
+#: The table lists at most this many steps (the rest are counted); an error shows at most this many characters.
+STEPS_SHOWN = 200
+STEP_ERROR_CHARS = 300
+
+
+def step_error(step: Mapping[str, Any]) -> str:
+    """
+    A step's error on one line: ``error_data``'s ``message`` when it is a JSON object that has one, else its text.
+
+    Cut at :data:`STEP_ERROR_CHARS`; ``""`` when the step has none.
+    """
+    data = step.get("error_data")
+    if isinstance(data, str):
+        try:
+            decoded = json.loads(data)
+        except (ValueError, RecursionError):
+            decoded = data
+        data = decoded
+    if isinstance(data, Mapping) and isinstance(data.get("message"), str):
+        data = data["message"]
+    if data in (None, "", {}, []):
+        return ""
+    text = " ".join((data if isinstance(data, str) else json.dumps(data, default=str)).split())
+    return text if len(text) <= STEP_ERROR_CHARS else text[: STEP_ERROR_CHARS - 3] + "..."
+
+
+def failing_step(steps: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The step that failed: the last one with an error, else the last one in a failure state; ``None`` if none."""
+    with_error = [step for step in steps if step_error(step)]
+    if with_error:
+        return with_error[-1]
+    failed = [
+        step
+        for step in steps
+        if isinstance(step.get("state"), str) and normalize_state(step["state"]) in FAILURE_STATES
+    ]
+    return failed[-1] if failed else None
+
+
+def steps_table(steps: Sequence[Mapping[str, Any]]) -> str:
+    """The steps as a text table: step id, state, start (UTC), duration, and a failed step's error."""
+    header = ("step", "state", "started (UTC)", "duration", "error")
+    rows = [header] + [
+        (
+            _cell(step.get("step_id")),
+            _cell(step.get("state")),
+            _moment(step.get("started_at")),
+            step_duration(step),
+            step_error(step),
+        )
+        for step in steps[:STEPS_SHOWN]
+    ]
+    widths = [
+        *(max(len(row[column]) for row in rows) for column in range(4)),
+        0,
+    ]  # the error: as long as it is
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    if len(steps) > STEPS_SHOWN:
+        lines.append(f"... and {len(steps) - STEPS_SHOWN} more steps")
+    return "\n".join(lines)
+
+
+def step_duration(step: Mapping[str, Any]) -> str:
+    """How long a finished step took (``1.5s``); ``-`` while it runs or when Blink gives no times."""
+    started, finished = _epoch_ms(step.get("started_at")), _epoch_ms(step.get("finished_at"))
+    if started is None or finished is None or finished < started:
+        return "-"
+    return f"{(finished - started) / 1000:.1f}s"
+
+
+def _epoch_ms(value: Any) -> int | None:
+    """An epoch-milliseconds time; ``None`` for 0 (not yet) or anything that is not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return None
+    return int(value)
+
+
+def _moment(value: Any) -> str:
+    ms = _epoch_ms(value)
+    if ms is None:
+        return "-"
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):  # beyond the calendar
+        return "-"
+
+
+def _cell(value: Any) -> str:
+    """A step's id or state on one line, cut at 80 characters; ``-`` when it is not text."""
+    text = " ".join(value.split())[:80] if isinstance(value, str) else ""
+    return text or "-"

@@ -7,6 +7,9 @@ Its sections, in order:
 - **The request**: :class:`PlaybookRequest`, the playbook and execute fields a task starts with.
 - **Events**: the trigger's event, and the task's result (or error) from it.
 - **Waiting**: when a task's wait ends (:func:`deadline`), what it logs, how it resumes from a deferral.
+- **Steps**: the table of a run's steps a task logs when the run ends, and the steps as they go
+  (``log_progress``).
+- **Waiting for a person**: ``on_waiting_for_approval``, called once per run.
 - **Error budget**: how a wait rides out Blink's errors (``error_budget``, a long ``Retry-After``).
 - **Kept values**: where a task keeps a value for its task instance across runs and tries.
 - **Error streaks**: where a sensor keeps its error streak between pokes, across reschedules.
@@ -22,7 +25,7 @@ import dataclasses
 import hashlib
 import re
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -43,7 +46,11 @@ from airflow_provider_blink.executions import (
     execution_state,
     execution_url,
     failure_message,
+    step_duration,
+    step_error,
+    steps_table,
     summarize,
+    waits_for_person,
 )
 
 if TYPE_CHECKING:
@@ -189,8 +196,10 @@ class StartsPlaybook:
 
 # Events -------------------------------------------------------------------------------------------
 # The event a wait for an execution ends with, and the task's result (or error) from it.
-EventStatus = Literal["success", "failed", "timeout", "error"]
-EVENT_STATUSES: frozenset[str] = frozenset({"success", "failed", "timeout", "error"})
+#: ``waiting``: the run waits for a person and the task asked to hear of it (``on_waiting_for_approval``);
+#: the task calls its callback and waits on. The others end the wait.
+EventStatus = Literal["success", "failed", "timeout", "error", "waiting"]
+EVENT_STATUSES: frozenset[str] = frozenset({"success", "failed", "timeout", "error", "waiting"})
 #: Summary fields of the single GET's record that a list item lacks (docs/blink-api-contract.md#documented-list).
 GET_ONLY_FIELDS = ("playbook_name", "display_name", "duration")
 
@@ -243,10 +252,13 @@ def read_event(event: Any, execution_id: str | None) -> dict[str, Any]:
     return event
 
 
-def execution_from_event(event: Any, execution_id: str | None, url: str | None) -> dict[str, Any]:
+def execution_from_event(
+    event: Any, execution_id: str | None, url: str | None, steps: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
     """
     Return the finished execution from a success event; raise what any other event stands for.
 
+    :param steps: the run's steps, if read: a failure names the step that failed.
     :raises BlinkExecutionFailed: the execution ended in a failure state.
     :raises BlinkExecutionTimeout: the deadline passed first.
     :raises BlinkPermanentError: Blink refused the watch for good (e.g. 401/404).
@@ -256,9 +268,11 @@ def execution_from_event(event: Any, execution_id: str | None, url: str | None) 
     if event["status"] == "success":
         return event["execution"]
     if event["status"] == "failed":
-        raise BlinkExecutionFailed(failure_message(event["execution"], url))
+        raise BlinkExecutionFailed(failure_message(event["execution"], url, steps))
     if event["status"] == "timeout":
         raise BlinkExecutionTimeout(event["message"])
+    if event["status"] == "waiting":
+        raise BlinkError(f"Unexpected event from BlinkExecutionTrigger: {event['message']}, not finished")
     raise (BlinkPermanentError if event.get("permanent") else BlinkError)(event["message"])
 
 
@@ -325,12 +339,25 @@ class StateChanges:
     def __init__(self) -> None:
         self._last: str | None = None
 
-    def seen(self, execution: Mapping[str, Any], log: Any) -> None:
-        """Log to ``log`` the state of ``execution``, just read, unless it is the one logged last."""
+    def seen(self, execution: Mapping[str, Any], log: Any, url: str | None = None) -> None:
+        """
+        Log to ``log`` the state of ``execution``, just read, unless it is the one logged last.
+
+        A state that means a step waits for a person says so, with the run's link (``url``).
+        """
         state = execution_state(execution)
-        if state != self._last:
+        if state == self._last:
+            return
+        self._last = state
+        if waits_for_person(execution):
+            log.info(
+                "Blink execution %s is %s: a step waits for a person (an approval or an input) in Blink: %s",
+                execution.get("id"),
+                state,
+                url,
+            )
+        else:
             log.info("Blink execution %s is %s", execution.get("id"), state)
-            self._last = state
 
 
 def deferred_in(context: Any) -> dict[str, Any]:
@@ -350,6 +377,155 @@ def resumed_late(context: Any, deferred_try: int | None, log: Any) -> bool:
     if late:
         log.warning("Resumed with the event of try %s (an Airflow 3.0 bug): starting over", deferred_try)
     return late
+
+
+# Steps --------------------------------------------------------------------------------------------
+# When a run ends, the task reads its steps once (with the output, from the same read) and logs them
+# as one table. While it waits, a task that asked (``log_progress``) logs each step as it starts and
+# ends, from a read of the steps at most once per ``progress_interval``: never per poll.
+#: Seconds between two reads of a waiting run's steps (``progress_interval``) by default.
+DEFAULT_PROGRESS_INTERVAL = 60.0
+#: The key of a sensor's progress in ``task_state_store`` (its Variable's prefix before 3.3), between reschedules.
+PROGRESS_KEY = "blink_step_progress"
+
+
+def steps_at_end(
+    hook: BlinkHook, execution_id: str, workspace_id: str | None, log: Any, *, table: bool = True
+) -> list[dict[str, Any]] | BlinkError:
+    """
+    Read a finished run's steps, and log them as one table (``table``, a task's ``log_steps``).
+
+    :returns: the steps, or the error (logged) when they cannot be read.
+    """
+    try:
+        steps = hook.get_execution_steps(execution_id, workspace_id=workspace_id)
+    except BlinkError as exc:
+        log.warning("Could not read the steps of Blink execution %s: %s", execution_id, exc)
+        return exc
+    if table:
+        log.info("Steps of Blink execution %s (%d):\n%s", execution_id, len(steps), steps_table(steps))
+    return steps
+
+
+def check_progress_interval(progress_interval: Any) -> float:
+    """Reject a ``progress_interval`` that is not a positive number of seconds."""
+    return check_poll_interval(progress_interval, "progress_interval")
+
+
+class StepProgress:
+    """
+    Logs each step of a waiting run as it starts and as it ends, from reads at most one per ``interval``.
+
+    :param interval: seconds between two reads of the steps (``progress_interval``).
+    :param kept: what :meth:`kept` returned, in an earlier process (a sensor's reschedule).
+    """
+
+    def __init__(self, interval: float, kept: Mapping[str, Any] | None = None) -> None:
+        self.interval = interval
+        kept = kept if isinstance(kept, Mapping) else {}
+        read_at = kept.get("read_at")
+        self._read_at: float | None = read_at if isinstance(read_at, int | float) else None
+        steps = kept.get("steps")
+        self._seen: dict[str, str] = dict(steps) if isinstance(steps, Mapping) else {}
+
+    def due(self, now: float | None = None) -> bool:
+        """Whether the steps may be read again: the first time, then ``interval`` after the last read."""
+        now = time.time() if now is None else now
+        return self._read_at is None or now - self._read_at >= self.interval
+
+    def read(self, now: float | None = None) -> None:
+        """Count a read of the steps (also a failed one: the interval holds either way)."""
+        self._read_at = time.time() if now is None else now
+
+    def update(self, execution_id: str, steps: Sequence[Mapping[str, Any]], log: Any) -> None:
+        """Log the steps that started or ended since the last read."""
+        for step in steps:
+            step_id = step.get("step_id")
+            if not isinstance(step_id, str):
+                continue
+            ended = step_duration(step) != "-"
+            before = self._seen.get(step_id)
+            if before is None:
+                log.info("Blink execution %s: step %s started (%s)", execution_id, step_id, step.get("state"))
+            if ended and before != "ended":
+                error = step_error(step)
+                log.info(
+                    "Blink execution %s: step %s ended: %s after %s%s",
+                    execution_id,
+                    step_id,
+                    step.get("state"),
+                    step_duration(step),
+                    f": {error}" if error else "",
+                )
+            self._seen[step_id] = "ended" if ended else "started"
+
+    def kept(self) -> dict[str, Any]:
+        """Plain JSON to carry the progress into the next process (:class:`KeptValue`)."""
+        return {"read_at": self._read_at, "steps": dict(self._seen)}
+
+
+# Waiting for a person -----------------------------------------------------------------------------
+# A run whose state says a step waits for a person (``Pending``, ``Paused``) is still running: the
+# wait and its deadline go on. A task's ``on_waiting_for_approval`` (a notifier, or any callable
+# taking the context) is called once per run, on a worker: a deferred task's trigger ends its wait
+# with a ``waiting`` event, the task calls the callback and defers again. Which run it was called for
+# is kept (Kept values, below) before it is called, so a triggerer restart, a reschedule or a retry
+# never calls it twice for one run.
+#: The key of the run the callback was called for in ``task_state_store`` (its Variable's prefix before 3.3).
+APPROVAL_KEY = "blink_waiting_for_approval"
+#: What ``on_waiting_for_approval`` may be: one callable taking the context, or a list of them.
+ApprovalCallbacks = Callable[[Any], Any] | Sequence[Callable[[Any], Any]] | None
+
+
+def check_approval_callbacks(callbacks: Any) -> list[Callable[[Any], Any]]:
+    """``on_waiting_for_approval`` as a list of callables; a clear error for anything else."""
+    listed = (
+        [] if callbacks is None else list(callbacks) if isinstance(callbacks, list | tuple) else [callbacks]
+    )
+    for callback in listed:
+        if not callable(callback):
+            raise BlinkConfigurationError(
+                "on_waiting_for_approval must be a callable taking the task's context (e.g. a notifier "
+                f"such as SlackNotifier(...)) or a list of them, got {callback!r}."
+            )
+    return listed
+
+
+def approval_pending(callbacks: Sequence[Callable[[Any], Any]], context: Any, execution_id: str) -> bool:
+    """Whether the wait must stop when the run waits for a person: there are callbacks, not yet called for it."""
+    return bool(callbacks) and KeptValue(context, APPROVAL_KEY).load() != execution_id
+
+
+def call_approval_callbacks(
+    callbacks: Sequence[Callable[[Any], Any]],
+    context: Any,
+    execution: Mapping[str, Any],
+    url: str | None,
+    log: Any,
+) -> None:
+    """
+    Call the callbacks for a run that waits for a person, once per run (recorded before the call).
+
+    Each gets the task's context with ``blink_execution`` (the run's summary) and ``blink_execution_url``
+    added, so a notifier's template can use them. A callback that raises is logged; the wait goes on.
+    """
+    kept = KeptValue(context, APPROVAL_KEY)
+    execution_id = execution.get("id")
+    if not callbacks or kept.load() == execution_id:
+        return
+    kept.save(execution_id)
+    log.info(
+        "Blink execution %s waits for a person (%s): calling on_waiting_for_approval. See %s",
+        execution_id,
+        execution.get("state_ui") or execution.get("state"),
+        url,
+    )
+    called = {**context, "blink_execution": dict(execution), "blink_execution_url": url}
+    for callback in callbacks:
+        try:
+            callback(called)
+        except Exception:
+            log.exception("on_waiting_for_approval %r failed for Blink execution %s", callback, execution_id)
 
 
 # Error budget -------------------------------------------------------------------------------------

@@ -20,12 +20,16 @@ from airflow_provider_blink.executions import ExecutionOutcome, decide_outcome, 
 from airflow_provider_blink.links.blink import BlinkExecutionLink, no_execution_yet, push_execution
 from airflow_provider_blink.tasks import (
     DEFAULT_ERROR_BUDGET,
+    DEFAULT_PROGRESS_INTERVAL,
     TEMPLATE_FIELDS,
     TEMPLATE_FIELDS_RENDERERS,
+    ApprovalCallbacks,
     PlaybookRequest,
     StartsPlaybook,
+    check_approval_callbacks,
     check_error_budget,
     check_poll_interval,
+    check_progress_interval,
     resolve_deferrable,
 )
 
@@ -41,7 +45,8 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
 
     Pushes ``execution_id`` and ``execution_url`` to XCom as soon as the run starts, and returns
     a JSON-serialisable summary of the finished execution (id, state, timings, error details,
-    the playbook's ``output``). A failed, cancelled or timed-out execution fails the task.
+    the playbook's ``output``). A failed, cancelled or timed-out execution fails the task; the
+    error names the step that failed. When the run ends, the task log shows a table of its steps.
 
     :param playbook_id: the playbook to run (its id, not its name). Templated.
     :param workspace_id: overrides the connection's Workspace ID. Templated.
@@ -76,6 +81,16 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         that finished last (Blink documents no playbook output in the steps: an assumption).
     :param rerun_from_failure: when a try follows a try whose execution failed, ask Blink to
         re-run that execution (``past_exec_ref``) instead of starting from scratch.
+    :param log_steps: when the run ends, log a table of its steps (read once, with the output);
+        ``False`` with ``include_output=False`` reads no steps at all.
+    :param log_progress: while waiting, log each step as it starts and ends (deferred: in the
+        trigger's log lines), from a read of the steps at most once per ``progress_interval``.
+    :param progress_interval: seconds between two reads of the steps with ``log_progress``; default 60.
+    :param on_waiting_for_approval: called once per run when Blink says a step waits for a person
+        (``Pending``, ``Paused``): a notifier (e.g. ``SlackNotifier(...)``) or any callable taking the
+        context, or a list of them. The context has ``blink_execution`` (the run's summary) and
+        ``blink_execution_url``. It runs on a worker (a deferred task resumes for it, then defers
+        again); the wait's deadline still applies.
     :param durable: a retry after a worker crash follows the execution an earlier try started (while
         it runs, or once it completed) instead of starting another; default ``True``. Each try records
         what became of its start (``task_state_store`` on Airflow 3.3+, an Airflow Variable before);
@@ -113,6 +128,10 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         rerun_from_failure: bool = False,
         durable: bool = True,
         error_budget: float = DEFAULT_ERROR_BUDGET,
+        log_steps: bool = True,
+        log_progress: bool = False,
+        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+        on_waiting_for_approval: ApprovalCallbacks = None,
         **kwargs: Any,
     ) -> None:
         if AIRFLOW_V_3_3_PLUS:  # the SDK's mixin keeps the id in task_state_store
@@ -149,6 +168,10 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         self.require_output = require_output
         self.output_step_id = output_step_id
         self.rerun_from_failure = rerun_from_failure
+        self.log_steps = log_steps
+        self.log_progress = log_progress
+        self.progress_interval = check_progress_interval(progress_interval)
+        self.on_waiting_for_approval = check_approval_callbacks(on_waiting_for_approval)
         self.execution_id: str | None = None
         # The mixin calls poll_until_complete and then get_job_result for a run it just started,
         # with no way to pass the summary from one to the other: kept here by execution id.
@@ -296,25 +319,36 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         return outcome_of_state(state, self.success_states, self.failure_states)
 
     def _wait(self, context: Context, execution_id: str) -> dict[str, Any]:
-        from airflow_provider_blink.tasks import deadline, deferred_in, finished_event
-        from airflow_provider_blink.triggers.blink import ExecutionWatch, build_trigger, wait_for_event
+        from airflow_provider_blink.tasks import deadline, finished_event
 
         execution = self._first_look(execution_id)
         if execution is not None:
             outcome = decide_outcome(execution, self.success_states, self.failure_states)
             if outcome is not ExecutionOutcome.RUNNING:
                 return self.execute_complete(context, finished_event(execution, outcome), execution_id)
-        end_time = deadline(context, self.timeout, self.execution_timeout)
+        return self._wait_until(
+            context, execution_id, deadline(context, self.timeout, self.execution_timeout)
+        )
+
+    def _wait_until(self, context: Context, execution_id: str, end_time: float | None) -> dict[str, Any]:
+        """Wait for the running execution, deferred or here, until ``end_time`` (Unix time; ``None``: no deadline)."""
+        from airflow_provider_blink.tasks import approval_pending, deferred_in
+        from airflow_provider_blink.triggers.blink import ExecutionWatch, build_trigger, wait_for_event
+
         trigger = build_trigger(
-            ExecutionWatch.of(self, self.poll_interval), execution_id, end_time, cancel_on_kill=True
+            ExecutionWatch.of(self, self.poll_interval),
+            execution_id,
+            end_time,
+            cancel_on_kill=True,
+            stop_for_approval=approval_pending(self.on_waiting_for_approval, context, execution_id),
         )
         if self.deferrable:
             self.defer(
                 trigger=trigger,
                 method_name="execute_complete",
-                kwargs={"execution_id": execution_id, **deferred_in(context)},
+                kwargs={"execution_id": execution_id, "end_time": end_time, **deferred_in(context)},
             )
-        return self.execute_complete(context, wait_for_event(trigger), execution_id)
+        return self.execute_complete(context, wait_for_event(trigger), execution_id, end_time=end_time)
 
     def _first_look(self, execution_id: str) -> dict[str, Any] | None:
         """
@@ -340,24 +374,48 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         event: dict[str, Any],
         execution_id: str | None = None,
         deferred_try: int | None = None,
+        end_time: float | None = None,
     ) -> dict[str, Any]:
-        """Finish the task from the trigger's event: return the summary, or fail saying why."""
+        """
+        Finish the task from the trigger's event: return the summary, or fail saying why.
+
+        When the run ends, its steps are read once: logged as a table, the output taken from them, and
+        a failure's message names the step that failed. A ``waiting`` event calls
+        ``on_waiting_for_approval`` and waits on until ``end_time``.
+        """
         from airflow_provider_blink.executions import summarize
-        from airflow_provider_blink.tasks import execution_from_event, resumed_late, whole_summary
+        from airflow_provider_blink.tasks import (
+            call_approval_callbacks,
+            execution_from_event,
+            read_event,
+            resumed_late,
+            steps_at_end,
+            whole_summary,
+        )
 
         if resumed_late(context, deferred_try, self.log):
             return self.execute(context)
 
-        event_execution_id = event.get("execution_id") if isinstance(event, dict) else None
-        url = self._url(event_execution_id) if isinstance(event_execution_id, str) else None
+        event = read_event(event, execution_id)
+        url = self._url(event["execution_id"])
+        if event["status"] == "waiting":
+            call_approval_callbacks(self.on_waiting_for_approval, context, event["execution"], url, self.log)
+            return self._wait_until(context, event["execution_id"], end_time)
+        rest = self._cancel_if_still_running(event["execution_id"]) if event["status"] == "timeout" else ""
+        steps = (
+            steps_at_end(self.hook, event["execution_id"], self.workspace_id, self.log, table=self.log_steps)
+            if event["status"] != "error" and (self.log_steps or self.include_output)
+            else None
+        )
         try:
-            execution = execution_from_event(event, execution_id, url)
+            execution = execution_from_event(
+                event, execution_id, url, steps if isinstance(steps, list) else ()
+            )
         except BlinkExecutionTimeout as exc:  # the trigger cancelled the execution, and says how it went
-            rest = self._cancel_if_still_running(event["execution_id"])
             raise BlinkExecutionTimeout(f"{exc}{rest} ({self._limits()}). See {url}") from None
         execution = whole_summary(execution, self.hook, self.workspace_id, self.log)
         self.log.info("Blink execution %s finished: %s", execution["id"], execution.get("state_ui"))
-        output = self._output(execution["id"], url) if self.include_output else None
+        output = self._output(execution["id"], url, steps) if self.include_output else None
         return {**summarize(execution), "execution_url": url, "output": output}
 
     def _cancel_if_still_running(self, execution_id: str) -> str:
@@ -386,13 +444,14 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
             limits.append(f"execution_timeout={self.execution_timeout}")
         return ", ".join(limits)
 
-    def _output(self, execution_id: str, url: str | None) -> Any:
-        """The completed playbook's output; ``None`` (with a warning) when it cannot be read."""
+    def _output(
+        self, execution_id: str, url: str | None, steps: list[dict[str, Any]] | BlinkError | None
+    ) -> Any:
+        """The completed playbook's output from its steps; ``None`` (with a warning) when they could not be read."""
         from airflow_provider_blink.executions import playbook_output
 
-        try:
-            steps = self.hook.get_execution_steps(execution_id, workspace_id=self.workspace_id)
-        except BlinkError as exc:
+        if isinstance(steps, BlinkError):
+            exc = steps
             message = f"Blink execution {execution_id!r} completed, but its output could not be read: {exc}"
             if self.require_output:
                 raise BlinkOutputUnavailable(
@@ -400,7 +459,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
                 ) from None
             self.log.warning("%s. The task succeeds with output None (require_output=False).", message)
             return None
-        return playbook_output(steps, self.output_step_id)
+        return playbook_output(steps or [], self.output_step_id)
 
     def _run_sync(self, body: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -18,16 +18,25 @@ from airflow_provider_blink.links.blink import (
 )
 from airflow_provider_blink.tasks import (
     DEFAULT_ERROR_BUDGET,
+    DEFAULT_PROGRESS_INTERVAL,
+    PROGRESS_KEY,
+    ApprovalCallbacks,
     ErrorBudget,
+    KeptValue,
     LocalStreak,
     StateChanges,
+    StepProgress,
     StreakStore,
     WaitEnds,
+    check_approval_callbacks,
     check_error_budget,
     check_poll_interval,
+    check_progress_interval,
     execution_from_event,
     finished_event,
+    read_event,
     resolve_deferrable,
+    steps_at_end,
     whole_summary,
 )
 
@@ -43,7 +52,8 @@ class BlinkExecutionSensor(BaseSensorOperator):
     Works in ``poke``, ``reschedule`` and deferrable mode. A failed execution fails the task
     (or skips it with ``soft_fail=True``); so does the sensor's ``timeout``. In every mode the wait
     rides out ``error_budget`` seconds of Blink's transient errors, across reschedules too
-    (:class:`.tasks.StreakStore`), and fails at once on a permanent one.
+    (:class:`.tasks.StreakStore`), and fails at once on a permanent one. When the run ends, the task
+    log shows a table of its steps, and a failure names the step that failed.
 
     :param execution_id: the execution to watch, e.g.
         ``"{{ ti.xcom_pull(task_ids='start', key='execution_id') }}"``. Templated.
@@ -54,6 +64,13 @@ class BlinkExecutionSensor(BaseSensorOperator):
     :param failure_states: execution states that count as failure.
     :param error_budget: seconds of back-to-back transient errors (Blink down, 429, 5xx) the wait
         rides out before the task fails (its retries apply); a 4xx fails it at once. Default 300.
+    :param log_steps: when the run ends, log a table of its steps (one more read of the steps per run).
+    :param log_progress: while waiting, log each step as it starts and ends (in the poke; deferred:
+        in the trigger's log lines), from a read of the steps at most once per ``progress_interval``.
+    :param progress_interval: seconds between two reads of the steps with ``log_progress``; default 60.
+    :param on_waiting_for_approval: called once per run when Blink says a step waits for a person
+        (``Pending``, ``Paused``): a notifier or any callable taking the context, or a list of them (see
+        :class:`.BlinkExecutePlaybookOperator`). It runs in the poke; deferred, the task resumes for it.
     """
 
     template_fields: Sequence[str] = ("execution_id", "workspace_id")
@@ -70,6 +87,10 @@ class BlinkExecutionSensor(BaseSensorOperator):
         success_states: Collection[str] | None = None,
         failure_states: Collection[str] | None = None,
         error_budget: float = DEFAULT_ERROR_BUDGET,
+        log_steps: bool = True,
+        log_progress: bool = False,
+        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+        on_waiting_for_approval: ApprovalCallbacks = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -81,6 +102,11 @@ class BlinkExecutionSensor(BaseSensorOperator):
         self.success_states = success_states
         self.failure_states = failure_states
         self.error_budget = check_error_budget(error_budget)
+        self.log_steps = log_steps
+        self.log_progress = log_progress
+        self.progress_interval = check_progress_interval(progress_interval)
+        self.on_waiting_for_approval = check_approval_callbacks(on_waiting_for_approval)
+        self._progress: StepProgress | None = None  # poke mode: every poke of the try in this process
         self._states = StateChanges()
         self._local_streak = LocalStreak()
         self._first_poke: float | None = None
@@ -109,9 +135,24 @@ class BlinkExecutionSensor(BaseSensorOperator):
         return execution_url(config.url, workspace, execution.get("playbook_id"), execution["id"])
 
     def _finish(self, event: dict[str, Any]) -> dict[str, Any]:
-        """The execution of a success event; otherwise fail (or skip, with ``soft_fail``)."""
+        """
+        The execution of a success event; otherwise fail (or skip, with ``soft_fail``).
+
+        A run that ended has its steps read once: logged as a table, and a failure names the step that failed.
+        """
         try:
-            execution = execution_from_event(event, self._execution_id(), self._url(event.get("execution")))
+            event = read_event(event, self._execution_id())
+            steps = (
+                steps_at_end(self.hook, event["execution_id"], self.workspace_id, self.log)
+                if event["status"] in ("success", "failed") and self.log_steps
+                else None
+            )
+            execution = execution_from_event(
+                event,
+                self._execution_id(),
+                self._url(event.get("execution")),
+                steps if isinstance(steps, list) else (),
+            )
             return whole_summary(execution, self.hook, self.workspace_id, self.log)
         except BlinkExecutionTimeout as exc:
             if self.soft_fail:
@@ -124,7 +165,8 @@ class BlinkExecutionSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         from airflow_provider_blink.compat import PokeReturnValue
-        from airflow_provider_blink.executions import ExecutionOutcome, decide_outcome
+        from airflow_provider_blink.executions import ExecutionOutcome, decide_outcome, waits_for_person
+        from airflow_provider_blink.tasks import call_approval_callbacks
 
         execution = self._read(context)
         if execution is None:
@@ -138,11 +180,42 @@ class BlinkExecutionSensor(BaseSensorOperator):
                 execution.get("playbook_id"),
                 url,
             )
-        self._states.seen(execution, self.log)
+        self._states.seen(execution, self.log, self._url(execution))
         outcome = decide_outcome(execution, self.success_states, self.failure_states)
         if outcome is ExecutionOutcome.RUNNING:
+            if waits_for_person(execution):
+                call_approval_callbacks(
+                    self.on_waiting_for_approval, context, execution, self._url(execution), self.log
+                )
+            if self.log_progress:
+                self._log_progress(context, execution["id"])
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._finish(finished_event(execution, outcome)))
+
+    def _log_progress(self, context: Context, execution_id: str) -> None:
+        """
+        Log the steps that started or ended, reading them at most once per ``progress_interval``.
+
+        In ``reschedule`` mode each poke is a new run: the progress is a kept value between them
+        (``task_state_store`` on 3.3+, a Variable before), written only after a read of the steps.
+        """
+        kept = KeptValue(context, PROGRESS_KEY) if self.reschedule else None
+        if self._progress is None or kept is not None:
+            self._progress = StepProgress(self.progress_interval, kept.load() if kept else None)
+        progress = self._progress
+        if not progress.due():
+            return
+        progress.read()
+        try:
+            steps = self.hook.get_execution_steps(execution_id, workspace_id=self.workspace_id)
+        except BlinkError as exc:
+            self.log.warning(
+                "Could not read the steps of Blink execution %s (log_progress): %s", execution_id, exc
+            )
+        else:
+            progress.update(execution_id, steps, self.log)
+        if kept is not None:
+            kept.save(progress.kept())
 
     def _read(self, context: Context) -> dict[str, Any] | None:
         """The execution record; ``None`` while the wait rides out Blink's errors (:class:`.tasks.ErrorBudget`)."""
@@ -199,24 +272,48 @@ class BlinkExecutionSensor(BaseSensorOperator):
         no_execution_yet(self)
         if not self.deferrable:
             return super().execute(context)
-        from airflow_provider_blink.tasks import deadline, deferred_in
-        from airflow_provider_blink.triggers.blink import ExecutionWatch, build_trigger
+        from airflow_provider_blink.tasks import deadline
 
         done = self.poke(context)
         if not isinstance(done, bool):
             return done.xcom_value
-        end_time = deadline(context, self.timeout, self.execution_timeout)
+        self._defer(context, deadline(context, self.timeout, self.execution_timeout))
+
+    def _defer(self, context: Context, end_time: float | None) -> None:
+        """Wait in the triggerer until ``end_time`` (Unix time; ``None``: no deadline)."""
+        from airflow_provider_blink.tasks import approval_pending, deferred_in
+        from airflow_provider_blink.triggers.blink import ExecutionWatch, build_trigger
+
+        execution_id = self._execution_id()
         trigger = build_trigger(
-            ExecutionWatch.of(self, self.poke_interval), self._execution_id(), end_time, cancel_on_kill=False
+            ExecutionWatch.of(self, self.poke_interval),
+            execution_id,
+            end_time,
+            cancel_on_kill=False,
+            stop_for_approval=approval_pending(self.on_waiting_for_approval, context, execution_id),
         )
-        self.defer(trigger=trigger, method_name="execute_complete", kwargs=deferred_in(context))
+        self.defer(
+            trigger=trigger,
+            method_name="execute_complete",
+            kwargs={"end_time": end_time, **deferred_in(context)},
+        )
 
     def execute_complete(
-        self, context: Context, event: dict[str, Any], deferred_try: int | None = None
+        self,
+        context: Context,
+        event: dict[str, Any],
+        deferred_try: int | None = None,
+        end_time: float | None = None,
     ) -> dict[str, Any]:
-        """Finish from the trigger's event: return the execution record, or fail saying why."""
-        from airflow_provider_blink.tasks import resumed_late
+        """Finish from the trigger's event: return the execution record, or fail saying why (``waiting``: call ``on_waiting_for_approval``, wait on)."""
+        from airflow_provider_blink.tasks import call_approval_callbacks, resumed_late
 
         if resumed_late(context, deferred_try, self.log):
             return self.execute(context)
+        if isinstance(event, dict) and event.get("status") == "waiting":
+            execution = read_event(event, self._execution_id())["execution"]
+            call_approval_callbacks(
+                self.on_waiting_for_approval, context, execution, self._url(execution), self.log
+            )
+            self._defer(context, end_time)
         return self._finish(event)

@@ -19,14 +19,22 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.exceptions import BlinkError
-from airflow_provider_blink.executions import ExecutionOutcome, decide_outcome, summarize
+from airflow_provider_blink.executions import (
+    ExecutionOutcome,
+    decide_outcome,
+    execution_url,
+    summarize,
+    waits_for_person,
+)
 from airflow_provider_blink.hooks.blink import BlinkAsyncClient, BlinkHook
 from airflow_provider_blink.hooks.poller import ExecutionReader, ExecutionReading
 from airflow_provider_blink.tasks import (
     DEFAULT_ERROR_BUDGET,
+    DEFAULT_PROGRESS_INTERVAL,
     ErrorBudget,
     EventStatus,
     StateChanges,
+    StepProgress,
     WaitEnds,
     cancel_note,
     finished_event,
@@ -49,7 +57,8 @@ class BlinkExecutionTrigger(BaseTrigger):
     "execution" (the summary of the last record read, or None: never its inputs, event or step
     data, as Airflow keeps the event in its database; read in a batch, a list item's, without
     ``playbook_name``, ``display_name`` and ``duration``, which the tasks then read themselves),
-    "message", "permanent"}``. Serialises ids, the connection id and plain settings only; the API
+    "message", "permanent"}``; with ``stop_for_approval``, ``"waiting"`` when the run waits for a
+    person. Serialises ids, the connection id and plain settings only; the API
     key is read from the connection in :meth:`run`.
 
     :param execution_id: the execution to watch.
@@ -64,6 +73,11 @@ class BlinkExecutionTrigger(BaseTrigger):
     :param cancel_on_kill: the task started the execution: cancel it when the deadline passes, and
         when a user kills the deferred task (mark failed/success, clear; Airflow 3.3+). The
         operator sets it; the sensor, which only watches, does not. Never on a triggerer restart.
+    :param log_progress: log each step as it starts and ends, from a read of the steps at most
+        once per ``progress_interval`` seconds.
+    :param progress_interval: seconds between two reads of the steps.
+    :param stop_for_approval: end the wait with a ``"waiting"`` event when the run waits for a person
+        (``Pending``/``Paused``), so the task calls its ``on_waiting_for_approval`` on a worker.
     """
 
     def __init__(
@@ -78,6 +92,9 @@ class BlinkExecutionTrigger(BaseTrigger):
         failure_states: Collection[str] | None = None,
         error_budget: float = DEFAULT_ERROR_BUDGET,
         cancel_on_kill: bool = False,
+        log_progress: bool = False,
+        progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
+        stop_for_approval: bool = False,
     ) -> None:
         super().__init__()
         self.execution_id = execution_id
@@ -89,6 +106,9 @@ class BlinkExecutionTrigger(BaseTrigger):
         self.failure_states = list(failure_states) if failure_states is not None else None
         self.error_budget = error_budget
         self.cancel_on_kill = cancel_on_kill
+        self.log_progress = log_progress
+        self.progress_interval = progress_interval
+        self.stop_for_approval = stop_for_approval
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -103,6 +123,9 @@ class BlinkExecutionTrigger(BaseTrigger):
                 "failure_states": self.failure_states,
                 "error_budget": self.error_budget,
                 "cancel_on_kill": self.cancel_on_kill,
+                "log_progress": self.log_progress,
+                "progress_interval": self.progress_interval,
+                "stop_for_approval": self.stop_for_approval,
             },
         )
 
@@ -115,14 +138,14 @@ class BlinkExecutionTrigger(BaseTrigger):
                 BlinkHook(self.blink_conn_id).async_client(shared=True) as client,
                 ExecutionReading(client, self.workspace_id) as reader,
             ):
-                event = await self._watch(reader)
+                event = await self._watch(reader, client)
                 if event["status"] == "timeout" and self.cancel_on_kill:
                     event["message"] += f"; {await self._cancel(client)}"
         except BlinkError as exc:  # the connection itself is unusable (no key, bad URL ...)
             event = self._event("error", None, str(exc), permanent=True)
         yield TriggerEvent(event)
 
-    async def _watch(self, reader: ExecutionReader) -> dict[str, Any]:
+    async def _watch(self, reader: ExecutionReader, client: BlinkAsyncClient) -> dict[str, Any]:
         # The task checked the execution just before deferring, so the first poll waits an interval:
         # no wasted request, and no event in the instant after deferral (apache/airflow#72716).
         self.log.info(
@@ -133,6 +156,8 @@ class BlinkExecutionTrigger(BaseTrigger):
         execution: dict[str, Any] | None = None
         budget = ErrorBudget(self.error_budget)
         states = StateChanges()
+        progress = StepProgress(self.progress_interval) if self.log_progress else None
+        link: str | None = None
         pause = self.poll_interval
         polled = False
         while True:
@@ -159,10 +184,45 @@ class BlinkExecutionTrigger(BaseTrigger):
                     "Could not read Blink execution %s, will try again: %s", self.execution_id, exc
                 )
             else:
-                states.seen(execution, self.log)
+                link = link or self._url(client, execution)  # once per wait: the hot path stays as it was
+                states.seen(execution, self.log, link)
                 if outcome is not ExecutionOutcome.RUNNING:
                     return finished_event(execution, outcome)
+                if self.stop_for_approval and waits_for_person(execution):
+                    return self._event(
+                        "waiting", execution, f"Execution {self.execution_id!r} waits for a person"
+                    )
+                if progress is not None and progress.due():
+                    await self._log_progress(client, progress)
                 pause = self._next_pause(time.monotonic() - started)
+
+    async def _log_progress(self, client: BlinkAsyncClient, progress: StepProgress) -> None:
+        """
+        Read the steps and log what changed; never for longer than an interval, and never ending the wait.
+
+        A failed read is logged and counted like any other: the next one waits ``progress_interval``.
+        """
+        progress.read()
+        try:
+            steps = await asyncio.wait_for(
+                client.get_execution_steps(self.execution_id, workspace_id=self.workspace_id),
+                self.poll_interval,
+            )
+        except (BlinkError, asyncio.TimeoutError) as exc:
+            self.log.warning(
+                "Could not read the steps of Blink execution %s (log_progress): %s",
+                self.execution_id,
+                exc or "no answer within the poll interval",
+            )
+            return
+        progress.update(self.execution_id, steps, self.log)
+
+    def _url(self, client: BlinkAsyncClient, execution: dict[str, Any]) -> str:
+        """The execution's link in Blink's web UI."""
+        config = client.config
+        return execution_url(
+            config.url, config.workspace(self.workspace_id), execution.get("playbook_id"), self.execution_id
+        )
 
     def _next_pause(self, read_took: float) -> float:
         """
@@ -238,6 +298,8 @@ class ExecutionWatch:
     :param success_states: states that count as success (see :func:`.executions.decide_outcome`).
     :param failure_states: states that count as failure.
     :param error_budget: seconds of back-to-back transient errors the wait rides out (:class:`.tasks.ErrorBudget`).
+    :param log_progress: log each step as it starts and ends (:class:`.tasks.StepProgress`).
+    :param progress_interval: seconds between two reads of the steps.
     """
 
     blink_conn_id: str
@@ -246,6 +308,8 @@ class ExecutionWatch:
     success_states: Collection[str] | None = None
     failure_states: Collection[str] | None = None
     error_budget: float = DEFAULT_ERROR_BUDGET
+    log_progress: bool = False
+    progress_interval: float = DEFAULT_PROGRESS_INTERVAL
 
     @classmethod
     def of(cls, task: Any, poll_interval: float) -> ExecutionWatch:
@@ -253,7 +317,8 @@ class ExecutionWatch:
         The watch a task's own settings describe, so operator, sensor and notifier read them alike.
 
         :param task: has ``blink_conn_id`` and ``workspace_id``, and may have ``success_states``,
-            ``failure_states`` and ``error_budget`` (the notifier has none of these: the defaults).
+            ``failure_states``, ``error_budget``, ``log_progress`` and ``progress_interval`` (the
+            notifier has none of these: the defaults).
         :param poll_interval: the task's interval (the sensor's is ``poke_interval``).
         """
         return cls(
@@ -263,11 +328,18 @@ class ExecutionWatch:
             getattr(task, "success_states", None),
             getattr(task, "failure_states", None),
             getattr(task, "error_budget", DEFAULT_ERROR_BUDGET),
+            getattr(task, "log_progress", False),
+            getattr(task, "progress_interval", DEFAULT_PROGRESS_INTERVAL),
         )
 
 
 def build_trigger(
-    watch: ExecutionWatch, execution_id: str, end_time: float | None, *, cancel_on_kill: bool
+    watch: ExecutionWatch,
+    execution_id: str,
+    end_time: float | None,
+    *,
+    cancel_on_kill: bool,
+    stop_for_approval: bool = False,
 ) -> BlinkExecutionTrigger:
     """
     The one place a task's settings become a trigger, so operator, sensor and notifier cannot drift apart.
@@ -275,11 +347,13 @@ def build_trigger(
     :param end_time: the absolute deadline (:func:`.tasks.deadline`); ``None`` waits indefinitely.
     :param cancel_on_kill: the task started the execution: cancel it at the deadline, and when a user
         kills the deferred task.
+    :param stop_for_approval: end the wait when the run waits for a person (``on_waiting_for_approval``).
     """
     return BlinkExecutionTrigger(
         execution_id=execution_id,
         end_time=end_time,
         cancel_on_kill=cancel_on_kill,
+        stop_for_approval=stop_for_approval,
         **{field.name: getattr(watch, field.name) for field in dataclasses.fields(watch)},
     )
 

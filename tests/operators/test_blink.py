@@ -80,8 +80,8 @@ class TestWaitsForTheExecution:
         assert summary["output"] == {"answer": 42}
         assert any(r.path.endswith(f"/executions/{summary['execution_id']}/steps") for r in emulator.requests)
 
-    def test_include_output_false_skips_the_steps_call(self, emulator):
-        summary = operator(include_output=False).execute(context_for())
+    def test_include_output_and_log_steps_false_skip_the_steps_call(self, emulator):
+        summary = operator(include_output=False, log_steps=False).execute(context_for())
 
         assert summary["output"] is None
         assert not any(r.path.endswith("/steps") for r in emulator.requests)
@@ -178,7 +178,11 @@ class TestDeferrable:
         trigger = deferred.value.trigger
         assert isinstance(trigger, BlinkExecutionTrigger)
         assert deferred.value.method_name == "execute_complete"
-        assert deferred.value.kwargs == {"execution_id": ti.pushed["execution_id"], "deferred_try": 1}
+        assert deferred.value.kwargs == {
+            "execution_id": ti.pushed["execution_id"],
+            "end_time": trigger.end_time,
+            "deferred_try": 1,
+        }
         assert trigger.execution_id == ti.pushed["execution_id"]
         assert trigger.blink_conn_id == "blink_default"
         assert trigger.workspace_id == DEMO_WORKSPACE
@@ -199,7 +203,7 @@ class TestDeferrable:
             operator(deferrable=True).execute_complete(context_for(ti), stale, failed, deferred_try=1)
 
         (_, started) = [e["id"] for e in emulator.executions]
-        assert deferred.value.kwargs == {"execution_id": started, "deferred_try": 2}
+        assert deferred.value.kwargs == {"execution_id": started, "end_time": None, "deferred_try": 2}
 
     def test_no_timeout_means_no_deadline(self, emulator):
         with pytest.raises(TaskDeferred) as deferred:

@@ -129,7 +129,7 @@ class TestDeferrable:
             "published before deferring"
         )
         assert defer.method_name == "execute_complete"
-        assert defer.kwargs == {"deferred_try": 1}
+        assert defer.kwargs == {"end_time": trigger.end_time, "deferred_try": 1}
         assert trigger.execution_id == execution_id
         assert trigger.blink_conn_id == "blink_default"
         assert trigger.workspace_id == DEMO_WORKSPACE
@@ -195,7 +195,7 @@ class TestDeferrable:
             )
 
         assert defer.value.trigger.execution_id == execution_id
-        assert defer.value.kwargs == {"deferred_try": 2}
+        assert defer.value.kwargs == {"end_time": defer.value.trigger.end_time, "deferred_try": 2}
 
 
 class TestConfiguration:

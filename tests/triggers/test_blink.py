@@ -59,6 +59,9 @@ class TestSerialization:
         "failure_states": ["Failed"],
         "error_budget": 42.0,
         "cancel_on_kill": True,
+        "log_progress": True,
+        "progress_interval": 30.0,
+        "stop_for_approval": True,
     }
 
     def test_round_trip_rebuilds_an_equal_trigger(self):

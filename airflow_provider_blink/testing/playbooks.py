@@ -28,11 +28,16 @@ class Phase:
     :param at: seconds after the start at which the run enters this state.
     :param state_ui: the state shown (``state_ui``).
     :param state: the raw ``state``; default derived from ``state_ui``.
+    :param until_released: hold the run here, as a step waiting for a person does (``Pending``,
+        blink-api-contract.md#observed-states): its script stops at ``at`` until
+        ``BlinkEmulator.release``, then goes on from there, later phases and steps shifted by the time
+        held. The state is shown only while held; after the release the other phases decide.
     """
 
     at: float
     state_ui: str
     state: str | None = None
+    until_released: bool = False
 
     def __post_init__(self) -> None:
         if self.at < 0:
@@ -77,17 +82,28 @@ class Outcome:
             raise ValueError(f"steps must be >= 1, got {self.steps!r}")
         if list(self.phases) != sorted(self.phases, key=lambda phase: phase.at):
             raise ValueError("phases must be in order of 'at'")
+        if any(hold.at > self.duration for hold in self.holds):
+            raise ValueError("a phase held until released must start by the run's duration")
 
     @property
     def final_raw(self) -> str:
         """The raw ``state`` of the final record."""
         return raw_state(self.final_state) if self.final_raw_state is None else self.final_raw_state
 
+    @property
+    def holds(self) -> tuple[Phase, ...]:
+        """The phases held until released, in order."""
+        return tuple(phase for phase in self.phases if phase.until_released)
+
     def running_state(self, elapsed: float) -> tuple[str, str]:
-        """``(state_ui, state)`` of the run ``elapsed`` seconds after its start, before it ends."""
+        """
+        ``(state_ui, state)`` of the run ``elapsed`` script seconds after its start, before it ends.
+
+        Phases held until released do not count: the run shows them only while held.
+        """
         current = (RUNNING_STATE_UI, RUNNING_STATE)
         for phase in self.phases:
-            if phase.at <= elapsed:
+            if phase.at <= elapsed and not phase.until_released:
                 current = (phase.state_ui, phase.raw)
         return current
 

@@ -63,6 +63,9 @@ class Outcome:
         ``final_state`` (set it to make ``state`` and ``state_ui`` disagree).
     :param steps: how many steps the run reports; they finish one after another, the last one
         carries ``output`` and every other one ``{"step": <its number>}``.
+    :param failed_step: with an unsuccessful ``final_state``, the step (1-based) that fails, its
+        ``error_data`` the error's message (blink-api-contract.md#observed-steps): the run's steps are
+        the ones up to it, sharing ``duration``, and no later one starts. ``None``: the last step fails.
     """
 
     duration: float = 0.0
@@ -72,6 +75,7 @@ class Outcome:
     phases: tuple[Phase, ...] = ()
     final_raw_state: str | None = None
     steps: int = 1
+    failed_step: int | None = None
 
     def __post_init__(self) -> None:
         if self.duration < 0:
@@ -84,6 +88,13 @@ class Outcome:
             raise ValueError("phases must be in order of 'at'")
         if any(hold.at > self.duration for hold in self.holds):
             raise ValueError("a phase held until released must start by the run's duration")
+        if self.failed_step is not None:
+            if not 1 <= self.failed_step <= self.steps:
+                raise ValueError(
+                    f"failed_step must be from 1 to steps ({self.steps}), got {self.failed_step!r}"
+                )
+            if self.final_state.lower() == COMPLETED.lower():
+                raise ValueError("failed_step needs an unsuccessful final_state")
 
     @property
     def final_raw(self) -> str:
@@ -94,6 +105,11 @@ class Outcome:
     def holds(self) -> tuple[Phase, ...]:
         """The phases held until released, in order."""
         return tuple(phase for phase in self.phases if phase.until_released)
+
+    @property
+    def steps_run(self) -> int:
+        """How many steps the script reaches: up to ``failed_step``, else all of them."""
+        return self.steps if self.failed_step is None else self.failed_step
 
     def running_state(self, elapsed: float) -> tuple[str, str]:
         """
@@ -114,7 +130,7 @@ class ScriptedPlaybook(Outcome):
     A playbook the emulator can run, scripted to end in a given state after a given time.
 
     Its :class:`Outcome` fields (``duration``, ``final_state``, ``output``, ``error_details``,
-    ``phases``, ``final_raw_state``, ``steps``) are the default script of its runs.
+    ``phases``, ``final_raw_state``, ``steps``, ``failed_step``) are the default script of its runs.
 
     :param id: the playbook id used in the execute path.
     :param name: the playbook name (``playbook_name`` and ``display_name`` of its executions).

@@ -166,7 +166,7 @@ class Execution:
 
     def steps(self, now: float) -> list[dict[str, Any]]:
         """
-        The steps the run reached: ``outcome.steps`` of them, each an equal slice of its duration.
+        The steps the run reached: ``outcome.steps_run`` of them, each an equal slice of its duration.
 
         Blink documents no steps endpoint; the fields are those of blink-api-contract.md#observed-steps. Each
         step starts when the one before it finishes; the last step reached carries the run's current raw state
@@ -174,7 +174,7 @@ class Execution:
         """
         record = self.view(now)
         started = record["started_at"]
-        count, scripted_ms = self.outcome.steps, round(self.outcome.duration * 1000)
+        count, scripted_ms = self.outcome.steps_run, round(self.outcome.duration * 1000)
         ends = [self._real_ms(scripted_ms * (k + 1) // count) for k in range(count)]
         begins = [started, *ends[:-1]]
         if self.ended is not None and self.ended >= self.outcome.duration:
@@ -338,7 +338,14 @@ class EmulatorState:
         duration_ms = round(playbook.duration * 1000)
         error_details = {} if success else dict(playbook.error_details or {})
         output = copy.deepcopy(playbook.output) if success else None  # shared: never mutated
-        outcome = Outcome(playbook.duration, state_ui, output, error_details, steps=playbook.steps)
+        outcome = Outcome(
+            playbook.duration,
+            state_ui,
+            output,
+            error_details,
+            steps=playbook.steps,
+            failed_step=None if success else playbook.failed_step,
+        )
         with self._lock:
             base_ms = _now_ms() - (count + 1) * max(duration_ms, 1000)
             ids = []

@@ -191,4 +191,35 @@ DEMO_PLAYBOOKS: list[ScriptedPlaybook] = [
         final_state="Failed",
         error_details={"message": "step 'query_siem' failed: SIEM returned 500", "error_code": "STEP_FAILED"},
     ),
+    ScriptedPlaybook(
+        id="triage-alert",
+        name="Triage alert",
+        workspace_id=DEMO_WORKSPACE,
+        duration=4.0,
+        steps=4,
+        final_state=COMPLETED,
+        output={"severity": "high", "true_positive": True, "ticket": "SEC-1042"},
+    ),
+    # Waits for a person's approval (blink-api-contract.md#observed-states) until BlinkEmulator.release.
+    ScriptedPlaybook(
+        id="approve-containment",
+        name="Approve containment",
+        workspace_id=DEMO_WORKSPACE,
+        duration=2.0,
+        steps=3,
+        phases=(Phase(1.0, "Pending", until_released=True),),
+        final_state=COMPLETED,
+        output={"contained": True},
+    ),
+    # Its steps end at the one that fails (blink-api-contract.md#observed-steps).
+    ScriptedPlaybook(
+        id="failing-step",
+        name="Fails at step 2",
+        workspace_id=DEMO_WORKSPACE,
+        duration=2.0,
+        steps=3,
+        final_state="Failed",
+        failed_step=2,
+        error_details={"message": "step 2: SIEM returned 500", "error_code": "STEP_FAILED"},
+    ),
 ]

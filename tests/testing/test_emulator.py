@@ -8,6 +8,7 @@ import socket
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import aiohttp
 import pytest
@@ -630,6 +631,47 @@ class TestLifecycle:
                 timeout=5,
             )
             assert response.status_code == 200
+
+
+class TestDemoPlaybooks:
+    DEMO = {playbook.id: replace(playbook, workspace_id="ws-1") for playbook in DEMO_PLAYBOOKS}
+
+    @pytest.mark.parametrize(
+        ("playbook_id", "state", "steps", "last_output", "last_error"),
+        [
+            (
+                "triage-alert",
+                "Completed",
+                4,
+                {"severity": "high", "true_positive": True, "ticket": "SEC-1042"},
+                "",
+            ),
+            ("failing-step", "Failed", 2, None, "step 2: SIEM returned 500"),
+        ],
+        ids=["triage-alert", "failing-step"],
+    )
+    def test_a_demo_run_lists_its_steps(self, api, emu, playbook_id, state, steps, last_output, last_error):
+        emu.add_playbook(self.DEMO[playbook_id])
+        (execution_id,) = emu.seed_executions(playbook_id, 1, state)
+
+        listed = api.request("GET", f"/executions/{execution_id}/steps").json()["results"]
+
+        assert [s["step_id"] for s in listed] == [f"step_{k}" for k in range(1, steps + 1)]
+        last = listed[-1]
+        assert (last["state"], last["error_data"]) == (state.lower(), last_error)
+        assert (json.loads(last["output_data"]) if last["output_data"] else None) == last_output
+
+    def test_approve_containment_waits_for_a_release(self, api, emu, wait_for):
+        emu.add_playbook(self.DEMO["approve-containment"])
+        execution_id = api.start("approve-containment")
+
+        wait_for(lambda: api.get(execution_id)["state_ui"] == "Pending", timeout=10)
+        emu.release(execution_id)
+        final = api.wait_finished(execution_id)
+
+        assert final["state_ui"] == "Completed"
+        steps = api.request("GET", f"/executions/{execution_id}/steps").json()["results"]
+        assert json.loads(steps[-1]["output_data"]) == {"contained": True}
 
 
 class TestAsyncClients:

@@ -22,12 +22,15 @@ from airflow_provider_blink.testing.playbooks import (
     ScriptedPlaybook,
 )
 from airflow_provider_blink.testing.server import RequestRecord
+from airflow_provider_blink.testing.state import LookupFailed, NotHeld
 
 __all__ = [
     "DEMO_PLAYBOOKS",
     "DEMO_WORKSPACE",
     "BlinkEmulator",
     "Fault",
+    "LookupFailed",
+    "NotHeld",
     "Outcome",
     "Phase",
     "RequestRecord",

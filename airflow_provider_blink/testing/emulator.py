@@ -256,6 +256,18 @@ class BlinkEmulator:
         except LookupFailed:
             raise KeyError(execution_id) from None
 
+    def release(self, execution_id: str) -> dict[str, Any]:
+        """
+        Let a run that a ``Phase(until_released=True)`` holds go on now, as a person's approval would.
+
+        Its script continues from that phase: what was left of its ``duration`` runs from now, later
+        phases and steps shifted by the time held (blink-api-contract.md#observed-states). Returns its record.
+
+        :raises LookupFailed: unknown id.
+        :raises NotHeld: no phase holds the run (not there yet, released already, or finished).
+        """
+        return _copy(self._state.release(execution_id))
+
     def seed_executions(
         self,
         playbook_id: str,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import threading
 import time
 import uuid
@@ -22,6 +23,7 @@ from airflow_provider_blink.testing.playbooks import (
     RUNNING_STATE,
     RUNNING_STATE_UI,
     Outcome,
+    Phase,
     ScriptedPlaybook,
     raw_state,
 )
@@ -53,13 +55,19 @@ class Execution:
     ``record`` holds every field of Blink's single GET (blink-api-contract.md#documented-get) plus the emulator's own
     bookkeeping (``past_exec_ref``); the server answers projections of it (:mod:`.records`).
     It is replaced, never mutated, once published, so readers may serialize it unlocked.
+
+    The script runs on its own clock: real time since the start, less the time spent held by the
+    phases already released (``held``). A phase held until released stops it until :meth:`release`.
     """
 
     record: dict[str, Any]
     outcome: Outcome
     started_mono: float
     output: dict[str, Any] | None = None
-    finished: bool = False
+    #: The script seconds at which the run reached its final state; ``None`` while it runs.
+    ended: float | None = None
+    #: How long each released hold lasted (seconds), in order of ``outcome.holds``.
+    held: list[float] = field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -69,27 +77,60 @@ class Execution:
     def workspace_id(self) -> str:
         return str(self.record["workspace_id"])
 
+    @property
+    def finished(self) -> bool:
+        return self.ended is not None
+
+    def position(self, now: float) -> tuple[float, Phase | None]:
+        """Where the script is at monotonic time ``now``: its seconds, and the phase holding it there (or ``None``)."""
+        elapsed = now - self.started_mono - sum(self.held)
+        holds = self.outcome.holds[len(self.held) :]
+        if holds and elapsed >= holds[0].at:
+            return holds[0].at, holds[0]
+        return elapsed, None
+
     def view(self, now: float) -> dict[str, Any]:
-        """The record as of monotonic time ``now``, finishing the run if its script says so."""
+        """
+        The record as of monotonic time ``now``, finishing the run if its script says so.
+
+        ``duration`` and ``net_runtime_ms`` count real time since the start, held time included (Blink
+        does not say whether either leaves waiting out, blink-api-contract.md#documented-get), so a
+        finished record keeps ``duration == finished_at - started_at``.
+        """
         if self.finished:
             return self.record
-        elapsed = now - self.started_mono
-        if elapsed >= self.outcome.duration:
-            ms = round(self.outcome.duration * 1000)
+        elapsed, hold = self.position(now)
+        if hold is None and elapsed >= self.outcome.duration:
             self.end(
                 self.outcome.final_state,
-                self.record["started_at"] + ms,
+                self._real_ms(round(self.outcome.duration * 1000)),
                 self.outcome.error_details,
                 raw=self.outcome.final_raw,
+                ended=self.outcome.duration,
             )
             return self.record
-        ms = int(elapsed * 1000)
-        state_ui, state = self.outcome.running_state(elapsed)
+        ms = int((now - self.started_mono) * 1000)
+        state_ui, state = self.outcome.running_state(elapsed) if hold is None else (hold.state_ui, hold.raw)
         return {**self.record, "state": state, "state_ui": state_ui, "duration": ms, "net_runtime_ms": ms}
 
     def remaining(self, now: float) -> float:
-        """Seconds until the script finishes the run (0 once finished)."""
-        return 0.0 if self.finished else max(0.0, self.started_mono + self.outcome.duration - now)
+        """Seconds until the script finishes the run: 0 once finished, infinite while a hold lies ahead."""
+        if self.finished:
+            return 0.0
+        if len(self.held) < len(self.outcome.holds):
+            return math.inf
+        return max(0.0, self.started_mono + sum(self.held) + self.outcome.duration - now)
+
+    def release(self, now: float) -> None:
+        """
+        Let the run go on from the phase holding it, as of monotonic time ``now``.
+
+        :raises NotHeld: no phase holds the run (it has not reached one, or has finished).
+        """
+        hold = None if self.finished else self.position(now)[1]
+        if hold is None:
+            raise NotHeld(self.id)
+        self.held.append(now - self.started_mono - sum(self.held) - hold.at)
 
     def end(
         self,
@@ -99,8 +140,13 @@ class Execution:
         cancel_reason: str = "",
         *,
         raw: str | None = None,
+        ended: float,
     ) -> None:
-        """Move the run to a final state (``raw``: its ``state``, default derived from ``state_ui``)."""
+        """
+        Move the run to a final state (``raw``: its ``state``, default derived from ``state_ui``).
+
+        :param ended: the script seconds at which it ends (they decide which steps it reached).
+        """
         success = state_ui.lower() == COMPLETED.lower()
         ms = max(0, finished_at - self.record["started_at"])
         self.record = {
@@ -116,43 +162,48 @@ class Execution:
         }
         if raw_state(state_ui) == "cancelled":
             self.output = None
-        self.finished = True
+        self.ended = ended
 
     def steps(self, now: float) -> list[dict[str, Any]]:
         """
-        The steps the run reached: ``outcome.steps`` of them, each an equal slice of its duration.
+        The steps the run reached: ``outcome.steps_run`` of them, each an equal slice of its duration.
 
-        Blink documents no steps endpoint; the fields are those of blink-api-contract.md#observed-steps. The last
-        step reached carries the run's state, error and (once finished) output.
+        Blink documents no steps endpoint; the fields are those of blink-api-contract.md#observed-steps. Each
+        step starts when the one before it finishes; the last step reached carries the run's current raw state
+        (``pending`` while held, blink-api-contract.md#observed-states), its error and (once finished) output.
         """
         record = self.view(now)
         started = record["started_at"]
-        count, scripted_ms = self.outcome.steps, round(self.outcome.duration * 1000)
-        bounds = [
-            (started + scripted_ms * k // count, started + scripted_ms * (k + 1) // count)
-            for k in range(count)
-        ]
-        if self.finished and record["finished_at"] - started >= scripted_ms:
+        count, scripted_ms = self.outcome.steps_run, round(self.outcome.duration * 1000)
+        ends = [self._real_ms(scripted_ms * (k + 1) // count) for k in range(count)]
+        begins = [started, *ends[:-1]]
+        if self.ended is not None and self.ended >= self.outcome.duration:
             reached = count
         else:
-            now_ms = (
-                record["finished_at"] if self.finished else started + int((now - self.started_mono) * 1000)
-            )
-            reached = max(1, sum(1 for begin, _ in bounds if begin < now_ms))
+            elapsed_ms = int((self.position(now)[0] if self.ended is None else self.ended) * 1000)
+            reached = max(1, sum(1 for k in range(count) if scripted_ms * k // count < elapsed_ms))
         steps = [
-            self._step(record, k, bounds[k][0], bounds[k][1], json.dumps({"step": k + 1}))
-            for k in range(reached - 1)
+            self._step(record, k, begins[k], ends[k], json.dumps({"step": k + 1})) for k in range(reached - 1)
         ]
         last = reached - 1
         if not self.finished:
-            return [*steps, self._step(record, last, bounds[last][0], 0, "", state=record["state"])]
+            return [*steps, self._step(record, last, begins[last], 0, "", state=record["state"])]
         success = record["state_ui"].lower() == COMPLETED.lower()
         output_data = "" if self.output is None and not success else json.dumps(self.output or {})
         error = "" if success else str(record["error_details"].get("message", ""))
         final = self._step(
-            record, last, bounds[last][0], record["finished_at"], output_data, record["state"], error
+            record, last, begins[last], record["finished_at"], output_data, record["state"], error
         )
         return [*steps, final]
+
+    def _real_ms(self, script_ms: int) -> int:
+        """The epoch ms at which the script reaches ``script_ms``: shifted by every release it waited for."""
+        waited = sum(
+            seconds
+            for hold, seconds in zip(self.outcome.holds[: len(self.held)], self.held, strict=True)
+            if round(hold.at * 1000) <= script_ms
+        )
+        return int(self.record["started_at"]) + script_ms + round(waited * 1000)
 
     @staticmethod
     def _step(
@@ -182,6 +233,10 @@ class LookupFailed(LookupError):
 
 class NotRunning(RuntimeError):
     """The execution already reached a final state."""
+
+
+class NotHeld(ValueError):
+    """The execution is not waiting to be released (no phase holds it)."""
 
 
 @dataclass
@@ -283,7 +338,14 @@ class EmulatorState:
         duration_ms = round(playbook.duration * 1000)
         error_details = {} if success else dict(playbook.error_details or {})
         output = copy.deepcopy(playbook.output) if success else None  # shared: never mutated
-        outcome = Outcome(playbook.duration, state_ui, output, error_details, steps=playbook.steps)
+        outcome = Outcome(
+            playbook.duration,
+            state_ui,
+            output,
+            error_details,
+            steps=playbook.steps,
+            failed_step=None if success else playbook.failed_step,
+        )
         with self._lock:
             base_ms = _now_ms() - (count + 1) * max(duration_ms, 1000)
             ids = []
@@ -303,7 +365,7 @@ class EmulatorState:
                     error_details=dict(error_details),
                     trigger_type="api",
                 )
-                self._store(Execution(record, outcome, 0.0, output, finished=True))
+                self._store(Execution(record, outcome, 0.0, output, ended=outcome.duration))
                 ids.append(record["id"])
             return ids
 
@@ -364,13 +426,28 @@ class EmulatorState:
         """
         with self._lock:
             execution = self._find(execution_id, None)
-            execution.view(time.monotonic())
+            now = time.monotonic()
+            execution.view(now)
             if only_running and execution.finished:
                 raise NotRunning(execution_id)
             if error_details is None:
                 error_details = execution.outcome.error_details
-            execution.end(state_ui, _now_ms(), error_details, cancel_reason)
+            ended = execution.position(now)[0] if execution.ended is None else execution.ended
+            execution.end(state_ui, _now_ms(), error_details, cancel_reason, ended=ended)
             return execution.record
+
+    def release(self, execution_id: str) -> dict[str, Any]:
+        """
+        Let a run held by a phase until released go on now (blink-api-contract.md#observed-states); its record.
+
+        :raises LookupFailed: unknown execution.
+        :raises NotHeld: no phase holds it.
+        """
+        with self._lock:
+            execution = self._find(execution_id, None)
+            now = time.monotonic()
+            execution.release(now)
+            return execution.view(now)
 
     def _find(self, execution_id: str, workspace_id: str | None) -> Execution:
         execution = self._executions.get(execution_id)

@@ -7,6 +7,8 @@ import json
 import socket
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import aiohttp
 import pytest
@@ -15,12 +17,24 @@ import requests
 from airflow_provider_blink.testing import (
     DEMO_PLAYBOOKS,
     BlinkEmulator,
+    LookupFailed,
+    NotHeld,
     Outcome,
+    Phase,
     ScriptedPlaybook,
 )
 
 VIEWER_KEY = "viewer-key-9876543210"
 FAILURE_MESSAGE = "step 'query_siem' failed: SIEM returned 500"
+#: A 0.3 s run of three 0.1 s steps, held in Pending from 0.15 s (in its second step) until released.
+HELD = ScriptedPlaybook(
+    id="held",
+    workspace_id="ws-1",
+    duration=0.3,
+    steps=3,
+    phases=(Phase(0.15, "Pending", until_released=True),),
+    output={"contained": True},
+)
 
 
 def assert_error(response: requests.Response, status: int, message: str | None = None) -> dict:
@@ -356,6 +370,109 @@ class TestCancel:
         assert api.get(execution_id)["state_ui"] == "Completed"
 
 
+class TestRelease:
+    def test_a_held_run_stays_pending_past_its_script_time(self, api, emu):
+        emu.add_playbook(HELD)
+        execution_id = api.start("held")
+        time.sleep(0.5)  # past the run's 0.3 s
+
+        record = api.get(execution_id)
+        steps = api.request("GET", f"/executions/{execution_id}/steps").json()["results"]
+
+        assert (record["state"], record["state_ui"], record["finished_at"]) == ("pending", "Pending", 0)
+        assert record["duration"] == record["net_runtime_ms"] >= 500, "held time counts"
+        assert [item["state"] for item in api.list().json()["results"]] == ["pending"]
+        assert [(s["step_id"], s["state"]) for s in steps] == [("step_1", "completed"), ("step_2", "pending")]
+        assert (steps[1]["started_at"], steps[1]["finished_at"]) == (steps[0]["finished_at"], 0)
+
+    def test_release_continues_the_script_with_later_times_shifted(self, api, emu):
+        emu.add_playbook(HELD)
+        execution_id = api.start("held")
+        time.sleep(0.5)
+
+        released = emu.release(execution_id)
+        final = api.wait_finished(execution_id)
+
+        assert (released["state"], released["state_ui"], released["finished_at"]) == (
+            "running",
+            "In Progress",
+            0,
+        )
+        assert (final["state"], final["state_ui"]) == ("completed", "Completed")
+        assert abs(final["duration"] - (released["duration"] + 150)) <= 2, (
+            "the 0.15 s left run from the release"
+        )
+        held_ms = final["duration"] - 300
+        assert held_ms >= 349
+        steps = api.request("GET", f"/executions/{execution_id}/steps").json()["results"]
+        assert [
+            (s["started_at"] - final["started_at"], s["finished_at"] - final["started_at"]) for s in steps
+        ] == [
+            (0, 100),
+            (100, 200 + held_ms),
+            (200 + held_ms, 300 + held_ms),
+        ]
+        assert [s["state"] for s in steps] == ["completed"] * 3
+        assert json.loads(steps[-1]["output_data"]) == {"contained": True}
+
+    def test_run_sync_waits_through_a_hold(self, api, emu, wait_for):
+        emu.add_playbook(HELD)
+        with ThreadPoolExecutor(1) as pool:
+            answer = pool.submit(api.execute, "held", run_sync="true")
+            execution_id = wait_for(lambda: [e["id"] for e in emu.executions if e["state"] == "pending"])[0]
+            time.sleep(0.3)
+            assert not answer.done(), "run_sync answered a held run"
+
+            emu.release(execution_id)
+
+            assert answer.result(timeout=10).json() == {"contained": True}
+
+    def test_release_of_an_unknown_execution_is_lookup_failed(self, emu):
+        with pytest.raises(LookupFailed):
+            emu.release("nope")
+        assert issubclass(LookupFailed, LookupError)
+
+    def test_release_of_a_run_no_phase_holds_is_not_held(self, api, emu):
+        emu.add_playbook(
+            ScriptedPlaybook(
+                id="two-holds",
+                workspace_id="ws-1",
+                duration=60,
+                phases=(Phase(0, "Pending", until_released=True), Phase(30, "Paused", until_released=True)),
+            )
+        )
+        execution_id = api.start("two-holds")
+        assert emu.release(execution_id)["state"] == "running"
+        finished = api.wait_finished(api.start("pb-fast"))["id"]
+
+        for not_held in (execution_id, finished):  # released and before its next hold; finished
+            with pytest.raises(NotHeld):
+                emu.release(not_held)
+        assert api.get(execution_id)["state"] == "running"
+        assert issubclass(NotHeld, ValueError)
+
+    @pytest.mark.parametrize("how", ["cancel", "finish"])
+    def test_a_held_run_can_be_ended(self, api, emu, wait_for, how):
+        emu.add_playbook(HELD)
+        execution_id = api.start("held")
+        wait_for(lambda: api.get(execution_id)["state"] == "pending")
+
+        if how == "cancel":
+            assert api.request("POST", f"/executions/{execution_id}/cancel").status_code == 200
+        else:
+            emu.finish(execution_id, "Failed", error_details={"message": "denied"})
+
+        record = api.get(execution_id)
+        ending = ("cancelled", "Cancelled") if how == "cancel" else ("failed", "Failed")
+        assert (record["state"], record["state_ui"]) == ending
+        assert record["finished_at"] - record["started_at"] == record["duration"] > 0
+        steps = api.request("GET", f"/executions/{execution_id}/steps").json()["results"]
+        assert [(s["step_id"], s["state"]) for s in steps] == [("step_1", "completed"), ("step_2", ending[0])]
+        assert steps[1]["finished_at"] == record["finished_at"]
+        with pytest.raises(NotHeld):
+            emu.release(execution_id)
+
+
 class TestSteps:
     def test_running_execution_has_one_running_step(self, api):
         execution_id = api.start("pb-slow", {"input_values": {"a": 1}})
@@ -514,6 +631,47 @@ class TestLifecycle:
                 timeout=5,
             )
             assert response.status_code == 200
+
+
+class TestDemoPlaybooks:
+    DEMO = {playbook.id: replace(playbook, workspace_id="ws-1") for playbook in DEMO_PLAYBOOKS}
+
+    @pytest.mark.parametrize(
+        ("playbook_id", "state", "steps", "last_output", "last_error"),
+        [
+            (
+                "triage-alert",
+                "Completed",
+                4,
+                {"severity": "high", "true_positive": True, "ticket": "SEC-1042"},
+                "",
+            ),
+            ("failing-step", "Failed", 2, None, "step 2: SIEM returned 500"),
+        ],
+        ids=["triage-alert", "failing-step"],
+    )
+    def test_a_demo_run_lists_its_steps(self, api, emu, playbook_id, state, steps, last_output, last_error):
+        emu.add_playbook(self.DEMO[playbook_id])
+        (execution_id,) = emu.seed_executions(playbook_id, 1, state)
+
+        listed = api.request("GET", f"/executions/{execution_id}/steps").json()["results"]
+
+        assert [s["step_id"] for s in listed] == [f"step_{k}" for k in range(1, steps + 1)]
+        last = listed[-1]
+        assert (last["state"], last["error_data"]) == (state.lower(), last_error)
+        assert (json.loads(last["output_data"]) if last["output_data"] else None) == last_output
+
+    def test_approve_containment_waits_for_a_release(self, api, emu, wait_for):
+        emu.add_playbook(self.DEMO["approve-containment"])
+        execution_id = api.start("approve-containment")
+
+        wait_for(lambda: api.get(execution_id)["state_ui"] == "Pending", timeout=10)
+        emu.release(execution_id)
+        final = api.wait_finished(execution_id)
+
+        assert final["state_ui"] == "Completed"
+        steps = api.request("GET", f"/executions/{execution_id}/steps").json()["results"]
+        assert json.loads(steps[-1]["output_data"]) == {"contained": True}
 
 
 class TestAsyncClients:

@@ -87,6 +87,73 @@ class TestSteps:
         assert [s["state"] for s in steps[:-1]] == ["completed"] * (len(steps) - 1)
         assert (steps[-1]["state"], steps[-1]["output_data"], steps[-1]["finished_at"]) == ("running", "", 0)
 
+    def test_steps_are_listed_as_the_run_reaches_them(self, emu, api, wait_for):
+        emu.add_playbook(
+            ScriptedPlaybook(
+                id="three",
+                workspace_id="ws-1",
+                duration=0.3,
+                steps=3,
+                phases=(
+                    Phase(0.05, "Pending", until_released=True),
+                    Phase(0.15, "Paused", until_released=True),
+                ),
+                output={"done": 1},
+            )
+        )
+        execution_id = api.start("three")
+
+        def steps_once(state: str) -> list[tuple[str, str, bool]]:
+            wait_for(lambda: api.get(execution_id)["state"] == state)
+            steps = api.request("GET", f"/executions/{execution_id}/steps").json()["results"]
+            assert [s["started_at"] for s in steps[1:]] == [s["finished_at"] for s in steps[:-1]]
+            return [(s["step_id"], s["state"], s["finished_at"] > 0) for s in steps]
+
+        first = steps_once("pending")
+        emu.release(execution_id)
+        second = steps_once("paused")
+        emu.release(execution_id)
+        third = steps_once("completed")
+
+        assert first == [("step_1", "pending", False)]
+        assert second == [("step_1", "completed", True), ("step_2", "paused", False)]
+        assert third == [(f"step_{k}", "completed", True) for k in (1, 2, 3)]
+
+    def test_a_failed_step_ends_the_list_with_its_error(self, emu, api):
+        emu.add_playbook(
+            ScriptedPlaybook(
+                id="fails-at-2",
+                workspace_id="ws-1",
+                duration=0.2,
+                steps=3,
+                final_state="Failed",
+                failed_step=2,
+                error_details={"message": "step 2: boom", "error_code": "STEP_FAILED"},
+            )
+        )
+        record = api.wait_finished(api.start("fails-at-2"))
+
+        body = api.request("GET", f"/executions/{record['id']}/steps").json()
+
+        assert body["total"] == 2
+        first, failed = body["results"]
+        assert (first["state"], first["error_data"], json.loads(first["output_data"])) == (
+            "completed",
+            "",
+            {"step": 1},
+        )
+        assert (failed["step_id"], failed["state"], failed["error_data"]) == (
+            "step_2",
+            "failed",
+            "step 2: boom",
+        )
+        assert failed["output_data"] == ""
+        assert (first["started_at"], first["finished_at"]) == (
+            record["started_at"],
+            record["started_at"] + 100,
+        )
+        assert (failed["started_at"], failed["finished_at"]) == (first["finished_at"], record["finished_at"])
+
     def test_a_cancelled_run_ends_in_the_step_it_reached(self, emu, api):
         emu.add_playbook(ScriptedPlaybook(id="ten", workspace_id="ws-1", steps=10, duration=60))
         execution_id = api.start("ten")
@@ -161,6 +228,24 @@ class TestStates:
     def test_phases_come_in_order(self):
         with pytest.raises(ValueError, match="order"):
             Outcome(1.0, phases=(Phase(0.5, "Paused"), Phase(0.1, "Pending")))
+
+    def test_a_hold_starts_by_the_run_s_end(self):
+        Outcome(1.0, phases=(Phase(1.0, "Pending", until_released=True),))
+        with pytest.raises(ValueError, match="duration"):
+            Outcome(1.0, phases=(Phase(1.5, "Pending", until_released=True),))
+
+    @pytest.mark.parametrize(
+        ("failed_step", "final_state", "message"),
+        [
+            (0, "Failed", "from 1 to steps"),
+            (4, "Failed", "from 1 to steps"),
+            (1, "Completed", "unsuccessful"),
+        ],
+        ids=["zero", "past-the-last", "completed"],
+    )
+    def test_failed_step_is_one_of_the_steps_of_an_unsuccessful_run(self, failed_step, final_state, message):
+        with pytest.raises(ValueError, match=message):
+            Outcome(final_state=final_state, steps=3, failed_step=failed_step)
 
 
 def test_pages_after_the_first_list_ties_in_reverse(emu, api):

@@ -27,7 +27,7 @@ from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger, wait_fo
 from support.emulator import start_directly as start
 from support.emulator import url_of
 from support.logs import times_logged
-from support.task_instance import RecordingTI, context_for
+from support.task_instance import RecordingTI, context_for, run_to_the_end
 
 SUMMARY_TIMINGS = ("created_at", "started_at", "finished_at", "duration")
 
@@ -35,14 +35,6 @@ SUMMARY_TIMINGS = ("created_at", "started_at", "finished_at", "duration")
 def operator(**kwargs: Any) -> BlinkExecutePlaybookOperator:
     kwargs = {"task_id": "run_playbook", "playbook_id": "quick-ok", "poll_interval": 0.1, **kwargs}
     return BlinkExecutePlaybookOperator(**kwargs)
-
-
-def run_to_the_end(op: BlinkExecutePlaybookOperator, context: Any) -> dict[str, Any]:
-    """Run the task as Airflow would: ``execute``, and after a deferral the trigger and ``execute_complete``."""
-    try:
-        return op.execute(context)
-    except TaskDeferred as deferred:
-        return op.execute_complete(context, wait_for_event(deferred.trigger), **(deferred.kwargs or {}))
 
 
 def posts(emulator: BlinkEmulator) -> list[Any]:

@@ -89,3 +89,19 @@ def earlier_try_started(store: TaskStateStore, execution_id: str) -> None:
     from airflow_provider_blink.tasks import StartRecord
 
     StartRecord(context_for(RecordingTI(try_number=1), task_state_store=store)).started(execution_id)
+
+
+def run_to_the_end(task: Any, context: Any) -> Any:
+    """Run a task as Airflow would: ``execute``, and after each deferral the trigger and ``execute_complete``."""
+    from airflow_provider_blink.compat import TaskDeferred
+    from airflow_provider_blink.triggers.blink import wait_for_event
+
+    try:
+        return task.execute(context)
+    except TaskDeferred as deferred:
+        resume = getattr(task, deferred.method_name)
+        while True:
+            try:
+                return resume(context, wait_for_event(deferred.trigger), **(deferred.kwargs or {}))
+            except TaskDeferred as again:
+                deferred = again

@@ -22,7 +22,7 @@ e2e:  ## A real Airflow 3 deployment (PostgreSQL, scheduler, triggerer ...) and 
 e2e-scale:  ## Scale-out: CeleryExecutor workers and two triggerers, 500 deferred tasks, one of each killed mid-wait.
 	scripts/e2e-scale.sh
 
-bench:  ## Performance: 1,000 and 10,000 triggers (batched, batching off) vs bare aiohttp GETs over TLS, 10 connections, DAG parse, sync hook, pagination, hostile list answers.
+bench:  ## Performance: 1,000 and 10,000 triggers (batched, batching off; log_progress at 1,000) vs bare aiohttp GETs over TLS, 10 connections, DAG parse, sync hook, pagination, hostile list answers.
 	scripts/bench.sh
 
 lint:  ## ruff and mypy only (needs .venv from `make test`).

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import requests
 
 from airflow_provider_blink.testing.launcher import EmulatorProcess as LaunchedEmulator
-from bench.emulator_host import PAGES_WORKSPACE, POLL_PLAYBOOK, WORKSPACE
+from bench.emulator_host import PAGES_WORKSPACE, POLL_PLAYBOOK, PROGRESS_PLAYBOOK, WORKSPACE
 from bench.procs import ChildProcess, child_pipes, cpu_seconds
 from bench.tls import TlsFiles
 
@@ -26,10 +26,18 @@ class EmulatorProcess:
         tls: TlsFiles,
         *,
         page_playbooks: Sequence[str],
+        progress_duration: float,
         env: Mapping[str, str],
         log: Path,
     ) -> None:
+        """
+        Start the emulator process; it serves until :meth:`stop`.
+
+        :param progress_duration: seconds a run of the ``log_progress`` playbook lasts unless finished
+            (its steps are equal slices of it).
+        """
         args = [arg for playbook in page_playbooks for arg in ("--page-playbook", playbook)]
+        args += ["--progress-duration", str(progress_duration)]
         self._launched = LaunchedEmulator(
             api_key=API_KEY,
             workspace_id=WORKSPACE,
@@ -66,9 +74,14 @@ class EmulatorProcess:
         conn = self._launched.connection()
         return json.dumps({**conn, "extra": {**conn.get("extra", {}), "verify": self._ca_cert}})
 
-    def start_runs(self, count: int) -> list[str]:
-        """Start ``count`` runs of the poll playbook (they last until :meth:`finish`); returns their ids."""
-        url = f"{self.url}/api/v1/workspace/{WORKSPACE}/playbooks/{POLL_PLAYBOOK}/execute"
+    def start_runs(self, count: int, playbook: str = POLL_PLAYBOOK) -> list[str]:
+        """
+        Start ``count`` runs (they last until :meth:`finish`); returns their ids.
+
+        :param playbook: the poll playbook (one step), or ``PROGRESS_PLAYBOOK`` (several steps, each a
+            slice of its duration: they start and end while the triggers wait).
+        """
+        url = f"{self.url}/api/v1/workspace/{WORKSPACE}/playbooks/{playbook}/execute"
         ids = []
         for _ in range(count):
             response = self._http.post(url, json={}, timeout=30)
@@ -84,6 +97,17 @@ class EmulatorProcess:
     def polls(self) -> int:
         """Reads received so far: GET /executions/{id} and list calls (batched reads)."""
         return int(self._child.ask({"op": "count_gets"})["count"])
+
+    def reads(self) -> tuple[int, int]:
+        """Polls and steps reads received so far, in one question: (polls, steps reads)."""
+        answer = self._child.ask({"op": "count_gets"})
+        return int(answer["count"]), int(answer["steps"])
+
+    def steps_times(self, ids: Sequence[str]) -> dict[str, list[float]]:
+        """When each execution's steps were read (Unix seconds, to within ``STAMP_EVERY``)."""
+        answer = self._child.ask({"op": "steps_times", "ids": list(ids)})
+        times: dict[str, list[float]] = answer["steps_times"]
+        return times
 
     def poll_times(self, ids: Sequence[str]) -> dict[str, list[float]]:
         """When each execution was polled (Unix seconds, to within ``STAMP_EVERY``)."""
@@ -108,4 +132,4 @@ class EmulatorProcess:
         self._child.wait(timeout=15)
 
 
-__all__ = ["API_KEY", "PAGES_WORKSPACE", "EmulatorProcess"]
+__all__ = ["API_KEY", "PAGES_WORKSPACE", "PROGRESS_PLAYBOOK", "EmulatorProcess"]

@@ -6,9 +6,11 @@ emulator's CLI (it takes the CLI's flags and announces its URL in ``--ready-file
 each command line with one JSON line:
 
 - ``{"op": "count_gets"}``: reads received so far (the polls): GET /executions/{id} and list calls
-  (a batched read: one list call reads every id its RQL ``$or`` names).
+  (a batched read: one list call reads every id its RQL ``$or`` names); and, apart, ``steps``: the
+  reads of a run's steps (GET /executions/{id}/steps, what ``log_progress`` reads), which are no polls.
 - ``{"op": "poll_times", "ids": [...]}``: when each of those executions was read, by a GET or a list
   call (Unix seconds, to within :data:`STAMP_EVERY`: a thread here reads the request log that often).
+- ``{"op": "steps_times", "ids": [...]}``: when each of those executions' steps were read (the same way).
 - ``{"op": "finish", "ids": [...]}``: complete those executions now; answers each ``finished_at`` (Unix ms).
 - ``{"op": "seed", "playbook": P, "count": N}``: insert N finished executions of P.
 - ``{"op": "inject", "fault": {...}}``: inject a :class:`.Fault` (its fields); ``{"op": "clear_faults"}``.
@@ -33,13 +35,22 @@ from airflow_provider_blink.testing.launcher import write_ready_file
 WORKSPACE = "bench"
 PAGES_WORKSPACE = "bench-pages"
 POLL_PLAYBOOK = "bench-poll"
+#: The ``log_progress`` runs' playbook: several steps, each an equal slice of its ``--progress-duration``.
+PROGRESS_PLAYBOOK = "bench-progress"
+PROGRESS_STEPS = 5
 #: Seconds between two reads of the request log: the resolution of the poll times.
 STAMP_EVERY = 0.05
 _GET_EXECUTION = re.compile(r"/api/v1/workspace/[^/]+/executions/([^/]+)")
+_GET_STEPS = re.compile(r"/api/v1/workspace/[^/]+/executions/([^/]+)/steps")
 
 
 class _PollLog:
-    """Reads (GET /executions/{id}, list calls) from the emulator's request log, each with when it was seen."""
+    """
+    Reads from the emulator's request log, each with when it was seen: polls and steps reads apart.
+
+    Polls are GET /executions/{id} and list calls; steps reads, GET /executions/{id}/steps (each page
+    counts), per execution.
+    """
 
     def __init__(self, emulator: BlinkEmulator) -> None:
         self._emulator = emulator
@@ -47,6 +58,8 @@ class _PollLog:
         self._seen = 0
         self.count = 0
         self.times: dict[str, list[float]] = defaultdict(list)
+        self.steps_count = 0
+        self.steps_times: dict[str, list[float]] = defaultdict(list)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="poll-log", daemon=True)
         self._thread.start()
@@ -63,6 +76,9 @@ class _PollLog:
                 for execution_id in _read_ids(record):
                     self.times[execution_id].append(now)
                 self.count += record.endpoint in ("get", "list")
+                if record.endpoint == "steps" and (match := _GET_STEPS.fullmatch(record.path)):
+                    self.steps_count += 1
+                    self.steps_times[match[1]].append(now)
             self._seen = len(records)
 
     def close(self) -> None:
@@ -81,25 +97,38 @@ def _read_ids(record: RequestRecord) -> list[str]:
     return []
 
 
-def _playbooks(duration: float, page_playbooks: Sequence[str]) -> list[ScriptedPlaybook]:
+def _playbooks(
+    duration: float, progress_duration: float, page_playbooks: Sequence[str]
+) -> list[ScriptedPlaybook]:
     poll = ScriptedPlaybook(
         id=POLL_PLAYBOOK, name="Bench poll", workspace_id=WORKSPACE, duration=duration, output={"ok": True}
+    )
+    progress = ScriptedPlaybook(
+        id=PROGRESS_PLAYBOOK,
+        name="Bench progress",
+        workspace_id=WORKSPACE,
+        duration=progress_duration,
+        output={"ok": True},
+        steps=PROGRESS_STEPS,
     )
     pages = [
         ScriptedPlaybook(id=pb, name=pb, workspace_id=PAGES_WORKSPACE, duration=1.0, output={"ok": True})
         for pb in page_playbooks
     ]
-    return [poll, *pages]
+    return [poll, progress, *pages]
 
 
 def _answer(emulator: BlinkEmulator, polls: _PollLog, command: dict[str, Any]) -> dict[str, Any]:
     op = command.get("op")
     if op == "count_gets":
         polls.update()
-        return {"count": polls.count}
+        return {"count": polls.count, "steps": polls.steps_count}
     if op == "poll_times":
         polls.update()
         return {"poll_times": {i: polls.times.get(i, []) for i in command["ids"]}}
+    if op == "steps_times":
+        polls.update()
+        return {"steps_times": {i: polls.steps_times.get(i, []) for i in command["ids"]}}
     if op == "finish":
         return {"finished_at": {i: emulator.finish(i)["finished_at"] for i in command["ids"]}}
     if op == "seed":
@@ -121,12 +150,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--duration", type=float, default=3600.0, help="seconds a poll-playbook run lasts unless finished"
     )
+    parser.add_argument(
+        "--progress-duration",
+        type=float,
+        default=3600.0,
+        help=f"seconds a progress-playbook run ({PROGRESS_STEPS} steps) lasts unless finished",
+    )
     parser.add_argument("--page-playbook", action="append", default=[], help="a playbook to seed pages of")
     args = parser.parse_args(argv)
     emulator = BlinkEmulator(
         api_key=args.api_key,
         workspaces=[WORKSPACE, PAGES_WORKSPACE],
-        playbooks=_playbooks(args.duration, args.page_playbook),
+        playbooks=_playbooks(args.duration, args.progress_duration, args.page_playbook),
         host=args.host,
         port=args.port,
         ssl_context=server_ssl_context(args.tls_cert, args.tls_key),

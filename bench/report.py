@@ -28,7 +28,8 @@ def trigger_rows(label: str, modes: Mapping[str, Mapping[str, Any]], floor: Mapp
     """
     One trigger load: the batched triggers against the per-GET floor, and with batching off.
 
-    :param modes: the load's results by mode (``batched``, and ``single`` when measured).
+    :param modes: the load's results by mode (``batched``, and ``single`` and ``progress`` when
+        measured).
     :param floor: the per-GET floor of the same executions over as many connections.
     """
     ours = modes["batched"]
@@ -131,7 +132,77 @@ def trigger_rows(label: str, modes: Mapping[str, Mapping[str, Any]], floor: Mapp
                 None,
             ),
         ]
+    if "progress" in modes:
+        rows += progress_rows(ours, modes["progress"])
     return rows
+
+
+def progress_rows(batched: Mapping[str, Any], progress: Mapping[str, Any]) -> list[Row]:
+    """
+    ``log_progress`` against the same batched triggers without it: requests, steps reads and CPU.
+
+    The budget: no steps read for a trigger that did not ask; for one that did, at most one per
+    ``progress_interval`` (the rate over each execution's reads, and strictly its shortest gap and
+    the executions with more reads than their wait allows, to within the emulator's stamps).
+    """
+    every = progress["progress_interval_s"]
+    n = progress["triggers"]
+    rate = progress["steps_reads_per_execution_progress_interval"]
+    gap = progress["steps_read_gap_min_s"]
+    over = progress["executions_over_steps_budget"]
+    cpu_ratio = progress["cpu_ms_per_execution_interval"] / batched["cpu_ms_per_execution_interval"]
+    logged = progress["steps_logged"]
+    success = progress["statuses"].get("success", 0)
+    return [
+        Row(
+            f"  log_progress (progress_interval {every:g} s): requests / execution / interval",
+            f"{progress['requests_per_execution_interval']:.4f}",
+            f"{batched['requests_per_execution_interval']:.4f}",
+            "",
+            "(vs batched without it)",
+            None,
+        ),
+        Row(
+            "  log_progress: steps reads / execution / interval",
+            f"{progress['steps_reads_per_execution_interval']:.4f}",
+            f"{batched['steps_reads_per_execution_interval']:.4f}",
+            "",
+            "none without log_progress",
+            batched["steps_reads_total"] == 0,
+        ),
+        Row(
+            "  log_progress: steps reads / execution / progress_interval",
+            "n/a (one read each)" if rate is None else f"{rate:.3f}",
+            "",
+            "",
+            "<= 1 (budget)",
+            None if rate is None else rate <= 1,
+        ),
+        Row(
+            "  log_progress: shortest gap between steps reads of one execution (s)",
+            "n/a" if gap is None else f"{gap:.2f}",
+            "",
+            f"{over} over budget",
+            f">= {every:g} (progress_interval), none over",
+            over == 0 and (gap is None or gap >= every - progress["stamp_resolution_s"]),
+        ),
+        Row(
+            "  log_progress: CPU / execution / interval (ms)",
+            f"{progress['cpu_ms_per_execution_interval']:.4f}",
+            f"{batched['cpu_ms_per_execution_interval']:.4f}",
+            _x(cpu_ratio),
+            "(vs batched without it)",
+            None,
+        ),
+        Row(
+            "  log_progress: lag max (s), pace, steps logged started/ended",
+            f"{progress['lag_max_s']:.2f}, {progress['achieved_ratio']:.1%}, {logged['started']}/{logged['ended']}",
+            "",
+            "",
+            f"events: {success} of {n} success",
+            success == n,
+        ),
+    ]
 
 
 def all_trigger_rows(loads: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[Row]:

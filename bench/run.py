@@ -3,7 +3,7 @@
 
 1. triggers: N ``BlinkExecutionTrigger.run()`` in one event loop, batched and with ``batch_reads``
    off, vs N bare aiohttp GET pollers (floor); for 1,000 and 10,000 executions, and 1,000 over 10
-   connections;
+   connections; at 1,000 also batched with ``log_progress`` (steps reads against their budget);
 2. DAG parse: ``import airflow.sdk`` with and without the operator and sensor modules;
 3. sync hook: N ``get_execution`` vs a bare ``requests.Session``;
 4. pagination: ``iter_executions`` over seeded executions, time and peak memory;
@@ -60,6 +60,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--mixed-connections", type=int, default=d.mixed_connections, help="the mixed case (%(default)s)"
+    )
+    parser.add_argument(
+        "--loads",
+        nargs="+",
+        choices=scenarios.LOADS,
+        default=list(d.loads),
+        help="trigger loads to run: base (--triggers), many (--many-triggers), mixed (--mixed-connections)",
+    )
+    parser.add_argument(
+        "--progress-interval",
+        type=float,
+        default=d.progress_interval,
+        help="the log_progress triggers' progress_interval, s (base load; default: a third of --window)",
     )
     parser.add_argument("--stagger", action="store_true", help="spread trigger starts over one interval")
     parser.add_argument(
@@ -133,6 +146,7 @@ def run(settings: scenarios.Settings, only: Sequence[str], work: Path) -> dict[s
     emulator = EmulatorProcess(
         tls,
         page_playbooks=[scenarios.page_playbook(c) for c in settings.page_counts],
+        progress_duration=settings.progress_duration(),
         env=env,
         log=logs / "emulator.log",
     )
@@ -148,8 +162,9 @@ def run(settings: scenarios.Settings, only: Sequence[str], work: Path) -> dict[s
             results["triggers"] = {}
             for label, load in scenarios.trigger_loads(settings).items():
                 results["triggers"][label] = {}
-                for mode in scenarios.TRIGGER_MODES:
-                    _progress(f"triggers: {label}, {mode} ...")
+                for mode in load.modes:
+                    every = f" (progress_interval {load.progress_interval:g} s)" if mode == "progress" else ""
+                    _progress(f"triggers: {label}, {mode}{every} ...")
                     results["triggers"][label][mode] = scenarios.triggers(bench, mode, load)
         if "parse" in only:
             _progress("DAG parse cost ...")
@@ -200,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         page_counts=tuple(sorted(args.page_counts)),
         page_size=args.page_size,
         padding_items=args.padding_items,
+        progress_interval=args.progress_interval,
+        loads=tuple(args.loads),
         stagger=args.stagger,
         profile=args.profile.resolve() if args.profile else None,
     )

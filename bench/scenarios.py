@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import itertools
 import json
+import re
 import statistics
 import sys
 import time
@@ -20,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.child import start_delay
-from bench.emulator_client import PAGES_WORKSPACE, EmulatorProcess
+from bench.emulator_client import PAGES_WORKSPACE, PROGRESS_PLAYBOOK, EmulatorProcess
+from bench.emulator_host import STAMP_EVERY
 from bench.procs import ChildProcess, ConnectionSampler, cpu_seconds, rss_mb, run_once, start_child
 
 
@@ -46,16 +48,44 @@ class Settings:
     profile: Path | None = None
     #: Items for ids nobody asked for in the padded list answer (17 bytes each).
     padding_items: int = 1_000_000
+    #: The ``log_progress`` triggers' ``progress_interval`` (s); ``None``: a third of ``window``, so
+    #: the window holds several.
+    progress_interval: float | None = None
+    #: The trigger loads to run (see :data:`LOADS`).
+    loads: tuple[str, ...] = ("base", "many", "mixed")
+
+    def progress_every(self) -> float:
+        """The progress mode's ``progress_interval``: as set, or a third of the window."""
+        return self.window / 3 if self.progress_interval is None else self.progress_interval
+
+    def progress_duration(self) -> float:
+        """
+        How long a run of the progress playbook lasts unless the bench finishes it: two windows and 10 s.
+
+        Longer than starting the runs and the window together, so only the bench finishes them; its
+        steps, equal slices of it, start and end while the triggers wait.
+        """
+        return 2 * self.window + 10
 
 
 @dataclass(frozen=True)
 class Load:
-    """One trigger load: how many pollers, their interval, the measured window, their connections."""
+    """
+    One trigger load: how many pollers, their interval, the measured window, their connections.
+
+    :param progress_interval: also run the ``progress`` mode, with this ``progress_interval``.
+    """
 
     triggers: int
     interval: float
     window: float
     connections: int = 1
+    progress_interval: float | None = None
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The modes this load runs, in order: :data:`TRIGGER_MODES`, then ``progress`` when asked."""
+        return TRIGGER_MODES + (() if self.progress_interval is None else ("progress",))
 
 
 @dataclass
@@ -113,6 +143,50 @@ def _before(poll_times: Mapping[str, list[float]], finished: Mapping[str, float]
     return {i: [t for t in times if t < finished[i]] for i, times in poll_times.items()}
 
 
+def _steps_budget(
+    steps_times: Mapping[str, list[float]], finished: Mapping[str, float], every: float
+) -> dict[str, Any]:
+    """
+    The steps reads of each execution before it completed, against one per ``every`` seconds.
+
+    The rate is, over all executions, the reads made after each one's first against the progress
+    intervals between its first and last read (<= 1 when they came at least ``every`` apart on
+    average, as the pace of the polls is taken). Strictly: the shortest gap between two reads of one
+    execution, and the executions with more reads than one plus the progress intervals from their
+    first read to their completion (each to within the stamps' resolution, :data:`STAMP_EVERY`).
+    """
+    before = _before(steps_times, finished)
+    read = {i: times for i, times in before.items() if times}
+    made = sum(len(times) - 1 for times in read.values())
+    spans = sum(times[-1] - times[0] for times in read.values()) / every
+    gaps = [b - a for times in read.values() for a, b in itertools.pairwise(times)]
+    over = [
+        i for i, times in read.items() if len(times) > 1 + (finished[i] - times[0] + STAMP_EVERY) // every
+    ]
+    counts = [len(times) for times in before.values()]
+    return {
+        "progress_interval_s": every,
+        "steps_reads_per_execution_progress_interval": made / spans if spans else None,
+        "steps_read_gap_min_s": min(gaps) if gaps else None,
+        "steps_read_gap_median_s": _median(gaps) if gaps else None,
+        "executions_over_steps_budget": len(over),
+        "steps_reads_per_execution_max": max(counts),
+        "steps_reads_per_execution_min": min(counts),
+        "stamp_resolution_s": STAMP_EVERY,
+    }
+
+
+#: How :class:`.tasks.StepProgress` logs a step starting and ending (counted in the child's log).
+STEP_STARTED = re.compile(r"Blink execution \S+: step \S+ started")
+STEP_ENDED = re.compile(r"Blink execution \S+: step \S+ ended")
+
+
+def _steps_logged(log: Path) -> dict[str, int]:
+    """The step lines the triggers logged (the child's log file): starts and ends."""
+    text = log.read_text(errors="replace")
+    return {"started": len(STEP_STARTED.findall(text)), "ended": len(STEP_ENDED.findall(text))}
+
+
 def triggers(bench: Bench, mode: str, load: Load) -> dict[str, Any]:
     """
     N pollers in one event loop for the window, then every run completes at once.
@@ -126,44 +200,56 @@ def triggers(bench: Bench, mode: str, load: Load) -> dict[str, Any]:
     the first interval. At the window's end the bench completes every run, and each poller's event
     time gives its lag.
 
+    Steps reads (GET /executions/{id}/steps) are counted apart from the reads, per execution; the
+    requests per execution per interval count both. In ``progress`` mode the runs are of the
+    several-step playbook, their steps starting and ending during the window, and the steps reads
+    are checked against one per ``progress_interval`` (:func:`_steps_budget`); the step lines the
+    triggers logged are counted in the child's log.
+
     :param mode: ``floor`` (bare aiohttp GETs), ``batched`` (the triggers, reading through the
-        shared poller) or ``single`` (the triggers with ``batch_reads: false``).
+        shared poller), ``single`` (the triggers with ``batch_reads: false``) or ``progress`` (as
+        ``batched``, with ``log_progress`` and the load's ``progress_interval``).
     """
     s = bench.settings
+    progress = mode == "progress"
     args = ["--mode", mode, "--interval", str(load.interval), "--connections", str(load.connections)]
     args += ["--stagger"] if s.stagger else []
+    if progress:
+        assert load.progress_interval is not None
+        args += ["--progress-interval", str(load.progress_interval)]
     if s.profile is not None and mode == "batched":
         args += ["--profile", str(s.profile)]
     name = f"triggers-{mode}-{load.triggers}-{load.connections}"
     child = bench.child("bench.trigger_load", args, name)
     ready = child.receive()
-    ids = bench.emulator.start_runs(load.triggers)
-    polls_before = bench.emulator.polls()
+    ids = bench.emulator.start_runs(load.triggers, *([PROGRESS_PLAYBOOK] if progress else []))
+    polls_before, steps_before = bench.emulator.reads()
     emulator_cpu = _emulator_cpu(bench)
     with ConnectionSampler(child.pid, bench.emulator.port, interval=0.25) as sampler:
         child.send({"ids": ids})
         go = child.receive()["go"]
         start = go + load.interval / 2
-        timeline = []  # (seconds into the window, polls so far, poller CPU seconds so far)
+        # (seconds into the window, polls so far, steps reads so far, poller CPU seconds so far)
+        timeline = []
         waiting_rss = 0.0  # the poller's RSS while every execution runs (sampled from outside)
         for step in range(round(load.window / load.interval) + 1):
             _wait_until(start + step * load.interval)
-            timeline.append((step * load.interval, bench.emulator.polls(), cpu_seconds(child.pid)))
+            timeline.append((step * load.interval, *bench.emulator.reads(), cpu_seconds(child.pid)))
             waiting_rss = max(waiting_rss, rss_mb(child.pid))
         finished = bench.emulator.finish(ids)
         result = child.receive()["result"]
-    polls = bench.emulator.polls() - polls_before
+    polls_after, steps_after = bench.emulator.reads()
+    polls, steps_reads = polls_after - polls_before, steps_after - steps_before
     emulator_seconds = emulator_cpu()
     child.wait()
     events = result["events"]
     lags = [events[i][0] - finished[i] for i in ids]
-    (_, polls_at_start, _), (_, polls_after_first, cpu_after_first), (_, polls_at_end, cpu_at_end) = (
-        timeline[0],
-        timeline[1],
-        timeline[-1],
-    )
+    (_, polls_at_start, steps_at_start, _) = timeline[0]
+    (_, polls_after_first, steps_after_first, cpu_after_first) = timeline[1]
+    (_, polls_at_end, steps_at_end, cpu_at_end) = timeline[-1]
     execution_intervals = load.triggers * (len(timeline) - 2)
-    return {
+    polls_measured, steps_measured = polls_at_end - polls_after_first, steps_at_end - steps_after_first
+    figures = {
         "mode": mode,
         "triggers": load.triggers,
         "connections": load.connections,
@@ -174,7 +260,12 @@ def triggers(bench: Bench, mode: str, load: Load) -> dict[str, Any]:
         "polls_before_window": polls_at_start - polls_before,
         "polls_per_interval": [b[1] - a[1] for a, b in itertools.pairwise(timeline)],
         "polls_total": polls,
-        "requests_per_execution_interval": (polls_at_end - polls_after_first) / execution_intervals,
+        "steps_reads_before_window": steps_at_start - steps_before,
+        "steps_reads_per_interval": [b[2] - a[2] for a, b in itertools.pairwise(timeline)],
+        "steps_reads_total": steps_reads,
+        "requests_per_execution_interval": (polls_measured + steps_measured) / execution_intervals,
+        "polls_per_execution_interval": polls_measured / execution_intervals,
+        "steps_reads_per_execution_interval": steps_measured / execution_intervals,
         "cpu_ms_per_execution_interval": (cpu_at_end - cpu_after_first) / execution_intervals * 1000,
         "cpu_s": result["cpu_s"],
         "wall_s": result["wall_s"],
@@ -194,23 +285,39 @@ def triggers(bench: Bench, mode: str, load: Load) -> dict[str, Any]:
         "last_event_after_completion_s": max(e[0] for e in events.values()) - max(finished.values()),
         "statuses": dict(collections.Counter(status for _, status in events.values())),
         "emulator_cpu_s": emulator_seconds,
-        "emulator_cpu_ms_per_poll": emulator_seconds / polls * 1000,
+        "emulator_cpu_ms_per_poll": emulator_seconds / (polls + steps_reads) * 1000,
     }
+    if progress:
+        assert load.progress_interval is not None
+        steps_times = bench.emulator.steps_times(ids)
+        figures.update(_steps_budget(steps_times, finished, load.progress_interval))
+        figures["steps_logged"] = _steps_logged(child.log)
+    return figures
 
 
 #: The trigger loads' modes, in the order they run: the floor first, as the others are compared to it.
 TRIGGER_MODES = ("floor", "batched", "single")
 
 
+#: The trigger loads, by the name ``--loads`` chooses them with: the issue's 1,000 waiting executions
+#: (``base``; it alone also runs with ``log_progress``), 10,000 (``many``), and the mixed case.
+LOADS = ("base", "many", "mixed")
+
+
 def trigger_loads(s: Settings) -> dict[str, Load]:
-    """The loads measured: the issue's 1,000 and 10,000 waiting executions, and the mixed case."""
-    return {
-        str(s.triggers): Load(s.triggers, s.interval, s.window),
-        str(s.many_triggers): Load(s.many_triggers, s.many_interval, s.many_window),
-        f"{s.triggers} over {s.mixed_connections} connections": Load(
-            s.triggers, s.interval, s.window, s.mixed_connections
+    """The loads measured (those ``s.loads`` names), by their label in the table."""
+    loads = {
+        "base": (
+            str(s.triggers),
+            Load(s.triggers, s.interval, s.window, progress_interval=s.progress_every()),
+        ),
+        "many": (str(s.many_triggers), Load(s.many_triggers, s.many_interval, s.many_window)),
+        "mixed": (
+            f"{s.triggers} over {s.mixed_connections} connections",
+            Load(s.triggers, s.interval, s.window, s.mixed_connections),
         ),
     }
+    return dict(loads[name] for name in LOADS if name in s.loads)
 
 
 # -- 2. DAG parse cost ---------------------------------------------------------------------------

@@ -3,7 +3,10 @@ Scenario process: many pollers of Blink executions in one event loop, as a trigg
 
 ``--mode batched``: one :class:`BlinkExecutionTrigger` per execution, each ``run()`` to its event,
 all gathered in one loop (what the triggerer does), reading through the shared poller; ``--mode
-single``: the same with connection extra ``batch_reads: false`` (one GET per execution); with
+single``: the same with connection extra ``batch_reads: false`` (one GET per execution); ``--mode
+progress``: as ``batched``, each trigger with ``log_progress=True`` and ``--progress-interval`` (it
+reads its run's steps at most once per progress interval and logs each step as it starts and ends:
+the log lines go to this process's log, never to the benchmark's pipe); with
 ``--connections K`` the triggers use K connections (K pollers and sessions). ``--mode floor``: the least any poller can do
 over the same TLS endpoint, i.e. one shared ``aiohttp.ClientSession`` per connection (K of them,
 executions shared out in turn) and per execution a loop of sleep, bare GET, ``json()``, state check:
@@ -22,12 +25,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import functools
 import gc
 import importlib
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bench.child import current_rss_mb, emit, peak_rss_mb, receive, start_delay
@@ -67,16 +71,26 @@ def bench_connections(count: int, *, batch_reads: bool) -> list[str]:
 
 
 async def run_triggers(
-    ids: Sequence[str], interval: float, delays: Sequence[float], conn_ids: Sequence[str]
+    ids: Sequence[str],
+    interval: float,
+    delays: Sequence[float],
+    conn_ids: Sequence[str],
+    settings: Mapping[str, Any] | None = None,
 ) -> list[Event]:
-    """Build each trigger from its class path and kwargs, as the triggerer does, and run them all."""
+    """
+    Build each trigger from its class path and kwargs, as the triggerer does, and run them all.
+
+    :param settings: more kwargs for every trigger (``log_progress``, ``progress_interval``).
+    """
     module, _, name = TRIGGER_CLASSPATH.rpartition(".")
     trigger_class = getattr(importlib.import_module(module), name)
 
     async def run_one(number: int, execution_id: str, delay: float) -> Event:
         await asyncio.sleep(delay)
         conn_id = conn_ids[number % len(conn_ids)]
-        trigger = trigger_class(execution_id=execution_id, poll_interval=interval, blink_conn_id=conn_id)
+        trigger = trigger_class(
+            execution_id=execution_id, poll_interval=interval, blink_conn_id=conn_id, **(settings or {})
+        )
         status = "no event"
         try:
             async for event in trigger.run():
@@ -122,9 +136,12 @@ async def run_floor(
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.trigger_load")
-    parser.add_argument("--mode", choices=["batched", "single", "floor"], required=True)
+    parser.add_argument("--mode", choices=["batched", "single", "floor", "progress"], required=True)
     parser.add_argument("--connections", type=int, default=1, help="connections the triggers use")
     parser.add_argument("--interval", type=float, required=True)
+    parser.add_argument(
+        "--progress-interval", type=float, default=60.0, help="progress mode: the triggers' progress_interval"
+    )
     parser.add_argument("--stagger", action="store_true", help="spread the starts over one interval")
     parser.add_argument("--profile", help="write a cProfile of the polling to this file")
     args = parser.parse_args(argv)
@@ -141,8 +158,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     ids = receive()["ids"]
     delays = [start_delay(i, len(ids), args.interval, stagger=args.stagger) for i in range(len(ids))]
-    conn_ids = bench_connections(args.connections, batch_reads=args.mode == "batched")
-    runner = run_floor if args.mode == "floor" else run_triggers
+    conn_ids = bench_connections(args.connections, batch_reads=args.mode in ("batched", "progress"))
+    progress = {"log_progress": True, "progress_interval": args.progress_interval}
+    settings = progress if args.mode == "progress" else {}
+    runner = run_floor if args.mode == "floor" else functools.partial(run_triggers, settings=settings)
     profiler = cProfile.Profile() if args.profile else None
     gc_watch = GcWatch()
     gc.callbacks.append(gc_watch)

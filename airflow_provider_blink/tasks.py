@@ -434,7 +434,7 @@ class StepProgress:
         return self._read_at is None or now - self._read_at >= self.interval
 
     def read(self, now: float | None = None) -> None:
-        """Count a read of the steps (also a failed one: the interval holds either way)."""
+        """Count a read of the steps as it ends (also a failed one: the interval holds either way)."""
         self._read_at = time.time() if now is None else now
 
     def update(self, execution_id: str, steps: Sequence[Mapping[str, Any]], log: Any) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import datetime
 from typing import Any
 
@@ -22,8 +23,9 @@ from airflow_provider_blink.exceptions import (
 from airflow_provider_blink.executions import STEPS_SHOWN, failure_message, steps_table
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
+from airflow_provider_blink.tasks import StepProgress
 from airflow_provider_blink.testing import BlinkEmulator, Phase, ScriptedPlaybook
-from airflow_provider_blink.triggers.blink import wait_for_event
+from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger, wait_for_event
 
 from support.dag_runs import register, run, task_instance
 from support.emulator import WORKSPACE, requests_to, start_directly, url_of
@@ -215,6 +217,25 @@ def test_progress_reads_the_steps_at_most_once_per_progress_interval(blink):
     operator(playbook_id="three-steps", log_progress=True, progress_interval=60).execute(context_for())
 
     assert steps_reads(blink) == 2, "one read while waiting (the first), one at the end"
+
+
+def test_the_progress_interval_counts_from_when_a_read_of_the_steps_ended():
+    """A slow read of the steps (a busy Blink, a full connection pool) does not bring the next one closer."""
+
+    class SlowSteps:
+        async def get_execution_steps(self, execution_id: str, **_: Any) -> list[dict[str, Any]]:
+            await asyncio.sleep(0.3)
+            return []
+
+    trigger = BlinkExecutionTrigger(
+        execution_id="e-1", poll_interval=1.0, log_progress=True, progress_interval=5
+    )
+    progress = StepProgress(5)
+
+    asyncio.run(trigger._log_progress(SlowSteps(), progress))  # type: ignore[arg-type]
+
+    assert not progress.due(time.time() + 5 - 0.1)
+    assert progress.due(time.time() + 5)
 
 
 def test_the_sensor_keeps_its_progress_across_reschedules(blink, caplog, capfd):

@@ -205,7 +205,6 @@ class BlinkExecutionSensor(BaseSensorOperator):
         progress = self._progress
         if not progress.due():
             return
-        progress.read()
         try:
             steps = self.hook.get_execution_steps(execution_id, workspace_id=self.workspace_id)
         except BlinkError as exc:
@@ -214,6 +213,7 @@ class BlinkExecutionSensor(BaseSensorOperator):
             )
         else:
             progress.update(execution_id, steps, self.log)
+        progress.read()  # when it ended: the next read reaches Blink progress_interval after this one
         if kept is not None:
             kept.save(progress.kept())
 

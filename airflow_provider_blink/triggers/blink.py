@@ -200,9 +200,9 @@ class BlinkExecutionTrigger(BaseTrigger):
         """
         Read the steps and log what changed; never for longer than an interval, and never ending the wait.
 
-        A failed read is logged and counted like any other: the next one waits ``progress_interval``.
+        A failed read is logged and counted like any other: the next one waits ``progress_interval``
+        from when this one ended, so two reads never reach Blink closer together than that.
         """
-        progress.read()
         try:
             steps = await asyncio.wait_for(
                 client.get_execution_steps(self.execution_id, workspace_id=self.workspace_id),
@@ -215,6 +215,8 @@ class BlinkExecutionTrigger(BaseTrigger):
                 exc or "no answer within the poll interval",
             )
             return
+        finally:
+            progress.read()
         progress.update(self.execution_id, steps, self.log)
 
     def _url(self, client: BlinkAsyncClient, execution: dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ from airflow_provider_blink.exceptions import (
 from airflow_provider_blink.executions import STEPS_SHOWN, failure_message, steps_table
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
-from airflow_provider_blink.tasks import StepProgress
+from airflow_provider_blink.tasks import PROGRESS_KEY, StepProgress
 from airflow_provider_blink.testing import BlinkEmulator, Phase, ScriptedPlaybook
 from airflow_provider_blink.triggers.blink import BlinkExecutionTrigger, wait_for_event
 
@@ -254,7 +254,14 @@ def test_the_sensor_keeps_its_progress_across_reschedules(blink, caplog, capfd):
 
     assert steps_reads(blink) == 1
     assert Logged(caplog, capfd).count(f"Blink execution {execution_id}: step step_1 started") == 1
-    blink.finish(execution_id, "Cancelled")
+    assert PROGRESS_KEY in store.values
+
+    blink.finish(execution_id, "Completed")
+    sensor = BlinkExecutionSensor(
+        task_id="wait", execution_id=execution_id, mode="reschedule", log_progress=True
+    )
+    assert sensor.poke(context_for(task_state_store=store)).is_done  # type: ignore[union-attr]
+    assert PROGRESS_KEY not in store.values, "the wait is over: nothing is left behind"
 
 
 # Runs that wait for a person ---------------------------------------------------------------------

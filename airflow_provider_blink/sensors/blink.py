@@ -190,7 +190,16 @@ class BlinkExecutionSensor(BaseSensorOperator):
             if self.log_progress:
                 self._log_progress(context, execution["id"])
             return False
+        if self.log_progress and self.reschedule:
+            self._forget_progress(context)
         return PokeReturnValue(is_done=True, xcom_value=self._finish(finished_event(execution, outcome)))
+
+    @staticmethod
+    def _forget_progress(context: Context) -> None:
+        """The run ended: drop the progress kept between reschedules (a Variable before 3.3)."""
+        kept = KeptValue(context, PROGRESS_KEY)
+        if kept.load() is not None:
+            kept.forget()
 
     def _log_progress(self, context: Context, execution_id: str) -> None:
         """

@@ -31,7 +31,18 @@ from airflow_provider_blink.testing.playbooks import (
 API_KEY_ENV = "BLINK_EMULATOR_API_KEY"
 DEFAULT_API_KEY = "blink-demo-key"
 DEFAULT_PORT = 8765
-_PLAYBOOK_FIELDS = {"id", "name", "workspace_id", "duration", "final_state", "output", "error_details"}
+#: What a ``--config`` playbook may say: :class:`ScriptedPlaybook`'s fields that JSON can give.
+_PLAYBOOK_FIELDS = {
+    "id",
+    "name",
+    "workspace_id",
+    "duration",
+    "final_state",
+    "output",
+    "error_details",
+    "steps",
+    "failed_step",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID[:DURATION[:FINAL_STATE]]",
         help="serve a playbook (repeatable); without any, serve the demo playbooks",
     )
-    parser.add_argument("--config", type=Path, help="JSON file with api_key, workspaces and playbooks")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="JSON file with api_key, workspaces and playbooks (each with id and any of name, workspace_id, "
+        "duration, final_state, output, error_details, steps, failed_step)",
+    )
     parser.add_argument("--ready-file", type=Path, help="write the URL to this file once listening")
     parser.add_argument(
         "--tls-cert",
@@ -139,10 +155,26 @@ def emulator_from_args(args: argparse.Namespace) -> BlinkEmulator:
 
 
 def _config_playbook(raw: dict[str, Any], default_ws: str) -> ScriptedPlaybook:
+    """
+    A ``--config`` playbook entry, checked as :class:`ScriptedPlaybook` checks its arguments.
+
+    :raises ValueError: an unknown field, ``steps`` or ``failed_step`` not a whole number (``failed_step``
+        may be ``null``), or a script the playbook refuses (named by the playbook's id).
+    """
     unknown = set(raw) - _PLAYBOOK_FIELDS
     if unknown:
         raise ValueError(f"unknown playbook fields in --config: {sorted(unknown)}")
-    return ScriptedPlaybook(**{"workspace_id": default_ws, **raw})
+    where = f"playbook {raw.get('id')!r} in --config"
+    for name, nullable in (("steps", False), ("failed_step", True)):
+        value = raw.get(name)
+        if name not in raw or (nullable and value is None):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{where}: {name} must be a whole number, got {value!r}")
+    try:
+        return ScriptedPlaybook(**{"workspace_id": default_ws, **raw})
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from e2e.harness.blink import BlinkApi
 from e2e.harness.deployment import AIRFLOW_VERSION, E2E_DAGS, REPO, Deployment, deployment_class, running
-from e2e.harness.runs import EXAMPLE_DEFERRABLE, RunObservation, watch_run
+from e2e.harness.runs import EXAMPLE_DEFERRABLE, STEPS_DAG, STEPS_TASKS, RunObservation, watch_run
 from e2e.harness.waiting import utcnow
 
 from airflow_provider_blink.testing import DEMO_PLAYBOOKS
@@ -33,6 +33,7 @@ E2E_DAG_IDS = (
     "blink_e2e_worker_wait",
     "blink_e2e_worker_wait_fresh",
     "blink_e2e_sensor_wait",
+    STEPS_DAG,
     # asset watchers are Airflow 3's
     *(("blink_e2e_event_driven",) if AIRFLOW_VERSION.major >= 3 else ()),
 )
@@ -50,8 +51,8 @@ def _playbook(playbook_id: str, duration: float, **fields: Any) -> dict[str, Any
     }
 
 
-#: The emulator's playbooks (its ``--config`` format). The demo ones last 8 s here (1-2 s in the
-#: demo), long enough that
+#: The emulator's playbooks (its ``--config`` format). The demo ones (their steps too; not their
+#: phases: nothing releases a held run here) last 8 s here (1-2 s in the demo), long enough that
 #: - a test polling every 0.1 s sees their tasks deferred after the deferring worker has gone, and
 #: - the trigger fires only after the scheduler has drained the deferring worker's "success" event,
 #:   which reaches it up to ``[workers] min_heartbeat_interval`` (5 s) late; Airflow 3.3 fails a
@@ -67,6 +68,8 @@ PLAYBOOKS = [
             "final_state": pb.final_state,
             "output": pb.output,
             "error_details": pb.error_details,
+            "steps": pb.steps,
+            "failed_step": pb.failed_step,
         }
         for pb in DEMO_PLAYBOOKS
     ),
@@ -154,3 +157,10 @@ def example_run(deployment: Deployment) -> Callable[[str], RunObservation]:
         return runs[dag_id]
 
     return run
+
+
+@pytest.fixture(scope="session")
+def steps_run(deployment: Deployment) -> RunObservation:
+    """One run of ``blink_e2e_steps`` (two multi-step playbooks, ``log_progress``), watched to its end."""
+    run_id = deployment.api.trigger(STEPS_DAG, run_id=f"e2e__steps__{utcnow():%H%M%S%f}")
+    return watch_run(deployment, STEPS_DAG, run_id, {task_id: task_id for task_id in STEPS_TASKS})

@@ -3,6 +3,8 @@
 - Admin -> Connections -> Add, type "Blink": the form speaks Blink (Blink URL, a masked API Key,
   Workspace ID) and hides what Blink does not use; the saved connection passes the hook's test.
 - A finished task's page offers the "Blink" extra link to its execution.
+- A task's Logs tab shows its run's steps: the trigger's lines as they went, and the table at the end
+  (its screenshot is docs/images/task-log-steps.png).
 
 Screenshots go to ``artifacts/e2e/`` and are listed at the end of the run.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -188,3 +191,22 @@ def test_task_instance_page_links_to_the_execution(
     assert "enrich-ioc" in href
     assert execution_id in href
     assert deployment.api.links(run.dag_id, run.run_id, "enrich_ioc") == {"Blink": href}
+
+
+def test_task_log_page_shows_the_steps(
+    page: Any, steps_run: RunObservation, artifacts: Callable[[str], Path]
+) -> None:
+    from playwright.sync_api import expect
+
+    run = steps_run
+    execution_id = run.xcom("triage", "execution_id")
+    page.goto(f"/dags/{run.dag_id}/runs/{run.run_id}/tasks/triage")  # its Logs tab
+    log = page.get_by_test_id("virtualized-list")  # its lines, without the page around them
+    lines = log.locator("[data-testid^=virtualized-item]")
+    table = lines.filter(has_text=f"Steps of Blink execution {execution_id} (4):")
+    table.scroll_into_view_if_needed()
+    expect(table).to_be_in_viewport()
+    for k in range(1, 5):
+        expect(table).to_contain_text(re.compile(rf"step_{k} +completed +\S+ \S+ +2\.0s"))
+    expect(lines.filter(has_text=f"{execution_id}: step step_1 ended: completed after 2.0s")).to_be_visible()
+    log.screenshot(path=str(artifacts("task-log-steps.png")))

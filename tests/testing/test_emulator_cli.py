@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -133,6 +134,65 @@ def test_playbooks_and_config_from_the_command_line(run_cli, tmp_path):
 
     assert (ok.status_code, ok.json()) == (200, {"x": 1})
     assert (failed.status_code, failed.json()["data"]["state"]) == (400, "Failed")
+
+
+def test_config_playbooks_with_steps_and_a_failing_step(run_cli, tmp_path):
+    config = tmp_path / "emulator.json"
+    playbooks = [
+        {"id": "triage", "duration": 0, "steps": 3, "failed_step": None, "output": {"done": True}},
+        {
+            "id": "breaks",
+            "duration": 0,
+            "steps": 3,
+            "final_state": "Failed",
+            "failed_step": 2,
+            "error_details": {"message": "SIEM returned 500"},
+        },
+    ]
+    config.write_text(json.dumps({"playbooks": playbooks}))
+    _, url = run_cli("--config", str(config), "--api-key", "k")
+    base, headers = f"{url}/api/v1/workspace/demo-workspace", {"BLINK-API-KEY": "k"}
+
+    def steps_of(playbook_id):
+        started = requests.post(f"{base}/playbooks/{playbook_id}/execute", headers=headers, timeout=5)
+        execution_id = started.json()["execution_id"]
+        page = requests.get(f"{base}/executions/{execution_id}/steps", headers=headers, timeout=5).json()
+        return [(step["step_id"], step["state"], step["error_data"]) for step in page["results"]]
+
+    assert steps_of("triage") == [
+        ("step_1", "completed", ""),
+        ("step_2", "completed", ""),
+        ("step_3", "completed", ""),
+    ]
+    assert steps_of("breaks") == [("step_1", "completed", ""), ("step_2", "failed", "SIEM returned 500")]
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"steps": "3"}, "steps must be a whole number, got '3'"),
+        ({"steps": 2.5}, "steps must be a whole number, got 2.5"),
+        ({"steps": None}, "steps must be a whole number, got None"),
+        ({"steps": True}, "steps must be a whole number, got True"),
+        ({"steps": 0}, "steps must be >= 1, got 0"),
+        (
+            {"steps": 3, "final_state": "Failed", "failed_step": 2.0},
+            "failed_step must be a whole number, got 2.0",
+        ),
+        (
+            {"steps": 3, "final_state": "Failed", "failed_step": 4},
+            "failed_step must be from 1 to steps (3), got 4",
+        ),
+        ({"steps": 3, "failed_step": 2}, "failed_step needs an unsuccessful final_state"),
+    ],
+    ids=["text", "fraction", "null", "bool", "zero", "failed-fraction", "failed-beyond", "failed-completed"],
+)
+def test_config_playbook_steps_are_checked(tmp_path, fields, error):
+    config = tmp_path / "emulator.json"
+    config.write_text(json.dumps({"playbooks": [{"id": "triage", **fields}]}))
+    message = f"playbook 'triage' in --config: {error}"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        emulator_from_args(build_parser().parse_args(["--config", str(config)]))
 
 
 def test_refuses_non_loopback_hosts():

@@ -81,6 +81,22 @@ with DAG("blink_e2e_sensor_wait", **COMMON):
     )
     start >> watch
 
+# Two multi-step playbooks at once, waiting in the triggerer: each task logs its run's steps as they
+# start and end (the trigger, every 2 s at most) and as a table at the end; "failing-step" fails at
+# its step 2.
+with DAG("blink_e2e_steps", **COMMON):
+    for task_id, playbook_id in (("triage", "triage-alert"), ("fail_at_step_2", "failing-step")):
+        BlinkExecutePlaybookOperator(
+            task_id=task_id,
+            playbook_id=playbook_id,
+            input_values=RUN_INPUT,
+            deferrable=True,
+            poll_interval=POLL_INTERVAL,
+            timeout=600,
+            log_progress=True,
+            progress_interval=2,
+        )
+
 # Scheduled by Blink itself: one asset event per finished execution of "event-source" (Airflow 3:
 # asset watchers).
 if AIRFLOW_V_3_0_PLUS:

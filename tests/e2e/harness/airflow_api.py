@@ -172,6 +172,14 @@ class AirflowApi:
             lines.append(line)
         return "\n".join(lines)
 
+    def failure_messages(self, records: list[dict[str, Any]]) -> list[str]:
+        """The exceptions a task log reports, ``ExcType: message`` (Airflow 3: each record's ``error_detail``)."""
+        return [
+            f"{detail.get('exc_type')}: {detail.get('exc_value')}"
+            for record in records
+            for detail in record.get("error_detail") or []
+        ]
+
     def describe_run(self, dag_id: str, run_id: str, *, logs: bool = True) -> str:
         """Run state, each task instance's state and, for failed ones, their log tail."""
         lines = [f"DAG run {dag_id}/{run_id}: {self.dag_run(dag_id, run_id)['state']}"]
@@ -241,6 +249,19 @@ class Airflow2Api(AirflowApi):
         )
         _raise_for(response)
         return [text_log_record(line) for line in response.text.splitlines() if line.strip()]
+
+    def failure_messages(self, records: list[dict[str, Any]]) -> list[str]:
+        """Airflow 2 logs a traceback: its exception lines, ``module.ExcType: message``, without the module."""
+        found, in_traceback = [], False
+        for record in records:
+            event = str(record["event"])
+            if event == "Traceback (most recent call last):":
+                in_traceback = True
+            elif in_traceback and "timestamp" not in record and not event.startswith(" ") and ": " in event:
+                name, message = event.split(": ", 1)
+                found.append(f"{name.rsplit('.', 1)[-1]}: {message}")
+                in_traceback = False
+        return found
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1) -> str:
         records = self.task_log_records(dag_id, run_id, task_id, try_number, map_index)

@@ -49,6 +49,10 @@ class BlinkApi:
     def execution(self, execution_id: str) -> dict[str, Any]:
         return dict(self._get(f"/executions/{execution_id}"))
 
+    def steps(self, execution_id: str) -> list[dict[str, Any]]:
+        """The execution's steps (one page: the e2e playbooks have a few)."""
+        return list(self._get(f"/executions/{execution_id}/steps")["results"])
+
     def cancel(self, execution_id: str) -> None:
         """Cancel a running execution, as a person in Blink (or another tool) would."""
         response = self.session.post(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 from e2e.harness.airflow_api import AirflowApi
@@ -19,6 +20,13 @@ EXAMPLE_DEFERRABLE = {
     "example_blink_fire_and_forget": {"wait_for_isolation": "start_isolation"},
     "example_blink_mapped": {"isolate_host": "isolate_host"},
 }
+
+#: The DAG whose run waits for multi-step playbooks with ``log_progress`` (tests/e2e/dags), and the
+#: playbook each of its tasks runs.
+STEPS_DAG = "blink_e2e_steps"
+STEPS_TASKS = {"triage": "triage-alert", "fail_at_step_2": "failing-step"}
+#: The steps table's header (:func:`airflow_provider_blink.executions.steps_table`), split into cells.
+STEPS_HEADER = ["step", "state", "started (UTC)", "duration", "error"]
 
 TiKey = tuple[str, int]
 
@@ -194,3 +202,32 @@ def untimed(record: dict[str, Any]) -> dict[str, Any]:
 def started(records: list[dict[str, Any]]) -> bool:
     """Whether a trigger log shows the trigger starting."""
     return any(str(r.get("event", "")).endswith(" starting") for r in records)
+
+
+def log_lines(records: list[dict[str, Any]]) -> list[str]:
+    """The lines of a log's messages: Airflow 3 logs a multi-line message as one record, 2.11 a record per line."""
+    return [line for record in records for line in str(record.get("event", "")).split("\n")]
+
+
+def logged_steps(records: list[dict[str, Any]], execution_id: str) -> list[list[str]]:
+    """The rows of the one steps table a task log shows for ``execution_id``, each split into its cells.
+
+    :raises AssertionError: the log has no such table, more than one, or one without its header.
+    """
+    lines = log_lines(records)
+    heading = re.compile(rf"Steps of Blink execution {re.escape(execution_id)} \((\d+)\):")
+    found = [(i, int(match[1])) for i, line in enumerate(lines) if (match := heading.fullmatch(line))]
+    assert len(found) == 1, f"{len(found)} steps tables of {execution_id} in the log:\n" + "\n".join(lines)
+    [(at, count)] = found
+    header, *rows = (re.split(r" {2,}", line.strip()) for line in lines[at + 1 : at + 2 + count])
+    assert header == STEPS_HEADER, lines[at : at + 2 + count]
+    return rows
+
+
+def step_progress(records: list[dict[str, Any]], execution_id: str) -> list[str]:
+    """What ``log_progress`` logged of ``execution_id``'s steps, each line without the execution
+    (``step_1 started (running)``, ``step_1 ended: completed after 2.0s``)."""
+    prefix = f"Blink execution {execution_id}: step "
+    return [
+        event.removeprefix(prefix) for r in records if (event := str(r.get("event", ""))).startswith(prefix)
+    ]

@@ -28,16 +28,24 @@ class BodyField:
     :param expected: how a message names them.
     :param on_record: the field of the execution's record (the single GET's) that shows the value, if
         any: a lookup compares it there to recognise the run a start made.
+    :param per_try: keys of a dict field whose values change with every try of a task: never compared.
     """
 
     types: type | tuple[type, ...]
     expected: str
     on_record: str | None = None
+    per_try: frozenset[str] = frozenset()
+
+
+#: The ``input_values`` key under which a task that opts in (``openlineage_inject_parent_job_info``)
+#: sends the playbook its OpenLineage run (docs/openlineage.md). It names the try, so a lookup for
+#: the run a start made compares the inputs without it: a retry still recognises its earlier try's run.
+OPENLINEAGE_INPUT = "OPENLINEAGE_CONTEXT"
 
 
 #: The execute body's fields (docs/blink-api-contract.md#endpoints).
 EXECUTE_FIELDS: dict[str, BodyField] = {
-    "input_values": BodyField(Mapping, "a dict", "inputs"),
+    "input_values": BodyField(Mapping, "a dict", "inputs", per_try=frozenset({OPENLINEAGE_INPUT})),
     "event": BodyField(Mapping, "a dict", "event"),
     "runner": BodyField(str, "a string (runner group)", "runner_group_id"),
     "trigger_type": BodyField(str, "a string", "trigger_type"),
@@ -124,15 +132,23 @@ def shows_request(execution: Mapping[str, Any], body: Mapping[str, Any]) -> bool
     """
     Whether an execution's record shows the execute ``body``: each field the record shows is equal.
 
-    A dict field left unset is compared as ``{}`` (a run with inputs is another request); a string
-    field left unset matches any value. Fields the record does not show are not compared.
+    A dict field left unset is compared as ``{}`` (a run with inputs is another request), without its
+    keys that change with every try (:attr:`BodyField.per_try`); a string field left unset matches any
+    value. Fields the record does not show are not compared.
     """
     for name, spec in EXECUTE_FIELDS.items():
         if spec.on_record is None:
             continue
         if spec.types is Mapping:
-            if (execution.get(spec.on_record) or {}) != (body.get(name) or {}):
+            if _compared(execution.get(spec.on_record), spec) != _compared(body.get(name), spec):
                 return False
         elif body.get(name) is not None and execution.get(spec.on_record) != body[name]:
             return False
     return True
+
+
+def _compared(value: Any, spec: BodyField) -> Any:
+    """What of a dict field's ``value`` tells two requests apart: all but its :attr:`BodyField.per_try` keys."""
+    if not isinstance(value, Mapping):
+        return value or {}
+    return {key: item for key, item in value.items() if key not in spec.per_try}

@@ -214,6 +214,22 @@ class TestPaths:
         assert api.execute_sync("ws", "pb", {}, None, 30.0).params == {"run_sync": "true"}
 
 
+@pytest.mark.parametrize(
+    ("sent", "shown"),
+    [
+        ({"ip": "203.0.113.7", endpoints.OPENLINEAGE_INPUT: "try 2"}, True),
+        ({"ip": "203.0.113.7"}, True),
+        ({"ip": "198.51.100.1", endpoints.OPENLINEAGE_INPUT: "try 1"}, False),
+    ],
+    ids=["other-try-same-inputs", "no-context", "other-inputs-same-context"],
+)
+def test_a_record_shows_a_request_whatever_openlineage_context_each_try_sent(sent, shown):
+    """The context names the try: a retry still recognises the run its earlier try started."""
+    record = {"inputs": {"ip": "203.0.113.7", endpoints.OPENLINEAGE_INPUT: "try 1"}}
+
+    assert endpoints.shows_request(record, {"input_values": sent}) is shown
+
+
 def results(first: int, count: int) -> list[dict[str, str]]:
     return [{"id": f"e{n}"} for n in range(first, first + count)]
 

@@ -29,6 +29,10 @@ os.environ.setdefault("BLINK_EXAMPLE_POLL_INTERVAL", "0.2")
 os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", "YmxpbmstcHJvdmlkZXItdGVzdHMtZmVybmV0LWtleSE=")
 os.environ.pop("AIRFLOW_CONN_BLINK_DEFAULT", None)
 
+from support.lineage import configure_openlineage  # noqa: E402
+
+configure_openlineage(Path(os.environ["AIRFLOW_HOME"]))
+
 from airflow_provider_blink.testing import DEMO_PLAYBOOKS, BlinkEmulator  # noqa: E402
 
 from support.clients import Client  # noqa: E402

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,7 @@ from airflow_provider_blink.exceptions import (
     BlinkExecutionTimeout,
     BlinkOutputUnavailable,
 )
-from airflow_provider_blink.executions import ExecutionOutcome, decide_outcome, outcome_of_state
+from airflow_provider_blink.executions import ExecutionOutcome, decide_outcome, outcome_of_state, summarize
 from airflow_provider_blink.links.blink import BlinkExecutionLink, no_execution_yet, push_execution
 from airflow_provider_blink.tasks import (
     DEFAULT_ERROR_BUDGET,
@@ -34,6 +35,8 @@ from airflow_provider_blink.tasks import (
 )
 
 if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
+
     from airflow_provider_blink.compat import Context
     from airflow_provider_blink.hooks.blink import BlinkHook
     from airflow_provider_blink.tasks import StartRecord
@@ -96,6 +99,10 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         what became of its start (``task_state_store`` on Airflow 3.3+, an Airflow Variable before);
         a retry looks in Blink only when that start's answer never came (see
         :class:`airflow_provider_blink.tasks.StartRecord`). ``False``: every try starts a new run.
+    :param openlineage_inject_parent_job_info: add the task's OpenLineage run (its job's namespace and
+        name, its run id, and its root's) to ``input_values``, as JSON under the key ``OPENLINEAGE_CONTEXT``,
+        so the playbook can report its own lineage as the task's child (docs/openlineage.md). Needs
+        ``airflow-provider-blink[openlineage]``. Default ``False``.
     """
 
     template_fields: Sequence[str] = TEMPLATE_FIELDS
@@ -132,6 +139,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         log_progress: bool = False,
         progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
         on_waiting_for_approval: ApprovalCallbacks = None,
+        openlineage_inject_parent_job_info: bool = False,
         **kwargs: Any,
     ) -> None:
         if AIRFLOW_V_3_3_PLUS:  # the SDK's mixin keeps the id in task_state_store
@@ -142,6 +150,13 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         self.durable = durable
         request = PlaybookRequest.from_arguments(locals())  # the playbook and each execute field
         request.check_at_parse_time()
+        if openlineage_inject_parent_job_info and not importlib.util.find_spec(
+            "airflow.providers.openlineage"
+        ):
+            raise BlinkConfigurationError(
+                "openlineage_inject_parent_job_info=True needs Airflow's OpenLineage provider: install "
+                "airflow-provider-blink[openlineage] (apache-airflow-providers-openlineage), or drop the argument."
+            )
         if run_sync and deferrable:
             raise BlinkConfigurationError(
                 "run_sync=True makes one blocking request and cannot defer; drop deferrable=True, "
@@ -172,7 +187,10 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         self.log_progress = log_progress
         self.progress_interval = check_progress_interval(progress_interval)
         self.on_waiting_for_approval = check_approval_callbacks(on_waiting_for_approval)
+        self.openlineage_inject_parent_job_info = openlineage_inject_parent_job_info
         self.execution_id: str | None = None
+        #: What this try learnt of its execution, for OpenLineage's listener (:meth:`_keep_for_lineage`).
+        self.blink_execution: dict[str, Any] | None = None
         # The mixin calls poll_until_complete and then get_job_result for a run it just started,
         # with no way to pass the summary from one to the other: kept here by execution id.
         self._summaries: dict[str, dict[str, Any]] = {}
@@ -183,18 +201,25 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
 
         return BlinkHook(self.blink_conn_id)
 
-    def _body(self) -> dict[str, Any]:
-        return self.playbook_request().body()
+    def _body(self, context: Context) -> dict[str, Any]:
+        body = self.playbook_request().body()
+        if not self.openlineage_inject_parent_job_info:
+            return body
+        from airflow_provider_blink.openlineage import with_parent_run
+
+        return with_parent_run(body, context["ti"])
 
     def execute(self, context: Context) -> dict[str, Any]:
         no_execution_yet(self)
-        body = self._body()  # checked before anything reaches Blink, whichever way the task runs
+        self.blink_execution = None  # an earlier try's, when Airflow runs this one on the same object
+        body = self._body(context)  # checked before anything reaches Blink, whichever way the task runs
         if self.run_sync:
             return self._run_sync(body)
         if not self.wait_for_completion:
             execution_id = self._start(context, body)
             url = self._url(execution_id)
             push_execution(self, context, execution_id, url)
+            self._keep_for_lineage({"id": execution_id}, url)
             return {"execution_id": execution_id, "execution_url": url}
         if AIRFLOW_V_3_3_PLUS:
             return self.execute_resumable(context)
@@ -289,7 +314,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
     def submit_job(self, context: Context) -> str:
         # Publishing waits for poll_until_complete: the mixin stores the id right after this
         # returns, and a crash before that would lose it.
-        return self._start(context, self._body())
+        return self._start(context, self._body(context))
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
         from airflow_provider_blink.executions import execution_state
@@ -305,7 +330,9 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
     # Returns the summary: on a reconnect, execute_resumable() returns what this returns.
     def poll_until_complete(self, external_id: Any, context: Context) -> dict[str, Any]:  # type: ignore[override]
         execution_id = self.execution_id = str(external_id)  # for on_kill
-        push_execution(self, context, execution_id, self._url(execution_id))  # the "Blink" link, once per try
+        url = self._url(execution_id)
+        push_execution(self, context, execution_id, url)  # the "Blink" link, once per try
+        self._keep_for_lineage({"id": execution_id}, url)
         summary = self._summaries[execution_id] = self._wait(context, execution_id)
         return summary
 
@@ -398,6 +425,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
 
         event = read_event(event, execution_id)
         url = self._url(event["execution_id"])
+        self._keep_for_lineage(event.get("execution") or {"id": event["execution_id"]}, url)
         if event["status"] == "waiting":
             call_approval_callbacks(self.on_waiting_for_approval, context, event["execution"], url, self.log)
             return self._wait_until(context, event["execution_id"], end_time)
@@ -483,6 +511,34 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
             "state_ui": "Completed",
             "output": output,
         }
+
+    def _keep_for_lineage(self, execution: Mapping[str, Any], url: str) -> None:
+        """
+        Keep what OpenLineage reports of this try's execution: Blink's summary, its link, where it runs.
+
+        The listener asks in the process that ran ``execute`` or ``execute_complete``, so it is kept
+        here rather than read again. Never the connection's key.
+        """
+        config = self.hook.config
+        self.blink_execution = {
+            **summarize(execution),
+            "execution_url": url,
+            "blink_url": config.url,
+            "workspace_id": config.workspace(self.workspace_id),
+            "playbook_id": self.playbook_id,
+        }
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """Lineage of this try's execution, for Airflow's OpenLineage listener (docs/openlineage.md)."""
+        from airflow_provider_blink.openlineage import execution_lineage
+
+        return execution_lineage(
+            self.blink_execution, task_instance, self.success_states, self.failure_states
+        )
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage:
+        """As :meth:`get_openlineage_facets_on_complete`: the facets say how the execution ended."""
+        return self.get_openlineage_facets_on_complete(task_instance)
 
     def on_kill(self) -> None:
         """Cancel the execution this task started when Airflow kills the task."""

@@ -20,7 +20,13 @@ from airflow_provider_blink.exceptions import (
     BlinkExecutionFailed,
     BlinkExecutionTimeout,
 )
-from airflow_provider_blink.executions import STEPS_SHOWN, failure_message, steps_table
+from airflow_provider_blink.executions import (
+    STEPS_SHOWN,
+    failure_message,
+    step_error,
+    steps_table,
+    waits_for_person,
+)
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 from airflow_provider_blink.tasks import PROGRESS_KEY, StepProgress
@@ -137,6 +143,36 @@ def test_fields_of_unexpected_types_show_as_a_dash_and_long_tables_are_cut():
     lines = steps_table(many).splitlines()
     assert len(lines) == 1 + STEPS_SHOWN + 1
     assert lines[-1] == "... and 5 more steps"
+
+
+@pytest.mark.parametrize(
+    ("error_data", "shown"),
+    [
+        ("plain text from the step", "plain text from the step"),
+        (json.dumps({"message": "from the message"}), "from the message"),
+        (json.dumps({"code": 7}), '{"code": 7}'),
+        ("", ""),
+        (None, ""),
+    ],
+    ids=["text", "json-with-message", "json-without-message", "empty", "absent"],
+)
+def test_a_steps_error_is_shown_whichever_way_blink_writes_it(error_data, shown):
+    """Blink types ``error_data`` as a string and documents no shape for it: each way reads as one line."""
+    assert step_error({"step_id": "s", "error_data": error_data}) == shown
+
+
+@pytest.mark.parametrize(
+    ("record", "waits"),
+    [
+        ({"state_ui": "Pending", "state": "pending"}, True),
+        ({"state_ui": "Paused", "state": "paused"}, True),
+        ({"state": "paused"}, True),
+        ({"state_ui": "In Progress", "state": "running"}, False),
+    ],
+    ids=["pending", "paused", "raw-state-only", "running"],
+)
+def test_pending_and_paused_mean_a_person_is_waited_for(record, waits):
+    assert waits_for_person(record) is waits
 
 
 def test_a_failure_message_names_the_failing_step_its_error_and_the_link():

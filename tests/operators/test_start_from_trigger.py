@@ -369,3 +369,25 @@ def worker_context(try_number: int = 1) -> Any:
 def test_the_events_payloads_are_plain_json(emulator: BlinkEmulator, variables: TriggererVariables) -> None:
     events = asyncio.run(all_events(trigger_of(variables.task_instance(), playbook_id="quick-fail")))
     json.dumps(events)
+
+
+@pytest.mark.skipif(
+    not AIRFLOW_V_3_3_PLUS, reason="Airflow 3.3's triggerer renders a start trigger's templates"
+)
+def test_airflow_renders_the_requests_templates_in_the_triggerer() -> None:
+    """What Airflow 3.3's triggerer does before ``run``: set the task instance, render the template fields."""
+    with DAG("sft_rendered", schedule=None, params={"ip": "10.0.0.7"}):
+        task = operator(input_values={"ip": "{{ params.ip }}", "n": 3}, runner="{{ params.ip }}-runner")
+    args: Any = task.start_trigger_args
+    trigger = BlinkPlaybookTrigger(**args.trigger_kwargs)
+
+    class RuntimeTaskInstance:  # what the triggerer gives: the task instance, with its task
+        task_id = task.task_id
+
+    ti = RuntimeTaskInstance()
+    ti.task = task  # type: ignore[attr-defined]
+    trigger.task_instance = ti  # type: ignore[assignment]
+    assert set(trigger.template_fields) == set(TEMPLATE_FIELDS)
+    trigger.render_template_fields({"params": {"ip": "10.0.0.7"}})
+    assert trigger.input_values == {"ip": "10.0.0.7", "n": 3}  # type: ignore[attr-defined]
+    assert trigger.runner == "10.0.0.7-runner"  # type: ignore[attr-defined]

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Scale-out suite: a distributed Airflow 3 deployment (PostgreSQL, Redis, api-server, scheduler with
 # the CeleryExecutor, dag-processor, two triggerers, two Celery workers; each its own process) runs
-# hundreds of deferred Blink tasks, loses a triggerer and a worker mid-wait, and prints figures.
+# hundreds of deferred Blink tasks, loses a triggerer and a worker mid-wait, runs one unmapped fan-out
+# started in the triggerer and the same one deferrable, and prints figures.
 # Installs what it needs on a fresh Debian machine.
 #   scripts/e2e-scale.sh [pytest args...]      e.g. BLINK_SCALE_TASKS=100 scripts/e2e-scale.sh -k fan_out
+# BLINK_SCALE_TASKS: mapped tasks of the fan-out (default 500); BLINK_SCALE_UNMAPPED: tasks of each
+# unmapped fan-out (default 50).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -53,6 +53,17 @@ class BlinkApi:
         """The execution's steps (one page: the e2e playbooks have a few)."""
         return list(self._get(f"/executions/{execution_id}/steps")["results"])
 
+    def start(self, playbook_id: str, input_values: Mapping[str, Any] | None = None) -> str:
+        """Start a run of ``playbook_id``, as a person in Blink (or another tool) would; returns its id."""
+        body = {"input_values": dict(input_values)} if input_values is not None else {}
+        response = self.session.post(
+            f"{self.url}/api/v1/workspace/{self.workspace_id}/playbooks/{playbook_id}/execute",
+            json=body,
+            timeout=10,
+        )
+        response.raise_for_status()
+        return str(response.json()["execution_id"])
+
     def cancel(self, execution_id: str) -> None:
         """Cancel a running execution, as a person in Blink (or another tool) would."""
         response = self.session.post(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -38,6 +39,11 @@ def component_name() -> str:
     return os.environ["BLINK_SCALE_COMPONENT"]
 """
 
+#: What a Celery worker logs as it takes a workload, then the workload's fields (pydantic's ``str``).
+WORKLOAD_LOGGED = "Executing workload in Celery: "
+#: One field of the task instance in that repr: ``task_id='t'``, ``map_index=-1`` ...
+WORKLOAD_FIELD = re.compile(r"\b(dag_id|run_id|task_id|map_index|try_number)=('[^']*'|-?\d+)")
+
 
 @dataclass(frozen=True)
 class ScaleSettings:
@@ -50,6 +56,8 @@ class ScaleSettings:
     :param task_dead_after: ``[scheduler] task_instance_heartbeat_timeout`` in seconds: a task whose
         worker has been silent this long is failed (and retried).
     :param poll_interval: the fan-out operator's ``poll_interval`` (seconds between a trigger's polls).
+    :param unmapped_tasks: tasks of each unmapped fan-out DAG (``BLINK_SCALE_UNMAPPED``): their number
+        is fixed when the DAG file is parsed, so every component reads it from the environment.
     """
 
     worker_concurrency: int = 8
@@ -57,6 +65,19 @@ class ScaleSettings:
     triggerer_dead_after: float = 15.0
     task_dead_after: int = 30
     poll_interval: float = 5.0
+    unmapped_tasks: int = 50
+
+
+@dataclass(frozen=True)
+class WorkerRun:
+    """One task workload a Celery worker took, as the worker logged it."""
+
+    worker: str
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    try_number: int
 
 
 class DistributedDeployment(Deployment):
@@ -114,6 +135,7 @@ class DistributedDeployment(Deployment):
                 # start and finish goes through the execution API.
                 "AIRFLOW__API__WORKERS": "2",
                 "BLINK_SCALE_POLL_INTERVAL": str(settings.poll_interval),
+                "BLINK_SCALE_UNMAPPED": str(settings.unmapped_tasks),
             }
         )
         return env
@@ -233,12 +255,18 @@ class DistributedDeployment(Deployment):
                 return name
         return None
 
-    def cpu_seconds(self) -> float:
-        """CPU time used so far by the deployment's processes: every component, PostgreSQL and Redis
-        with their children (exited task processes included once reaped), plus this test process
-        (the emulator and relays run on its threads). Differences of two readings price a scenario."""
-        roots = [c.proc for c in (*self.components.values(), self.postgres.component, self.redis.component)]
-        total = sum(os.times()[:4])
+    def cpu_seconds(self, *names: str) -> float:
+        """CPU time used so far by the deployment's processes with their children (exited task
+        processes included once reaped): every component, PostgreSQL and Redis, plus this test process
+        (the emulator and relays run on its threads); or only the live components ``names``.
+        Differences of two readings price a scenario."""
+        if names:
+            roots = [self.components[name].proc for name in names]
+            total = 0.0
+        else:
+            every = (*self.components.values(), self.postgres.component, self.redis.component)
+            roots = [c.proc for c in every]
+            total = sum(os.times()[:4])
         for proc in roots:
             if proc is None:
                 continue
@@ -254,6 +282,37 @@ class DistributedDeployment(Deployment):
                     continue
                 total += times.user + times.system + times.children_user + times.children_system
         return total
+
+    def worker_runs(self, dag_id: str, run_id: str) -> list[WorkerRun]:
+        """The task workloads the Celery workers took for one DAG run, from the workers' own logs.
+
+        The Celery provider's ``execute_workload`` logs ``Executing workload in Celery: ...`` with the
+        task instance's fields (``ti=TaskInstanceDTO(...)``) as it takes each one; a revived worker
+        appends to its log.
+        """
+        found = []
+        for name in WORKERS:
+            path = self.logs / f"{name}.log"
+            if not path.exists():
+                continue
+            for line in path.read_text(errors="replace").splitlines():
+                if WORKLOAD_LOGGED not in line:
+                    continue
+                fields: dict[str, str] = {}
+                for key, value in WORKLOAD_FIELD.findall(line.partition(WORKLOAD_LOGGED)[2]):
+                    fields.setdefault(key, value)  # the task instance's own, before its log path's
+                if (fields.get("dag_id"), fields.get("run_id")) == (repr(dag_id), repr(run_id)):
+                    found.append(
+                        WorkerRun(
+                            worker=name,
+                            dag_id=dag_id,
+                            run_id=run_id,
+                            task_id=fields["task_id"].strip("'"),
+                            map_index=int(fields["map_index"]),
+                            try_number=int(fields["try_number"]),
+                        )
+                    )
+        return found
 
     def peak_rss(self, name: str) -> dict[int, int]:
         """Peak resident memory (``VmHWM``, bytes) of each live process of component ``name``, by pid."""

@@ -26,11 +26,7 @@ def unpause_and_parse(deployment: Deployment) -> None:
 
 
 def start_execution(blink: BlinkApi) -> str:
-    response = blink.session.post(
-        f"{blink.url}/api/v1/workspace/{blink.workspace_id}/playbooks/{PLAYBOOK}/execute", json={}, timeout=10
-    )
-    response.raise_for_status()
-    return str(response.json()["execution_id"])
+    return blink.start(PLAYBOOK)
 
 
 def finished(blink: BlinkApi, execution_id: str) -> bool:

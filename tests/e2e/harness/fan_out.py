@@ -1,12 +1,16 @@
-"""One big mapped run (``blink_scale_fan_out``) as both sides see it: Airflow's database and Blink's records.
+"""A big run as both sides see it: Airflow's database and Blink's records.
 
-Counting hundreds of task instances through the REST API one by one would take longer than the run;
-the bulk counts come from Airflow's database, the per-task checks at the end from the REST API.
+One mapped run (``blink_scale_fan_out``), or one run of an unmapped fan-out DAG (one task per
+execution). Counting hundreds of task instances through the REST API one by one would take longer
+than the run; the bulk counts come from Airflow's database, the per-task checks at the end from the
+REST API.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -20,17 +24,70 @@ TASK_ID = "wait"
 
 @dataclass(frozen=True)
 class FanOut:
-    """A running fan-out: its run id, size and when it was triggered (``time.monotonic()``)."""
+    """A running fan-out: its run id, size, when it was triggered (``time.monotonic()``) and its DAG."""
 
     run_id: str
     size: int
     started_at: float
+    dag_id: str = DAG_ID
 
 
 def start_fan_out(deployment: DistributedDeployment, size: int, label: str) -> FanOut:
     started_at = time.monotonic()
     run_id = deployment.api.trigger(DAG_ID, run_id=f"scale__{label}", conf={"count": size})
     return FanOut(run_id, size, started_at)
+
+
+def start_unmapped(deployment: DistributedDeployment, dag_id: str, size: int, label: str) -> FanOut:
+    """Trigger a run of an unmapped fan-out DAG (its ``size`` tasks are fixed when it is parsed)."""
+    started_at = time.monotonic()
+    run_id = deployment.api.trigger(dag_id, run_id=f"scale__{label}")
+    return FanOut(run_id, size, started_at, dag_id)
+
+
+def task_outcomes(deployment: DistributedDeployment, run: FanOut) -> dict[str, tuple[str, int]]:
+    """Each task of an unmapped run: its state (``none`` if unset) and try number, by task id."""
+    rows = deployment.postgres.query(
+        "SELECT task_id, state, try_number FROM task_instance WHERE dag_id = %s AND run_id = %s",
+        run.dag_id,
+        run.run_id,
+    )
+    return {task_id: (str(state or "none"), int(tries)) for task_id, state, tries in rows}
+
+
+def xcom_values(deployment: DistributedDeployment, run: FanOut, key: str) -> dict[str, Any]:
+    """The XCom ``key`` of each task of an unmapped run, by task id, as Airflow's API reads it.
+
+    A value a worker pushed (through the execution API) is stored as JSON; one a trigger's
+    ``TaskSuccessEvent`` carried is JSON-encoded once more (``XComModel.set`` serializes it), which
+    ``XComModel.deserialize_value`` undoes by trying ``json.loads`` on a string: so does this.
+    """
+    rows = deployment.postgres.query(
+        "SELECT task_id, value FROM xcom WHERE dag_id = %s AND run_id = %s AND map_index = -1 AND key = %s",
+        run.dag_id,
+        run.run_id,
+        key,
+    )
+    return {task_id: _as_airflow_reads(value) for task_id, value in rows}
+
+
+def _as_airflow_reads(value: Any) -> Any:
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return json.loads(value)
+    return value
+
+
+def wall_seconds(deployment: DistributedDeployment, run: FanOut) -> float:
+    """From the DAG run's start to its last task's end, as Airflow recorded them."""
+    [(seconds,)] = deployment.postgres.query(
+        "SELECT EXTRACT(EPOCH FROM max(ti.end_date) - dr.start_date) FROM dag_run dr "
+        "JOIN task_instance ti ON ti.dag_id = dr.dag_id AND ti.run_id = dr.run_id "
+        "WHERE dr.dag_id = %s AND dr.run_id = %s GROUP BY dr.start_date",
+        run.dag_id,
+        run.run_id,
+    )
+    return float(seconds)
 
 
 def task_states(deployment: DistributedDeployment, run: FanOut) -> dict[str, int]:
@@ -67,6 +124,12 @@ def executions(deployment: DistributedDeployment, run: FanOut) -> list[dict[str,
     return [
         e for e in deployment.blink.emulator.executions if (e.get("inputs") or {}).get("run_id") == run.run_id
     ]
+
+
+def finish_all(deployment: DistributedDeployment, run: FanOut) -> None:
+    """End every execution the run started (Completed), as Blink would when the playbooks finish."""
+    for execution in executions(deployment, run):
+        deployment.blink.emulator.finish(execution["id"])
 
 
 def requests_by_sender(

@@ -6,7 +6,8 @@ per worker), ``airflow api-server``, ``scheduler`` (CeleryExecutor), ``dag-proce
 overrides the single-host one of ``tests/e2e/conftest.py`` for this directory, so the shared fixtures
 (``blink``) read this deployment.
 
-``BLINK_SCALE_TASKS`` sets the fan-out's size (default 500); ``BLINK_E2E_KEEP=1`` keeps the temp dir.
+``BLINK_SCALE_TASKS`` sets the mapped fan-out's size (default 500), ``BLINK_SCALE_UNMAPPED`` the
+unmapped fan-outs' (default 50 tasks each way); ``BLINK_E2E_KEEP=1`` keeps the temp dir.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ from e2e.harness.distributed import DistributedDeployment, ScaleSettings
 from e2e.harness.figures import FIGURES
 
 SCALE_DAGS = Path(__file__).resolve().parent / "dags"
-DAG_IDS = ("blink_scale_fan_out", "blink_e2e_worker_wait", "blink_e2e_event_driven")
+DAG_IDS = (
+    "blink_scale_fan_out",
+    "blink_scale_unmapped_start_from_trigger",
+    "blink_scale_unmapped_deferrable",
+    "blink_scale_start_takeover",
+    "blink_e2e_worker_wait",
+    "blink_e2e_event_driven",
+)
 
 
 def _playbook(playbook_id: str, duration: float) -> dict[str, Any]:
@@ -35,7 +43,13 @@ def _playbook(playbook_id: str, duration: float) -> dict[str, Any]:
 
 
 #: Executions of the long playbooks end when a test says so (``finish``), not on a timer.
-PLAYBOOKS = [_playbook("scale-wait", 3600), _playbook("crash-wait", 3600), _playbook("event-source", 1)]
+PLAYBOOKS = [
+    _playbook("scale-wait", 3600),
+    _playbook("scale-unmapped", 3600),
+    _playbook("takeover-wait", 3600),
+    _playbook("crash-wait", 3600),
+    _playbook("event-source", 1),
+]
 
 #: What the suite reports at the end besides the figures: where it ran, timings.
 REPORT: dict[str, Any] = {}
@@ -62,7 +76,7 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[DistributedDeployment
     dep = DistributedDeployment(
         playbooks=PLAYBOOKS,
         dag_files=[E2E_DAGS / "blink_e2e_dags.py", *sorted(SCALE_DAGS.glob("*.py"))],
-        settings=ScaleSettings(),
+        settings=ScaleSettings(unmapped_tasks=int(os.environ.get("BLINK_SCALE_UNMAPPED", "50"))),
     )
     with running(
         dep, DAG_IDS, report=REPORT, tests_failed=lambda: request.session.testsfailed, parse_timeout=240
@@ -74,3 +88,9 @@ def deployment(request: pytest.FixtureRequest) -> Iterator[DistributedDeployment
 def fan_out_size() -> int:
     """How many mapped tasks (and Blink executions) the fan-out scenarios run."""
     return int(os.environ.get("BLINK_SCALE_TASKS", "500"))
+
+
+@pytest.fixture(scope="session")
+def unmapped_size(deployment: DistributedDeployment) -> int:
+    """How many tasks each unmapped fan-out DAG has (and Blink executions each of its runs starts)."""
+    return deployment.settings.unmapped_tasks

@@ -24,6 +24,7 @@ from e2e.harness.fan_out import (
     FanOut,
     deferred_per_triggerer,
     executions,
+    finish_all,
     is_cancel,
     is_start,
     requests_by_sender,
@@ -83,11 +84,6 @@ def polls_per_execution(
     total = sum(f["requests"] for f in figures.values())
     figures["per execution per interval"] = round(total / (run.size * intervals), 2)
     return figures
-
-
-def finish_all(deployment: DistributedDeployment, run: FanOut) -> None:
-    for execution in executions(deployment, run):
-        deployment.blink.emulator.finish(execution["id"])
 
 
 def assert_each_task_succeeded_once_on_its_own_execution(

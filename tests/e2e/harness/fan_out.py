@@ -78,6 +78,19 @@ def _as_airflow_reads(value: Any) -> Any:
     return value
 
 
+def triggerers_that_ran(
+    deployment: DistributedDeployment, run: FanOut, task_ids: list[str]
+) -> dict[str, int]:
+    """How many of an unmapped run's tasks each triggerer ran a trigger for (first tries), from the
+    trigger log files, each named after the triggerer job that wrote it."""
+    jobs = {deployment.triggerer_job(name): name for name in TRIGGERERS}
+    found: dict[str, int] = collections.Counter()
+    for task_id in task_ids:
+        for job in deployment.trigger_logs(run.dag_id, run.run_id, task_id):
+            found[jobs.get(job, f"job {job}")] += 1
+    return dict(sorted(found.items()))
+
+
 def wall_seconds(deployment: DistributedDeployment, run: FanOut) -> float:
     """From the DAG run's start to its last task's end, as Airflow recorded them."""
     [(seconds,)] = deployment.postgres.query(

@@ -710,8 +710,8 @@ class BlinkPlaybookTrigger(BlinkExecutionTrigger):
                 "None (require_output=False).",
                 execution_id,
             )
-        elif self.include_output and not isinstance(steps, BlinkError):
-            output = playbook_output(steps, self.output_step_id)
+        elif self.include_output:
+            output = playbook_output(steps, self.output_step_id)  # type: ignore[arg-type]
         self.log.info("Blink execution %s finished: %s", execution_id, execution.get("state_ui"))
         xcoms: dict[str, Any] = {
             EXECUTION_ID_KEY: execution_id,

@@ -105,6 +105,66 @@ def resolve_deferrable(deferrable: bool | None) -> bool:
     return deferrable
 
 
+def worker_start_reason(task: Any) -> str | None:
+    """
+    Why a ``start_from_trigger`` task starts on a worker all the same; ``None`` when it starts in the triggerer.
+
+    Only Airflow 2.11 and 3.3+ start a task in the triggerer, and only with what the triggerer can
+    resolve there: no XComArg, and on 2.11 no template (docs/start-from-trigger.md).
+    """
+    from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS, AIRFLOW_VERSION
+
+    if AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_3_PLUS:
+        return (
+            f"Airflow {AIRFLOW_VERSION} cannot start a task in the triggerer (3.1 and 3.2 ignore "
+            "start_from_trigger, apache/airflow#66307; 3.0 renders no templates there, #53063)"
+        )
+    if getattr(task, "openlineage_inject_parent_job_info", False):
+        return "openlineage_inject_parent_job_info needs the task's OpenLineage run, known on a worker only"
+    fields = {name: getattr(task, name) for name in TEMPLATE_FIELDS}
+    for name, value in fields.items():
+        if _anywhere(value, lambda item: hasattr(item, "resolve")):
+            return f"{name} comes from another task (an XComArg), which only a worker resolves"
+    templated = [name for name, value in fields.items() if _anywhere(value, _is_template)]
+    if not templated:
+        return None
+    if not AIRFLOW_V_3_3_PLUS:
+        return (
+            f"{templated[0]} is a template, and Airflow 2.11's triggerer renders none (apache/airflow#53063)"
+        )
+    dag = task.dag if task.has_dag() else None
+    if dag is not None and (
+        dag.user_defined_macros or dag.user_defined_filters or dag.render_template_as_native_obj
+    ):
+        return (
+            f"{templated[0]} is a template, and Airflow 3.3's triggerer renders it without the DAG's "
+            "user_defined_macros, user_defined_filters and render_template_as_native_obj"
+        )
+    for name in templated:
+        if (
+            EXECUTE_FIELDS.get(name) is not None
+            and EXECUTE_FIELDS[name].types is Mapping
+            and _is_template(fields[name])
+        ):
+            return f"{name} is one template for a dict, and Airflow 3.3's triggerer renders it to a string"
+    return None
+
+
+def _is_template(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def _anywhere(value: Any, test: Callable[[Any], bool]) -> bool:
+    """Whether ``value``, or anything in it (dicts, lists), passes ``test``."""
+    if test(value):
+        return True
+    if isinstance(value, Mapping):
+        return any(_anywhere(item, test) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_anywhere(item, test) for item in value)
+    return False
+
+
 # The request --------------------------------------------------------------------------------------
 # The playbook and execute fields a task starts, spelled out once for the operator and the notifier.
 #: The attributes of a task that starts a playbook which Airflow renders: the request and the workspace.
@@ -320,12 +380,16 @@ def deadline(context: Any, timeout: float | None, execution_timeout: timedelta |
     now = time.time()
     ends = [] if timeout is None else [now + timeout]
     if execution_timeout is not None:
-        seconds = execution_timeout.total_seconds()
         ti = context.get("ti") if hasattr(context, "get") else None
         started = getattr(ti, "start_date", None)
         start = started.timestamp() if started is not None else now
-        ends.append(start + seconds - min(MAX_MARGIN, MARGIN_SHARE * seconds))
+        ends.append(deadline_after(start, execution_timeout.total_seconds()))
     return min(ends, default=None)
+
+
+def deadline_after(start: float, execution_timeout: float) -> float:
+    """When a wait ends for a try that started at ``start`` (Unix time): just before its ``execution_timeout``."""
+    return start + execution_timeout - min(MAX_MARGIN, MARGIN_SHARE * execution_timeout)
 
 
 class StateChanges:
@@ -625,6 +689,17 @@ class ErrorBudget:
 #   no ``/`` in a key). XCom does not survive: Airflow clears a task instance's XCom at the start of
 #   every run that does not resume from a deferral (2.11: ``TaskInstance._run_raw_task``; 3.x:
 #   ``xcom_keys_to_clear`` of the run's context), and a retry or a reschedule is such a run.
+def variable_name(ti: Any, key: str) -> str:
+    """The Variable keeping ``key`` for the task instance ``ti`` (see Kept values, above)."""
+    identity = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{getattr(ti, 'map_index', -1)}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]  # the run and map index too
+
+    def readable(name: str) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:80]
+
+    return f"{key}.{readable(ti.dag_id)}.{readable(ti.task_id)}.{digest}"
+
+
 class KeptValue:
     """
     One plain-JSON value kept under ``key`` for the task instance of ``context`` (see Kept values, above).
@@ -640,14 +715,7 @@ class KeptValue:
 
     @property
     def _variable(self) -> str:
-        ti = self._ti
-        identity = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{getattr(ti, 'map_index', -1)}"
-        digest = hashlib.sha256(identity.encode()).hexdigest()[:16]  # the run and map index too
-
-        def readable(name: str) -> str:
-            return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:80]
-
-        return f"{self._key}.{readable(ti.dag_id)}.{readable(ti.task_id)}.{digest}"
+        return variable_name(self._ti, self._key)
 
     def load(self) -> Any:
         """The value kept, or ``None``."""

@@ -636,6 +636,14 @@ class BlinkAsyncClient:
             for execution in pages.read(await self.list_executions(workspace_id=workspace_id, **page_query)):
                 yield execution
 
+    async def runs_of_request(
+        self, playbook_id: str, body: Mapping[str, Any], since_ms: int, *, workspace_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Async :meth:`BlinkHook.runs_of_request`."""
+        workspace = self.config.workspace(workspace_id)
+        lookup = matching_runs(workspace, playbook_id, body, since_ms - CLOCK_SKEW_MS, exhaustive=True)
+        return await adrive(lookup, self.call)
+
     async def cancel_execution(self, execution_id: str, *, workspace_id: str | None = None) -> bool:
         """Async :meth:`BlinkHook.cancel_execution`."""
         return await adrive(cancel(self.config.workspace(workspace_id), execution_id), self.call)

@@ -42,6 +42,13 @@ if TYPE_CHECKING:
     from airflow_provider_blink.tasks import StartRecord
 
 
+def _started_on_a_worker(context: Context) -> str:
+    """Why Airflow started a ``start_from_trigger`` task on a worker, when the task itself saw no reason."""
+    if getattr(context["ti"], "map_index", -1) >= 0:
+        return "it is mapped (Airflow starts mapped tasks on a worker)"
+    return "Airflow started it there (e.g. its trigger arguments were missing from the DAG Airflow ran)"
+
+
 class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperator):
     """
     Start a Blink playbook and wait for its execution to finish.
@@ -99,6 +106,12 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         what became of its start (``task_state_store`` on Airflow 3.3+, an Airflow Variable before);
         a retry looks in Blink only when that start's answer never came (see
         :class:`airflow_provider_blink.tasks.StartRecord`). ``False``: every try starts a new run.
+    :param start_from_trigger: start in the triggerer, not on a worker (Airflow 2.11 and 3.3+): the
+        scheduler defers the task at once, the trigger starts the playbook and waits, and a run that
+        succeeds ends the task there, so it never takes a worker slot; any other end resumes on a
+        worker, as today. Where Airflow cannot (3.0 to 3.2, a mapped task, an XComArg or, on 2.11, a
+        template in the request) the task logs why and starts on a worker (docs/start-from-trigger.md).
+        Implies ``deferrable``. Default ``False``.
     :param openlineage_inject_parent_job_info: add the task's OpenLineage run (its job's namespace and
         name, its run id, and its root's) to ``input_values``, as JSON under the key ``OPENLINEAGE_CONTEXT``,
         so the playbook can report its own lineage as the task's child (docs/openlineage.md). Needs
@@ -140,6 +153,7 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         progress_interval: float = DEFAULT_PROGRESS_INTERVAL,
         on_waiting_for_approval: ApprovalCallbacks = None,
         openlineage_inject_parent_job_info: bool = False,
+        start_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         if AIRFLOW_V_3_3_PLUS:  # the SDK's mixin keeps the id in task_state_store
@@ -194,6 +208,65 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         # The mixin calls poll_until_complete and then get_job_result for a run it just started,
         # with no way to pass the summary from one to the other: kept here by execution id.
         self._summaries: dict[str, dict[str, Any]] = {}
+        self.starts_from_trigger = start_from_trigger
+        self._worker_start_reason: str | None = None
+        if start_from_trigger:
+            self._start_from_trigger(deferrable)
+
+    def _start_from_trigger(self, deferrable: bool | None) -> None:
+        """
+        Have Airflow start this task in the triggerer, or note why it cannot (logged when the task runs).
+
+        Airflow's ``start_trigger_args`` are set on this task only, a fresh object (never the class's:
+        apache/airflow#70888), so a mapped task, built from the class, always starts on a worker.
+        """
+        from airflow_provider_blink.tasks import worker_start_reason
+
+        if self.run_sync or not self.wait_for_completion or deferrable is False:
+            raise BlinkConfigurationError(
+                "start_from_trigger=True starts the playbook in the triggerer and waits there: it needs "
+                "wait_for_completion=True, and neither run_sync=True nor deferrable=False."
+            )
+        self.deferrable = True
+        self._worker_start_reason = worker_start_reason(self)
+        if self._worker_start_reason is not None:
+            return
+        from airflow.triggers.base import StartTriggerArgs
+
+        self.start_trigger_args = StartTriggerArgs(
+            trigger_cls="airflow_provider_blink.triggers.blink.BlinkPlaybookTrigger",
+            trigger_kwargs=self._trigger_kwargs(),
+            next_method="resume_from_trigger",
+            next_kwargs=None,
+            timeout=None,  # Airflow's own ends at execution_timeout; the trigger's deadline comes first
+        )
+        self.start_from_trigger = True
+
+    def _trigger_kwargs(self) -> dict[str, Any]:
+        """BlinkPlaybookTrigger's kwargs: the request under the template fields' names, the settings as plain JSON."""
+        from airflow_provider_blink.tasks import TEMPLATE_FIELDS
+
+        return {
+            **{name: getattr(self, name) for name in TEMPLATE_FIELDS},
+            "blink_conn_id": self.blink_conn_id,
+            "poll_interval": self.poll_interval,
+            "success_states": None if self.success_states is None else list(self.success_states),
+            "failure_states": None if self.failure_states is None else list(self.failure_states),
+            "error_budget": self.error_budget,
+            "log_progress": self.log_progress,
+            "progress_interval": self.progress_interval,
+            "stop_for_approval": bool(self.on_waiting_for_approval),
+            "wait_timeout": self.timeout,
+            "execution_timeout": (
+                None if self.execution_timeout is None else self.execution_timeout.total_seconds()
+            ),
+            "durable": self.durable,
+            "rerun_from_failure": self.rerun_from_failure,
+            "include_output": self.include_output,
+            "require_output": self.require_output,
+            "output_step_id": self.output_step_id,
+            "log_steps": self.log_steps,
+        }
 
     @functools.cached_property
     def hook(self) -> BlinkHook:
@@ -212,6 +285,12 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
     def execute(self, context: Context) -> dict[str, Any]:
         no_execution_yet(self)
         self.blink_execution = None  # an earlier try's, when Airflow runs this one on the same object
+        if self.starts_from_trigger:
+            self.log.warning(
+                "start_from_trigger=True, but this task starts on a worker: %s. It waits in the triggerer "
+                "(deferrable) and resumes on a worker when the run ends (docs/start-from-trigger.md).",
+                self._worker_start_reason or _started_on_a_worker(context),
+            )
         body = self._body(context)  # checked before anything reaches Blink, whichever way the task runs
         if self.run_sync:
             return self._run_sync(body)
@@ -394,6 +473,35 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
                 "Could not read Blink execution %s; waiting for it all the same: %s", execution_id, exc
             )
             return None
+
+    def resume_from_trigger(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """
+        Finish on a worker what BlinkPlaybookTrigger started in the triggerer (``start_from_trigger``).
+
+        The trigger ends a successful task itself; it resumes the task here for any other end (a failed,
+        cancelled or timed-out run, Blink's errors, a run waiting for a person), which then goes as
+        :meth:`execute_complete` would have it.
+        """
+        from airflow_provider_blink.exceptions import BlinkPermanentError
+
+        no_execution_yet(self)
+        execution_id = event.get("execution_id") if isinstance(event, dict) else None
+        if not isinstance(execution_id, str):  # nothing started: the start itself failed
+            message = event.get("message") if isinstance(event, dict) else None
+            if not message:
+                raise BlinkError(f"Unexpected event from BlinkPlaybookTrigger: {event!r}")
+            raise (BlinkPermanentError if event.get("permanent") else BlinkError)(
+                f"Starting playbook {self.playbook_id!r} in the triggerer failed: {message}"
+            )
+        self.execution_id = execution_id  # for on_kill
+        push_execution(self, context, execution_id, self._url(execution_id))
+        return self.execute_complete(
+            context,
+            event,
+            execution_id,
+            deferred_try=event.get("try_number"),
+            end_time=event.get("end_time"),
+        )
 
     def execute_complete(
         self,

@@ -1,6 +1,8 @@
 """
 BlinkExecutionTrigger: waits for a Blink execution to finish without holding a worker slot.
 
+BlinkPlaybookTrigger: starts the playbook and waits, in place of the task (``start_from_trigger``).
+
 Also how a task waits with it: :class:`ExecutionWatch` (a task's settings for the wait) and
 :func:`build_trigger`, the one place they become a trigger, deferred to the triggerer or run in the
 task's own process by :func:`wait_for_event`.
@@ -11,38 +13,52 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import time
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Mapping
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+from asgiref.sync import sync_to_async
 
+from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
-from airflow_provider_blink.exceptions import BlinkError
+from airflow_provider_blink.endpoints import EXECUTE_FIELDS
+from airflow_provider_blink.exceptions import BlinkError, BlinkLookupIncomplete
 from airflow_provider_blink.executions import (
     ExecutionOutcome,
     decide_outcome,
     execution_url,
+    steps_table,
     summarize,
     waits_for_person,
 )
 from airflow_provider_blink.hooks.blink import BlinkAsyncClient, BlinkHook
 from airflow_provider_blink.hooks.poller import ExecutionReader, ExecutionReading
+from airflow_provider_blink.links.blink import EXECUTION_ID_KEY, EXECUTION_URL_KEY, BlinkExecutionLink
 from airflow_provider_blink.tasks import (
     DEFAULT_ERROR_BUDGET,
     DEFAULT_PROGRESS_INTERVAL,
+    FOLLOWED,
+    GET_ONLY_FIELDS,
+    START_KEY,
     ErrorBudget,
     EventStatus,
+    PlaybookRequest,
     StateChanges,
     StepProgress,
     WaitEnds,
     cancel_note,
+    deadline_after,
+    earlier_run,
     finished_event,
+    variable_name,
 )
 
 __all__ = [
     "DEFAULT_ERROR_BUDGET",
     "BlinkExecutionTrigger",
+    "BlinkPlaybookTrigger",
     "ExecutionWatch",
     "build_trigger",
     "wait_for_event",
@@ -267,7 +283,7 @@ class BlinkExecutionTrigger(BaseTrigger):
 
     async def on_kill(self) -> None:
         """Cancel the execution when a user kills the deferred task (Airflow 3.3+ calls this only then)."""
-        if not self.cancel_on_kill:
+        if not self.cancel_on_kill or not self.execution_id:  # a start trigger may not have started one yet
             return
         async with BlinkHook(self.blink_conn_id).async_client() as client:
             cancelled = await client.cancel_execution(self.execution_id, workspace_id=self.workspace_id)
@@ -370,3 +386,378 @@ def wait_for_event(trigger: BlinkExecutionTrigger) -> dict[str, Any]:
         raise BlinkError("BlinkExecutionTrigger ended without an event")
 
     return asyncio.run(first_event())
+
+
+# Starting in the triggerer ------------------------------------------------------------------------
+# With ``start_from_trigger`` (Airflow 2.11 and 3.3+; docs/start-from-trigger.md) the scheduler defers
+# the task straight to the triggerer: BlinkPlaybookTrigger starts the playbook, waits as
+# BlinkExecutionTrigger does, and ends a successful task itself, so no worker runs it. Any other end
+# resumes the task on a worker (the operator's ``resume_from_trigger``), which fails it as it would
+# have failed in a worker.
+# One try's trigger may run more than once: a triggerer dies, another runs the trigger again. Before
+# it sends the start, the trigger records that a start is in flight and since when; after Blink's
+# answer, the execution's id. The record is the task instance's start record (tasks.StartRecord's
+# format), always in its Variable ``blink_start.<dag>.<task>.<digest>``: a trigger can write no
+# ``task_state_store``. A run of the trigger follows the execution its try recorded, or looks in
+# Blink for the run of its try's start in flight (the same request since then); an earlier try's
+# record counts as it does for a worker (``durable``, ``rerun_from_failure``). The record is read and
+# written so that any error raises (the trigger fails, and the try with it, before anything is
+# sent): a failed read never passes for "no record".
+
+
+class StartRecordVariable:
+    """A task instance's start record in its Variable, as a trigger reads and writes it (strictly)."""
+
+    def __init__(self, ti: Any) -> None:
+        self.key = variable_name(ti, START_KEY)
+
+    async def load(self) -> dict[str, Any]:
+        """The record; empty when there is none."""
+        raw = await _get_variable(self.key)
+        value = json.loads(raw) if raw else None
+        return value if isinstance(value, dict) else {}
+
+    async def save(self, record: Mapping[str, Any]) -> None:
+        """Replace the record with ``record`` (plain JSON)."""
+        await _put_variable(self.key, json.dumps(dict(record)))
+
+
+async def _get_variable(key: str) -> str | None:
+    if AIRFLOW_V_3_0_PLUS:  # the triggerer's own channel: "not found" and a failure stay apart
+        from airflow.sdk.exceptions import ErrorType
+        from airflow.sdk.execution_time import task_runner
+        from airflow.sdk.execution_time.comms import ErrorResponse, GetVariable, VariableResult
+
+        answer = await task_runner.SUPERVISOR_COMMS.asend(GetVariable(key=key))
+        if isinstance(answer, VariableResult):
+            return answer.value
+        if isinstance(answer, ErrorResponse) and answer.error == ErrorType.VARIABLE_NOT_FOUND:
+            return None
+        raise BlinkError(f"Could not read Airflow Variable {key!r}: {answer!r}")
+    return await sync_to_async(_read_variable_row)(key)
+
+
+async def _put_variable(key: str, value: str) -> None:
+    description = "airflow-provider-blink: what this task instance's tries did about starting the playbook"
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk.execution_time import task_runner
+        from airflow.sdk.execution_time.comms import PutVariable
+
+        await task_runner.SUPERVISOR_COMMS.asend(PutVariable(key=key, value=value, description=description))
+        return
+    from airflow.models.variable import Variable
+
+    await sync_to_async(Variable.set)(key, value, description=description)
+
+
+def _read_variable_row(key: str) -> str | None:
+    """Airflow 2.11: the Variable's row, read from the metadata database (an error raises)."""
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        row = session.scalar(select(Variable).where(Variable.key == key))
+        return None if row is None else row.val
+
+
+class BlinkPlaybookTrigger(BlinkExecutionTrigger):
+    """
+    Start a playbook and wait for its execution, in place of the task (``start_from_trigger``).
+
+    It follows the execution this try (or, by ``durable``, an earlier try) recorded, else starts one
+    (see Starting in the triggerer, above); waits as :class:`BlinkExecutionTrigger` does, cancelling
+    the execution at the deadline; and when it succeeds ends the task with a ``TaskSuccessEvent``
+    carrying the XComs the task would push: ``execution_id``, ``execution_url``, the summary as
+    ``return_value`` and, on Airflow 3, the "Blink" link's. Any other end yields the wait's event with
+    ``try_number`` and ``end_time``: the task resumes on a worker and fails as it would have.
+
+    The request's kwargs carry the operator's template-field names (``playbook_id``, ``workspace_id``,
+    the execute fields), kept untouched here: Airflow 3.3's triggerer renders them before :meth:`run`.
+
+    :param playbook_id: the playbook to run.
+    :param wait_timeout: the operator's ``timeout`` (seconds; ``None``: no limit).
+    :param execution_timeout: the task's ``execution_timeout`` in seconds: the wait ends just before it.
+    :param durable: a try follows the execution an earlier try started, while it runs or once it completed.
+    :param rerun_from_failure: a try after an earlier try's failed execution re-runs it (``past_exec_ref``).
+    :param include_output: the summary carries the playbook's output, from the steps.
+    :param require_output: an output that cannot be read fails the task (on a worker).
+    :param output_step_id: the step to take the output from (default: the last to finish).
+    :param log_steps: log the steps as a table when the run ends.
+    :param request_and_watch: the execute fields (:data:`.endpoints.EXECUTE_FIELDS`), and
+        :class:`BlinkExecutionTrigger`'s kwargs but ``execution_id``, ``end_time`` and ``cancel_on_kill``.
+    """
+
+    def __init__(
+        self,
+        *,
+        playbook_id: str,
+        wait_timeout: float | None = None,
+        execution_timeout: float | None = None,
+        durable: bool = True,
+        rerun_from_failure: bool = False,
+        include_output: bool = True,
+        require_output: bool = False,
+        output_step_id: str | None = None,
+        log_steps: bool = True,
+        **request_and_watch: Any,
+    ) -> None:
+        fields = {name: request_and_watch.pop(name, None) for name in EXECUTE_FIELDS}
+        super().__init__(execution_id="", cancel_on_kill=True, **request_and_watch)
+        self.playbook_id = playbook_id
+        for name, value in fields.items():
+            setattr(self, name, value)
+        self.wait_timeout = wait_timeout
+        self.execution_timeout = execution_timeout
+        self.durable = durable
+        self.rerun_from_failure = rerun_from_failure
+        self.include_output = include_output
+        self.require_output = require_output
+        self.output_step_id = output_step_id
+        self.log_steps = log_steps
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        _, watch = super().serialize()
+        for name in ("execution_id", "end_time", "cancel_on_kill"):
+            del watch[name]
+        return (
+            "airflow_provider_blink.triggers.blink.BlinkPlaybookTrigger",
+            {
+                **watch,
+                "playbook_id": self.playbook_id,
+                **{name: getattr(self, name) for name in EXECUTE_FIELDS},
+                "wait_timeout": self.wait_timeout,
+                "execution_timeout": self.execution_timeout,
+                "durable": self.durable,
+                "rerun_from_failure": self.rerun_from_failure,
+                "include_output": self.include_output,
+                "require_output": self.require_output,
+                "output_step_id": self.output_step_id,
+                "log_steps": self.log_steps,
+            },
+        )
+
+    def __repr__(self) -> str:
+        return f"<BlinkPlaybookTrigger playbook_id={self.playbook_id!r} conn={self.blink_conn_id!r}>"
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        ti: Any = self.task_instance  # set by the triggerer before it runs the trigger
+        record = StartRecordVariable(ti)
+        kept = await record.load()  # before anything is sent: an error fails the trigger, not a start
+        try_number = ti.try_number
+        self.end_time = self._deadline(kept, try_number)
+        ended: TriggerEvent | None = None
+        try:
+            async with (
+                BlinkHook(self.blink_conn_id).async_client(shared=True) as client,
+                ExecutionReading(client, self.workspace_id) as reader,
+            ):
+                execution = await self._start_or_follow(client, record, kept, try_number)
+                outcome = None if execution is None else decide_outcome(execution, *self._states())
+                if execution is not None and outcome is not ExecutionOutcome.RUNNING:
+                    event = finished_event(execution, outcome)  # type: ignore[arg-type]
+                else:
+                    event = await self._watch(reader, client)
+                if event["status"] == "timeout":
+                    event["message"] += f"; {await self._cancel(client)}"
+                if event["status"] == "success":
+                    ended = await self._task_success(client, event)
+        except BlinkError as exc:  # the start failed, or the connection is unusable
+            from airflow_provider_blink.hooks.transport import is_transient
+
+            event = self._event("error", None, str(exc), permanent=not is_transient(exc, idempotent=True))
+        yield ended or TriggerEvent(
+            {
+                **event,
+                "execution_id": self.execution_id or None,
+                "try_number": try_number,
+                "end_time": self.end_time,
+            }
+        )
+
+    def _states(self) -> tuple[Collection[str] | None, Collection[str] | None]:
+        return self.success_states, self.failure_states
+
+    def _deadline(self, kept: Mapping[str, Any], try_number: int) -> float | None:
+        """The try's deadline: as its first run of the trigger set it, else ``wait_timeout`` from now, before Airflow's."""
+        if kept.get("try_number") == try_number and "end_time" in kept:
+            return kept["end_time"]
+        now = time.time()
+        ends = [] if self.wait_timeout is None else [now + self.wait_timeout]
+        if self.execution_timeout is not None:
+            # Airflow's own timeout of the deferred task: the trigger's (3.x), the task instance's (2.11).
+            airflow_ends = getattr(self, "timeout_after", None) or getattr(
+                self.task_instance, "trigger_timeout", None
+            )
+            start = now if airflow_ends is None else airflow_ends.timestamp() - self.execution_timeout
+            ends.append(deadline_after(start, self.execution_timeout))
+        return min(ends, default=None)
+
+    async def _start_or_follow(
+        self, client: BlinkAsyncClient, record: StartRecordVariable, kept: Mapping[str, Any], try_number: int
+    ) -> dict[str, Any] | None:
+        """The execution this run of the trigger follows (read), or ``None`` when it just started one."""
+        body = PlaybookRequest(self.playbook_id, {n: getattr(self, n) for n in EXECUTE_FIELDS}).body()
+        same_try = kept.get("try_number") == try_number
+        recorded = kept.get("execution_id") or None
+        sent_at = kept.get("sent_at_ms")
+        if same_try and recorded and sent_at is None:
+            self.log.info(
+                "Following Blink execution %s, which this try started (the trigger runs again)", recorded
+            )
+            return await self._follow(
+                client,
+                record,
+                await client.get_execution(recorded, workspace_id=self.workspace_id),
+                try_number,
+            )
+        if same_try and kept.get("past_exec_ref"):
+            body = {**body, "past_exec_ref": kept["past_exec_ref"]}
+        previous = None if sent_at is None else await self._in_flight_run(client, body, sent_at)
+        if same_try and previous is not None:
+            self.log.info(
+                "Following Blink execution %s, which this try's start in flight created", previous["id"]
+            )
+            return await self._follow(client, record, previous, try_number)
+        if not same_try and previous is None and recorded:
+            previous = await client.get_execution(recorded, workspace_id=self.workspace_id)
+        if not same_try and previous is not None:
+            outcome = decide_outcome(previous, *self._states())
+            if self.durable and outcome in FOLLOWED:
+                self.log.info(
+                    "Blink execution %s of an earlier try is %s; following it instead of starting another",
+                    previous["id"],
+                    previous.get("state_ui"),
+                )
+                return await self._follow(client, record, previous, try_number)
+            if self.rerun_from_failure and outcome is ExecutionOutcome.FAILED and "past_exec_ref" not in body:
+                self.log.info("Re-running failed Blink execution %s (rerun_from_failure)", previous["id"])
+                body = {**body, "past_exec_ref": previous["id"]}
+        await self._start(client, record, body, recorded, try_number)
+        return None
+
+    async def _in_flight_run(
+        self, client: BlinkAsyncClient, body: Mapping[str, Any], sent_at_ms: int
+    ) -> dict[str, Any] | None:
+        """The run a start in flight created, as :func:`.tasks.previous_execution` finds it; ``None`` if unsure."""
+        try:
+            runs = await client.runs_of_request(
+                self.playbook_id, body, sent_at_ms, workspace_id=self.workspace_id
+            )
+        except BlinkLookupIncomplete as exc:
+            self.log.warning(
+                "Cannot tell which execution the start in flight created (%s); starting a new one.", exc
+            )
+            return None
+        chosen = earlier_run(runs, *self._states())
+        if chosen is None and runs:
+            self.log.warning(
+                "%d executions of playbook %s with the same request started since the start in flight: cannot "
+                "tell which one it created, so none is followed and a new one starts. Check them in Blink: %s",
+                len(runs),
+                self.playbook_id,
+                ", ".join(str(run["id"]) for run in runs[:10]),
+            )
+        return chosen
+
+    async def _follow(
+        self,
+        client: BlinkAsyncClient,
+        record: StartRecordVariable,
+        execution: dict[str, Any],
+        try_number: int,
+    ) -> dict[str, Any]:
+        self.execution_id = str(execution["id"])
+        await record.save(
+            {"execution_id": self.execution_id, "try_number": try_number, "end_time": self.end_time}
+        )
+        self.log.info("Blink execution %s: %s", self.execution_id, self._link(client))
+        return execution
+
+    async def _start(
+        self,
+        client: BlinkAsyncClient,
+        record: StartRecordVariable,
+        body: dict[str, Any],
+        recorded: str | None,
+        try_number: int,
+    ) -> None:
+        """Start the playbook, recording before it is sent that it is in flight, then what became of it."""
+        from airflow_provider_blink.hooks.transport import start_refused
+
+        kept = {"execution_id": recorded, "try_number": try_number, "end_time": self.end_time}
+        in_flight = {"sent_at_ms": int(time.time() * 1000)}
+        if "past_exec_ref" in body:
+            in_flight["past_exec_ref"] = body["past_exec_ref"]
+        await record.save({**kept, **in_flight})
+        try:
+            self.execution_id = await client.execute_playbook(
+                self.playbook_id, workspace_id=self.workspace_id, **body
+            )
+        except BlinkError as exc:
+            if start_refused(exc):  # nothing started: a run of the trigger again may start
+                await record.save(kept)
+            raise
+        await record.save({**kept, "execution_id": self.execution_id})
+        self.log.info(
+            "Started Blink execution %s of playbook %s: %s",
+            self.execution_id,
+            self.playbook_id,
+            self._link(client),
+        )
+
+    def _link(self, client: BlinkAsyncClient) -> str:
+        return self._url(client, {"playbook_id": self.playbook_id})
+
+    async def _task_success(self, client: BlinkAsyncClient, event: dict[str, Any]) -> TriggerEvent | None:
+        """
+        The event that ends the task with the summary the operator would return; ``None`` leaves it to a worker.
+
+        The steps are read once (the table, the output), and the summary's fields a list item lacks with
+        one GET. An output that cannot be read with ``require_output`` is the worker's to fail.
+        """
+        from airflow.triggers.base import TaskSuccessEvent
+
+        from airflow_provider_blink.executions import playbook_output
+
+        execution_id, url = self.execution_id, self._link(client)
+        steps: list[dict[str, Any]] | BlinkError = []
+        if self.log_steps or self.include_output:
+            try:
+                steps = await client.get_execution_steps(execution_id, workspace_id=self.workspace_id)
+            except BlinkError as exc:
+                self.log.warning("Could not read the steps of Blink execution %s: %s", execution_id, exc)
+                steps = exc
+            else:
+                if self.log_steps:
+                    self.log.info(
+                        "Steps of Blink execution %s (%d):\n%s", execution_id, len(steps), steps_table(steps)
+                    )
+        if isinstance(steps, BlinkError) and self.include_output and self.require_output:
+            return None
+        execution = event["execution"]
+        if not all(field in execution for field in GET_ONLY_FIELDS):
+            try:
+                record = await client.get_execution(execution_id, workspace_id=self.workspace_id)
+                execution = {**execution, **{f: record[f] for f in GET_ONLY_FIELDS if f in record}}
+            except BlinkError as exc:
+                self.log.warning("Could not read Blink execution %s in full: %s", execution_id, exc)
+        output = None
+        if self.include_output and isinstance(steps, BlinkError):
+            self.log.warning(
+                "Blink execution %r completed, but its output could not be read. The task succeeds with output "
+                "None (require_output=False).",
+                execution_id,
+            )
+        elif self.include_output and not isinstance(steps, BlinkError):
+            output = playbook_output(steps, self.output_step_id)
+        self.log.info("Blink execution %s finished: %s", execution_id, execution.get("state_ui"))
+        xcoms: dict[str, Any] = {
+            EXECUTION_ID_KEY: execution_id,
+            EXECUTION_URL_KEY: url,
+            "return_value": {**summarize(execution), "execution_url": url, "output": output},
+        }
+        link = BlinkExecutionLink()
+        if hasattr(link, "xcom_key"):  # Airflow 3's UI reads the link from its own key (links/blink.py)
+            xcoms[link.xcom_key] = url
+        return TaskSuccessEvent(xcoms=xcoms)

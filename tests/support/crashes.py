@@ -134,6 +134,25 @@ class Deployment:
             ti.queued_dttm = datetime.now(timezone.utc)
             return int(ti.try_number)
 
+    def schedule_only(self, task_id: str) -> tuple[str, tuple[str, dict[str, Any]] | None]:
+        """
+        The scheduler's part alone (``DagRun.schedule_tis``): the task instance's state after it, and its trigger.
+
+        :returns: the state, and the trigger's classpath and kwargs when the scheduler deferred the task.
+        """
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            run = self.dag_run(session)
+            schedulable, _ = run.update_state(session=session, execute_callbacks=False)
+            ready = [ti for ti in schedulable if ti.task_id == task_id]
+            assert ready, f"{task_id} is not ready to run: {run.get_task_instances(session=session)}"
+            run.schedule_tis(ready, session=session)
+        with create_session() as session:
+            ti = self.task_instance(task_id, session)
+            trigger = ti.trigger
+            return str(ti.state), None if trigger is None else (trigger.classpath, _plain(trigger.kwargs))
+
     def worker_lost(self, task_id: str) -> str:
         """
         What the scheduler does once a running task's worker stopped heartbeating: fail the try.
@@ -195,6 +214,15 @@ class Deployment:
                 bundle_info=workloads.BundleInfo(name="dags-folder"),
             )
         return workload.model_dump_json()
+
+
+def _plain(kwargs: Any) -> dict[str, Any]:
+    """A trigger row's kwargs as the trigger gets them (Airflow 3.3 keeps them BaseSerialization-encoded)."""
+    from airflow.serialization.serialized_objects import BaseSerialization
+
+    if isinstance(kwargs, dict) and "__var" in kwargs:
+        return dict(BaseSerialization.deserialize(kwargs))
+    return dict(kwargs)
 
 
 class Worker:

@@ -7,6 +7,8 @@ For a synchronous test, the package's own in-process wait does the same:
 from __future__ import annotations
 
 import contextlib
+import json
+import uuid
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger
@@ -46,3 +48,79 @@ class AssetStateStore:
 
     async def aset(self, key: str, value: Any) -> None:
         self.values[key] = value
+
+
+class RunningTaskInstance:
+    """The task instance the triggerer gives a trigger it runs for a task (its identity, and its try)."""
+
+    def __init__(self, try_number: int = 1, *, dag_id: str = "sft_dag", run_id: str = "manual__1") -> None:
+        self.dag_id = dag_id
+        self.run_id = run_id
+        self.task_id = "start_in_triggerer"
+        self.map_index = -1
+        self.try_number = try_number
+
+
+class TriggererVariables:
+    """
+    The Variables a trigger reads and writes through the triggerer, as Airflow 3's triggerer serves them.
+
+    Installed as the Task SDK's ``SUPERVISOR_COMMS`` (Airflow 3): a ``GetVariable`` gets a
+    ``VariableResult`` or ``ErrorResponse(VARIABLE_NOT_FOUND)``, a ``PutVariable`` an empty answer, and
+    a failure raises ``AirflowRuntimeError``, as the triggerer's channel does. On Airflow 2.11 a
+    trigger uses the metadata database: this reads and writes it there (``failing`` is not offered).
+
+    :param failing: the requests to fail (``"GetVariable"``, ``"PutVariable"``).
+    """
+
+    def __init__(self, monkeypatch: Any, failing: frozenset[str] = frozenset()) -> None:
+        from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS
+
+        self.values: dict[str, str] = {}
+        self.failing = failing
+        self.run_id = f"manual__{uuid.uuid4().hex}"  # the metadata database outlives a test
+        self.airflow_3 = bool(AIRFLOW_V_3_0_PLUS)
+        if self.airflow_3:
+            from airflow.sdk.execution_time import task_runner
+
+            monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", self, raising=False)
+        else:
+            assert not failing, "Airflow 2.11's triggerer reads Variables from the database"
+
+    def task_instance(self, try_number: int = 1) -> RunningTaskInstance:
+        """A try of the one task instance whose Variables these are."""
+        return RunningTaskInstance(try_number, run_id=self.run_id)
+
+    async def asend(self, msg: Any) -> Any:
+        from airflow.sdk.exceptions import AirflowRuntimeError, ErrorType
+        from airflow.sdk.execution_time.comms import ErrorResponse, VariableResult
+
+        if msg.type in self.failing:
+            raise AirflowRuntimeError(ErrorResponse(error=ErrorType.API_SERVER_ERROR, detail={"status": 500}))
+        if msg.type == "GetVariable":
+            if msg.key not in self.values:
+                return ErrorResponse(error=ErrorType.VARIABLE_NOT_FOUND, detail={"key": msg.key})
+            return VariableResult(key=msg.key, value=self.values[msg.key])
+        if msg.type == "PutVariable":
+            self.values[msg.key] = msg.value
+            return None
+        raise AssertionError(f"a trigger sent {msg!r}")
+
+    def get(self, key: str) -> Any:
+        """The value of ``key`` (JSON), or ``None``."""
+        if self.airflow_3:
+            raw = self.values.get(key)
+        else:
+            from airflow.models.variable import Variable
+
+            raw = Variable.get(key, None)
+        return None if raw is None else json.loads(raw)
+
+    def set(self, key: str, value: Any) -> None:
+        """Give ``key`` the JSON of ``value``, as an earlier run of a trigger would have."""
+        if self.airflow_3:
+            self.values[key] = json.dumps(value)
+        else:
+            from airflow.models.variable import Variable
+
+            Variable.set(key, json.dumps(value))

@@ -19,9 +19,7 @@ from collections.abc import AsyncIterator, Collection, Mapping
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
-from asgiref.sync import sync_to_async
 
-from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.endpoints import EXECUTE_FIELDS
 from airflow_provider_blink.exceptions import BlinkError, BlinkLookupIncomplete
@@ -48,6 +46,8 @@ from airflow_provider_blink.tasks import (
     StateChanges,
     StepProgress,
     WaitEnds,
+    aread_variable,
+    awrite_variable,
     cancel_note,
     deadline_after,
     earlier_run,
@@ -413,52 +413,13 @@ class StartRecordVariable:
 
     async def load(self) -> dict[str, Any]:
         """The record; empty when there is none."""
-        raw = await _get_variable(self.key)
+        raw = await aread_variable(self.key)
         value = json.loads(raw) if raw else None
         return value if isinstance(value, dict) else {}
 
     async def save(self, record: Mapping[str, Any]) -> None:
         """Replace the record with ``record`` (plain JSON)."""
-        await _put_variable(self.key, json.dumps(dict(record)))
-
-
-async def _get_variable(key: str) -> str | None:
-    if AIRFLOW_V_3_0_PLUS:  # the triggerer's own channel: "not found" and a failure stay apart
-        from airflow.sdk.exceptions import ErrorType
-        from airflow.sdk.execution_time import task_runner
-        from airflow.sdk.execution_time.comms import ErrorResponse, GetVariable, VariableResult
-
-        answer = await task_runner.SUPERVISOR_COMMS.asend(GetVariable(key=key))
-        if isinstance(answer, VariableResult):
-            return answer.value
-        if isinstance(answer, ErrorResponse) and answer.error == ErrorType.VARIABLE_NOT_FOUND:
-            return None
-        raise BlinkError(f"Could not read Airflow Variable {key!r}: {answer!r}")
-    return await sync_to_async(_read_variable_row)(key)
-
-
-async def _put_variable(key: str, value: str) -> None:
-    description = "airflow-provider-blink: what this task instance's tries did about starting the playbook"
-    if AIRFLOW_V_3_0_PLUS:
-        from airflow.sdk.execution_time import task_runner
-        from airflow.sdk.execution_time.comms import PutVariable
-
-        await task_runner.SUPERVISOR_COMMS.asend(PutVariable(key=key, value=value, description=description))
-        return
-    from airflow.models.variable import Variable
-
-    await sync_to_async(Variable.set)(key, value, description=description)
-
-
-def _read_variable_row(key: str) -> str | None:
-    """Airflow 2.11: the Variable's row, read from the metadata database (an error raises)."""
-    from airflow.models.variable import Variable
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        row = session.scalar(select(Variable).where(Variable.key == key))
-        return None if row is None else row.val
+        await awrite_variable(self.key, json.dumps(dict(record)))
 
 
 class BlinkPlaybookTrigger(BlinkExecutionTrigger):

@@ -58,10 +58,6 @@ def test_triggerer_sigkill_right_after_blink_has_the_run(deployment: Deployment,
     # in the 3.3 scale suite). Either way the next triggerer must follow this execution.
     downtime = deployment.restart("triggerer", crash=True)
 
-    assert blink.execution(execution_id)["state_ui"] == "In Progress", (
-        f"playbook {PLAYBOOK!r} finished while the triggerer was down ({downtime:.0f} s): "
-        "make it longer in tests/e2e/conftest.py PLAYBOOKS"
-    )
     assert api.wait_for_run(DAG_ID, run_id, timeout=RUN_TIMEOUT) == "success", api.describe_run(
         DAG_ID, run_id
     )
@@ -98,6 +94,11 @@ def test_triggerer_sigkill_right_after_blink_has_the_run(deployment: Deployment,
         line for line in log_lines(second) if line.startswith(f"Following Blink execution {execution_id}, ")
     ]
     assert len(followed) == 1, log_lines(second)
+    # The test means most if the next triggerer found the execution still running, and waited for it.
+    assert f"Blink execution {execution_id} is In Progress" in log_lines(second), (
+        f"playbook {PLAYBOOK!r} finished before the next triggerer followed it (down {downtime:.0f} s): "
+        "make it longer in tests/e2e/conftest.py PLAYBOOKS"
+    )
     assert not [line for line in log_lines(second) if line.startswith("Started Blink execution")]
     assert len(fired_events(second)) == 1, second
 

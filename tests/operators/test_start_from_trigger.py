@@ -37,7 +37,7 @@ from airflow_provider_blink.tasks import START_KEY, TEMPLATE_FIELDS, variable_na
 from airflow_provider_blink.testing import BlinkEmulator, Fault
 from airflow_provider_blink.triggers.blink import BlinkPlaybookTrigger
 
-from support.emulator import SLOWER_THAN_TIMEOUT, requests_to, url_of
+from support.emulator import SLOWER_THAN_TIMEOUT, requests_to, start_directly, url_of
 from support.task_instance import RecordingTI, context_for
 from support.triggers import AirflowVariables, RunningTaskInstance, all_events
 
@@ -258,6 +258,40 @@ class TestTheTrigger:
         ]  # one run, not adopted the seeded one
         assert event.xcoms["execution_id"] == ours["id"]
         assert record_of(variables, ti)["execution_id"] == ours["id"]
+
+    def test_two_runs_of_the_trigger_at_once_start_one_run(
+        self, emulator: BlinkEmulator, variables: AirflowVariables
+    ) -> None:
+        """A triggerer that stalled and lost the trigger goes on beside the one that took it over."""
+        ti = variables.task_instance()
+
+        async def both() -> list[Any]:
+            return list(await asyncio.gather(ended(trigger_of(ti)), ended(trigger_of(ti))))
+
+        first, second = asyncio.run(both())
+        assert len(starts(emulator)) == 1
+        assert first.xcoms["execution_id"] == second.xcoms["execution_id"]
+
+    def test_a_start_another_run_is_making_is_waited_for_not_repeated(
+        self, emulator: BlinkEmulator, variables: AirflowVariables
+    ) -> None:
+        """Another run claimed the start, and its request has not reached Blink yet: this one waits for it."""
+        ti = variables.task_instance()
+        inputs = {"ip": "10.0.0.3"}
+        claim = {"execution_id": None, "try_number": 1, "end_time": None, "starter": "another run"}
+        variables.set(variable_name(ti, START_KEY), {**claim, "sent_at_ms": int(time.time() * 1000)})
+
+        async def the_other_start_lands_later() -> Any:
+            run = asyncio.ensure_future(ended(trigger_of(ti, input_values=inputs)))
+            await asyncio.sleep(1.0)
+            assert not run.done()
+            body = {"input_values": inputs}
+            execution_id = await asyncio.to_thread(start_directly, emulator, "quick-ok", body)
+            return execution_id, await run
+
+        execution_id, event = asyncio.run(the_other_start_lands_later())
+        assert len(starts(emulator)) == 1  # the other run's, sent directly here
+        assert event.xcoms["execution_id"] == execution_id
 
     def test_a_record_that_cannot_be_written_stops_the_start(
         self, emulator: BlinkEmulator, monkeypatch: pytest.MonkeyPatch, airflow_db: None

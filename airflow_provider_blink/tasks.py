@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import re
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -30,7 +31,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from airflow_provider_blink import api
-from airflow_provider_blink.compat import Variable, conf
+from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS, Variable, conf
 from airflow_provider_blink.endpoints import EXECUTE_FIELDS
 from airflow_provider_blink.exceptions import (
     BlinkConfigurationError,
@@ -689,6 +690,89 @@ class ErrorBudget:
 #   no ``/`` in a key). XCom does not survive: Airflow clears a task instance's XCom at the start of
 #   every run that does not resume from a deferral (2.11: ``TaskInstance._run_raw_task``; 3.x:
 #   ``xcom_keys_to_clear`` of the run's context), and a retry or a reschedule is such a run.
+# Reading a Variable with Airflow's ``Variable.get`` cannot tell "none" from "could not read": 2.11
+# and the Task SDK from 3.1 answer ``None`` (the default) for a failed read as well, and the SDK before
+# 3.3 only logs a failed write. A value whose loss could start a playbook twice is read and written
+# here instead: through the metadata database on 2.11, through the task's (or triggerer's) channel to
+# Airflow on 3.x, where "not found" is an answer of its own and any other failure raises.
+VARIABLE_DESCRIPTION = (
+    "airflow-provider-blink: what this task instance's tries did about starting the playbook"
+)
+
+
+def read_variable(key: str) -> str | None:
+    """A Variable's value; ``None`` when there is none. Any failure to read it raises."""
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk.execution_time import task_runner
+        from airflow.sdk.execution_time.comms import GetVariable
+
+        return _variable_answer(key, task_runner.SUPERVISOR_COMMS.send(GetVariable(key=key)))
+    return _read_variable_row(key)
+
+
+def write_variable(key: str, value: str) -> None:
+    """Set a Variable; any failure raises."""
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk.execution_time import task_runner
+        from airflow.sdk.execution_time.comms import PutVariable
+
+        task_runner.SUPERVISOR_COMMS.send(PutVariable(key=key, value=value, description=VARIABLE_DESCRIPTION))
+    else:
+        from airflow.models.variable import Variable as VariableRow
+
+        VariableRow.set(key, value, description=VARIABLE_DESCRIPTION)
+
+
+async def aread_variable(key: str) -> str | None:
+    """:func:`read_variable`, from a trigger (the triggerer's event loop)."""
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk.execution_time import task_runner
+        from airflow.sdk.execution_time.comms import GetVariable
+
+        return _variable_answer(key, await task_runner.SUPERVISOR_COMMS.asend(GetVariable(key=key)))
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(_read_variable_row)(key)
+
+
+async def awrite_variable(key: str, value: str) -> None:
+    """:func:`write_variable`, from a trigger (the triggerer's event loop)."""
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk.execution_time import task_runner
+        from airflow.sdk.execution_time.comms import PutVariable
+
+        await task_runner.SUPERVISOR_COMMS.asend(
+            PutVariable(key=key, value=value, description=VARIABLE_DESCRIPTION)
+        )
+    else:
+        from asgiref.sync import sync_to_async
+
+        await sync_to_async(write_variable)(key, value)
+
+
+def _variable_answer(key: str, answer: Any) -> str | None:
+    """Airflow 3's answer to ``GetVariable``: the value, ``None`` for "not found", else an error."""
+    from airflow.sdk.exceptions import ErrorType
+    from airflow.sdk.execution_time.comms import ErrorResponse, VariableResult
+
+    if isinstance(answer, VariableResult):
+        return answer.value
+    if isinstance(answer, ErrorResponse) and answer.error == ErrorType.VARIABLE_NOT_FOUND:
+        return None
+    raise BlinkError(f"Could not read Airflow Variable {key!r}: {answer!r}")
+
+
+def _read_variable_row(key: str) -> str | None:
+    """Airflow 2.11: the Variable's row, read from the metadata database."""
+    from airflow.models.variable import Variable as VariableRow
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        row = session.scalar(select(VariableRow).where(VariableRow.key == key))
+        return None if row is None else row.val
+
+
 def variable_name(ti: Any, key: str) -> str:
     """The Variable keeping ``key`` for the task instance ``ti`` (see Kept values, above)."""
     identity = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{getattr(ti, 'map_index', -1)}"
@@ -706,12 +790,15 @@ class KeptValue:
 
     :param context: the task's context (its ``ti``, and ``task_state_store`` on Airflow 3.3+).
     :param key: the value's key in ``task_state_store``, and its Variable's prefix.
+    :param strict: a Variable is read and written so that any failure raises (:func:`read_variable`):
+        for a value whose loss could start a playbook twice. Else a failed read is "nothing kept".
     """
 
-    def __init__(self, context: Any, key: str) -> None:
+    def __init__(self, context: Any, key: str, *, strict: bool = False) -> None:
         self._ti = context["ti"]
         self._store = context.get("task_state_store")
         self._key = key
+        self._strict = strict
 
     @property
     def _variable(self) -> str:
@@ -721,12 +808,17 @@ class KeptValue:
         """The value kept, or ``None``."""
         if self._store is not None:
             return self._store.get(self._key)
+        if self._strict:
+            raw = read_variable(self._variable)
+            return None if raw is None else json.loads(raw)
         return Variable.get(self._variable, None, deserialize_json=True)
 
     def save(self, value: Any) -> None:
         """Keep ``value`` (plain JSON), replacing what was kept."""
         if self._store is not None:
             self._store.set(self._key, value)
+        elif self._strict:
+            write_variable(self._variable, json.dumps(value))
         else:
             Variable.set(self._variable, value, serialize_json=True)
 
@@ -826,7 +918,7 @@ class StartRecord:
     """
 
     def __init__(self, context: Any) -> None:
-        self._kept = KeptValue(context, START_KEY)
+        self._kept = KeptValue(context, START_KEY, strict=True)
         self._try_number = getattr(context["ti"], "try_number", None)
         earlier = self._kept.load()
         self._earlier: dict[str, Any] = earlier if isinstance(earlier, dict) else {}

@@ -7,8 +7,9 @@
 # BLINK_E2E_LINE picks the Airflow line (a row of scripts/lines.txt); default "newest", the whole
 # suite. On an older line (2.11, 3.0, ...) it runs the lighter variant, the tests marked
 # "older_lines" (the deferrable example, a worker SIGKILL whose retry follows the running execution,
-# durable=False retries that start their own run, and the steps in the task log), on that line's own
-# Airflow; on 2.11 the deployment is webserver, scheduler (parsing the DAGs itself) and triggerer.
+# durable=False retries that start their own run, the steps in the task log, and start_from_trigger),
+# on that line's own Airflow; on 2.11 the deployment is webserver, scheduler (parsing the DAGs itself)
+# and triggerer.
 #   BLINK_E2E_LINE=3.0 scripts/e2e.sh      BLINK_E2E_LINE=2.11 scripts/e2e.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -15,16 +15,20 @@ import contextlib
 import dataclasses
 import json
 import time
+import uuid
 from collections.abc import AsyncIterator, Collection, Mapping
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
-from asgiref.sync import sync_to_async
 
-from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.endpoints import EXECUTE_FIELDS
-from airflow_provider_blink.exceptions import BlinkError, BlinkLookupIncomplete
+from airflow_provider_blink.exceptions import (
+    BlinkError,
+    BlinkLookupIncomplete,
+    BlinkPermanentError,
+    BlinkStartUncertain,
+)
 from airflow_provider_blink.executions import (
     ExecutionOutcome,
     decide_outcome,
@@ -48,6 +52,8 @@ from airflow_provider_blink.tasks import (
     StateChanges,
     StepProgress,
     WaitEnds,
+    aread_variable,
+    awrite_variable,
     cancel_note,
     deadline_after,
     earlier_run,
@@ -394,15 +400,25 @@ def wait_for_event(trigger: BlinkExecutionTrigger) -> dict[str, Any]:
 # BlinkExecutionTrigger does, and ends a successful task itself, so no worker runs it. Any other end
 # resumes the task on a worker (the operator's ``resume_from_trigger``), which fails it as it would
 # have failed in a worker.
-# One try's trigger may run more than once: a triggerer dies, another runs the trigger again. Before
-# it sends the start, the trigger records that a start is in flight and since when; after Blink's
-# answer, the execution's id. The record is the task instance's start record (tasks.StartRecord's
+# One try's trigger may run more than once: a triggerer dies, another runs the trigger again; or one
+# stalls, loses the trigger to another and goes on, so two runs overlap. Before it sends the start, a
+# run claims it: it records that a start is in flight, since when and by which run, and sends it only
+# if its claim is still there a moment later (:meth:`BlinkPlaybookTrigger._claim`). After Blink's
+# answer it records the execution's id. The record is the task instance's start record (tasks.StartRecord's
 # format), always in its Variable ``blink_start.<dag>.<task>.<digest>``: a trigger can write no
 # ``task_state_store``. A run of the trigger follows the execution its try recorded, or looks in
-# Blink for the run of its try's start in flight (the same request since then); an earlier try's
+# Blink for the run of its try's start in flight (the same request since then), for up to
+# :data:`START_LIMIT` after it was sent before it claims a start of its own; an earlier try's
 # record counts as it does for a worker (``durable``, ``rerun_from_failure``). The record is read and
 # written so that any error raises (the trigger fails, and the try with it, before anything is
 # sent): a failed read never passes for "no record".
+
+
+#: Seconds a run of the trigger waits, after claiming the start, before it reads the record back.
+CLAIM_SETTLE = 1.0
+#: Seconds a start may take, from its claim to Blink's answer: another run of the trigger waits for
+#: it (its execution in Blink, or its id in the record) that long before it may start one itself.
+START_LIMIT = 300.0
 
 
 class StartRecordVariable:
@@ -413,52 +429,13 @@ class StartRecordVariable:
 
     async def load(self) -> dict[str, Any]:
         """The record; empty when there is none."""
-        raw = await _get_variable(self.key)
+        raw = await aread_variable(self.key)
         value = json.loads(raw) if raw else None
         return value if isinstance(value, dict) else {}
 
     async def save(self, record: Mapping[str, Any]) -> None:
         """Replace the record with ``record`` (plain JSON)."""
-        await _put_variable(self.key, json.dumps(dict(record)))
-
-
-async def _get_variable(key: str) -> str | None:
-    if AIRFLOW_V_3_0_PLUS:  # the triggerer's own channel: "not found" and a failure stay apart
-        from airflow.sdk.exceptions import ErrorType
-        from airflow.sdk.execution_time import task_runner
-        from airflow.sdk.execution_time.comms import ErrorResponse, GetVariable, VariableResult
-
-        answer = await task_runner.SUPERVISOR_COMMS.asend(GetVariable(key=key))
-        if isinstance(answer, VariableResult):
-            return answer.value
-        if isinstance(answer, ErrorResponse) and answer.error == ErrorType.VARIABLE_NOT_FOUND:
-            return None
-        raise BlinkError(f"Could not read Airflow Variable {key!r}: {answer!r}")
-    return await sync_to_async(_read_variable_row)(key)
-
-
-async def _put_variable(key: str, value: str) -> None:
-    description = "airflow-provider-blink: what this task instance's tries did about starting the playbook"
-    if AIRFLOW_V_3_0_PLUS:
-        from airflow.sdk.execution_time import task_runner
-        from airflow.sdk.execution_time.comms import PutVariable
-
-        await task_runner.SUPERVISOR_COMMS.asend(PutVariable(key=key, value=value, description=description))
-        return
-    from airflow.models.variable import Variable
-
-    await sync_to_async(Variable.set)(key, value, description=description)
-
-
-def _read_variable_row(key: str) -> str | None:
-    """Airflow 2.11: the Variable's row, read from the metadata database (an error raises)."""
-    from airflow.models.variable import Variable
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        row = session.scalar(select(Variable).where(Variable.key == key))
-        return None if row is None else row.val
+        await awrite_variable(self.key, json.dumps(dict(record)))
 
 
 class BlinkPlaybookTrigger(BlinkExecutionTrigger):
@@ -542,6 +519,7 @@ class BlinkPlaybookTrigger(BlinkExecutionTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         ti: Any = self.task_instance  # set by the triggerer before it runs the trigger
+        self._starter = uuid.uuid4().hex  # tells this run's claim on the start from another run's
         record = StartRecordVariable(ti)
         kept = await record.load()  # before anything is sent: an error fails the trigger, not a start
         try_number = ti.try_number
@@ -562,10 +540,8 @@ class BlinkPlaybookTrigger(BlinkExecutionTrigger):
                     event["message"] += f"; {await self._cancel(client)}"
                 if event["status"] == "success":
                     ended = await self._task_success(client, event)
-        except BlinkError as exc:  # the start failed, or the connection is unusable
-            from airflow_provider_blink.hooks.transport import is_transient
-
-            event = self._event("error", None, str(exc), permanent=not is_transient(exc, idempotent=True))
+        except BlinkError as exc:  # the start failed, or the connection is unusable: as it would on a worker
+            event = self._event("error", None, str(exc), permanent=isinstance(exc, BlinkPermanentError))
         yield ended or TriggerEvent(
             {
                 **event,
@@ -597,44 +573,84 @@ class BlinkPlaybookTrigger(BlinkExecutionTrigger):
         self, client: BlinkAsyncClient, record: StartRecordVariable, kept: Mapping[str, Any], try_number: int
     ) -> dict[str, Any] | None:
         """The execution this run of the trigger follows (read), or ``None`` when it just started one."""
-        body = PlaybookRequest(self.playbook_id, {n: getattr(self, n) for n in EXECUTE_FIELDS}).body()
-        same_try = kept.get("try_number") == try_number
-        recorded = kept.get("execution_id") or None
-        sent_at = kept.get("sent_at_ms")
-        if same_try and recorded and sent_at is None:
-            self.log.info(
-                "Following Blink execution %s, which this try started (the trigger runs again)", recorded
-            )
-            return await self._follow(
-                client,
-                record,
-                await client.get_execution(recorded, workspace_id=self.workspace_id),
-                try_number,
-            )
-        if same_try and kept.get("past_exec_ref"):
-            body = {**body, "past_exec_ref": kept["past_exec_ref"]}
-        previous = None if sent_at is None else await self._in_flight_run(client, body, sent_at)
-        if same_try and previous is not None:
-            self.log.info(
-                "Following Blink execution %s, which this try's start in flight created", previous["id"]
-            )
-            return await self._follow(client, record, previous, try_number)
-        if not same_try and previous is None and recorded:
-            previous = await client.get_execution(recorded, workspace_id=self.workspace_id)
-        if not same_try and previous is not None:
-            outcome = decide_outcome(previous, *self._states())
-            if self.durable and outcome in FOLLOWED:
+        request = PlaybookRequest(self.playbook_id, {n: getattr(self, n) for n in EXECUTE_FIELDS}).body()
+        waiting_since: float | None = None
+        while True:
+            body = dict(request)
+            same_try = kept.get("try_number") == try_number
+            recorded = kept.get("execution_id") or None
+            sent_at = kept.get("sent_at_ms")
+            if same_try and recorded and sent_at is None:
                 self.log.info(
-                    "Blink execution %s of an earlier try is %s; following it instead of starting another",
-                    previous["id"],
-                    previous.get("state_ui"),
+                    "Following Blink execution %s, which this try started (the trigger runs again)", recorded
+                )
+                execution = await client.get_execution(recorded, workspace_id=self.workspace_id)
+                return await self._follow(client, record, execution, try_number)
+            if same_try and kept.get("past_exec_ref"):
+                body["past_exec_ref"] = kept["past_exec_ref"]
+            previous = None if sent_at is None else await self._in_flight_run(client, body, sent_at)
+            if same_try and previous is not None:
+                self.log.info(
+                    "Following Blink execution %s, which this try's start in flight created", previous["id"]
                 )
                 return await self._follow(client, record, previous, try_number)
-            if self.rerun_from_failure and outcome is ExecutionOutcome.FAILED and "past_exec_ref" not in body:
-                self.log.info("Re-running failed Blink execution %s (rerun_from_failure)", previous["id"])
-                body = {**body, "past_exec_ref": previous["id"]}
-        await self._start(client, record, body, recorded, try_number)
-        return None
+            if same_try and sent_at is not None and time.time() * 1000 < sent_at + START_LIMIT * 1000:
+                if waiting_since is None:
+                    waiting_since = time.time()
+                    self.log.info(
+                        "A start of this try is in flight (another run of this trigger may still be making "
+                        "it): waiting for its execution, at most until %gs after it was sent",
+                        START_LIMIT,
+                    )
+                await asyncio.sleep(self.poll_interval)
+                kept = await record.load()
+                continue
+            if not same_try and previous is None and recorded:
+                previous = await client.get_execution(recorded, workspace_id=self.workspace_id)
+            if not same_try and previous is not None:
+                outcome = decide_outcome(previous, *self._states())
+                if self.durable and outcome in FOLLOWED:
+                    self.log.info(
+                        "Blink execution %s of an earlier try is %s; following it instead of starting another",
+                        previous["id"],
+                        previous.get("state_ui"),
+                    )
+                    return await self._follow(client, record, previous, try_number)
+                if (
+                    self.rerun_from_failure
+                    and outcome is ExecutionOutcome.FAILED
+                    and "past_exec_ref" not in body
+                ):
+                    self.log.info("Re-running failed Blink execution %s (rerun_from_failure)", previous["id"])
+                    body["past_exec_ref"] = previous["id"]
+            claimed = await self._claim(record, body, recorded, try_number)
+            if claimed is None:
+                await self._start(client, record, body, recorded, try_number)
+                return None
+            kept = claimed
+
+    async def _claim(
+        self, record: StartRecordVariable, body: Mapping[str, Any], recorded: str | None, try_number: int
+    ) -> dict[str, Any] | None:
+        """
+        Record that this run's start is in flight; ``None`` when it may send it, else the record that won.
+
+        Two runs of the trigger for one try (a triggerer that stalled, lost the trigger and went on) may
+        both find no record. Each writes its claim, waits :data:`CLAIM_SETTLE` and reads the record back:
+        the run whose claim is still there sends the start; the other waits for that start's execution.
+        """
+        claim = {
+            "execution_id": recorded,
+            "try_number": try_number,
+            "end_time": self.end_time,
+            "sent_at_ms": int(time.time() * 1000),
+            "starter": self._starter,
+            **({"past_exec_ref": body["past_exec_ref"]} if "past_exec_ref" in body else {}),
+        }
+        await record.save(claim)
+        await asyncio.sleep(CLAIM_SETTLE)
+        kept = await record.load()
+        return None if kept.get("starter") == self._starter else kept
 
     async def _in_flight_run(
         self, client: BlinkAsyncClient, body: Mapping[str, Any], sent_at_ms: int
@@ -682,18 +698,20 @@ class BlinkPlaybookTrigger(BlinkExecutionTrigger):
         recorded: str | None,
         try_number: int,
     ) -> None:
-        """Start the playbook, recording before it is sent that it is in flight, then what became of it."""
+        """Send the start this run claimed (:meth:`_claim`), then record what became of it."""
         from airflow_provider_blink.hooks.transport import start_refused
 
         kept = {"execution_id": recorded, "try_number": try_number, "end_time": self.end_time}
-        in_flight = {"sent_at_ms": int(time.time() * 1000)}
-        if "past_exec_ref" in body:
-            in_flight["past_exec_ref"] = body["past_exec_ref"]
-        await record.save({**kept, **in_flight})
         try:
-            self.execution_id = await client.execute_playbook(
-                self.playbook_id, workspace_id=self.workspace_id, **body
+            self.execution_id = await asyncio.wait_for(
+                client.execute_playbook(self.playbook_id, workspace_id=self.workspace_id, **body),
+                START_LIMIT - CLAIM_SETTLE,
             )
+        except asyncio.TimeoutError:  # another run of the trigger waits no longer than this for it
+            raise BlinkStartUncertain(
+                f"Blink did not answer the start of playbook {self.playbook_id!r} within {START_LIMIT:g}s; "
+                "it may have started (a retry looks for it)"
+            ) from None
         except BlinkError as exc:
             if start_refused(exc):  # nothing started: a run of the trigger again may start
                 await record.save(kept)
@@ -749,8 +767,8 @@ class BlinkPlaybookTrigger(BlinkExecutionTrigger):
                 "None (require_output=False).",
                 execution_id,
             )
-        elif self.include_output and not isinstance(steps, BlinkError):
-            output = playbook_output(steps, self.output_step_id)
+        elif self.include_output:
+            output = playbook_output(steps, self.output_step_id)  # type: ignore[arg-type]
         self.log.info("Blink execution %s finished: %s", execution_id, execution.get("state_ui"))
         xcoms: dict[str, Any] = {
             EXECUTION_ID_KEY: execution_id,

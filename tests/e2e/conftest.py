@@ -34,6 +34,8 @@ E2E_DAG_IDS = (
     "blink_e2e_worker_wait_fresh",
     "blink_e2e_sensor_wait",
     STEPS_DAG,
+    "blink_e2e_start_from_trigger",
+    "blink_e2e_start_from_trigger_fails",
     # asset watchers are Airflow 3's
     *(("blink_e2e_event_driven",) if AIRFLOW_VERSION.major >= 3 else ()),
 )
@@ -82,6 +84,20 @@ PLAYBOOKS = [
     _playbook("cancel-me", 120),
     _playbook("watched-only", 20),
     _playbook("event-source", 1),
+    # A start_from_trigger task's: where the mode is on (2.11, 3.3+) its 3 steps outlast a triggerer
+    # SIGKILL, restart and the next trigger's first reads (on 3.3, up to ~75 s in all on a busy 2-core
+    # machine: the triggerer builds its in-process Execution API at the first Variable read); on
+    # 3.0-3.2 nothing restarts while it runs. The other fails fast.
+    _playbook("start-from-trigger", 90 if Deployment.starts_from_trigger else 8, steps=3),
+    _playbook(
+        "start-from-trigger-fails",
+        2,
+        steps=2,
+        final_state="Failed",
+        failed_step=2,
+        output=None,
+        error_details={"message": "step 2: EDR refused the isolation", "error_code": "STEP_FAILED"},
+    ),
 ]
 
 #: What the suite reports at the end (screenshots, logs, timings).

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_blink import tasks
+from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 from airflow_provider_blink.exceptions import BlinkError
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.testing import Fault
@@ -31,6 +32,7 @@ from support.task_instance import (
     earlier_try_sent_a_start,
     earlier_try_started,
 )
+from support.triggers import AirflowVariables
 
 INPUTS = {"host": "laptop-0042"}
 
@@ -307,3 +309,24 @@ def test_fire_and_forget_does_not_look(emulator):
 
     assert starts(emulator) == 2
     assert lookups(emulator) == 0
+
+
+@pytest.mark.skipif(
+    not AIRFLOW_V_3_0_PLUS or AIRFLOW_V_3_3_PLUS,
+    reason="a worker keeps its start record in a Variable read through Airflow's channel on 3.0-3.2 only",
+)
+def test_a_start_record_that_cannot_be_read_stops_the_try_before_it_starts(
+    emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow 3.1+'s ``Variable.get`` answers "none" for a failed read: a retry would start a second run."""
+    from airflow.sdk.exceptions import AirflowRuntimeError
+
+    AirflowVariables(monkeypatch, failing=frozenset({"GetVariable"}))
+    task = BlinkExecutePlaybookOperator(
+        task_id="blink", playbook_id="quick-ok", input_values=INPUTS, deferrable=False, poll_interval=0.1
+    )
+    ti: Any = RecordingTI(try_number=2)
+    ti.dag_id, ti.run_id, ti.task_id = "blink_dag", "manual__1", "blink"
+    with pytest.raises(AirflowRuntimeError):
+        task.execute(context_for(ti, task_state_store=None))
+    assert starts(emulator) == 0

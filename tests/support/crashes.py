@@ -122,12 +122,7 @@ class Deployment:
         from airflow.utils.session import create_session
         from airflow.utils.state import TaskInstanceState
 
-        with create_session() as session:
-            run = self.dag_run(session)
-            schedulable, _ = run.update_state(session=session, execute_callbacks=False)
-            ready = [ti for ti in schedulable if ti.task_id == task_id]
-            assert ready, f"{task_id} is not ready to run: {run.get_task_instances(session=session)}"
-            run.schedule_tis(ready, session=session)
+        self._schedule_tis(task_id)
         with create_session() as session:
             ti = self.task_instance(task_id, session)
             ti.state = TaskInstanceState.QUEUED
@@ -142,16 +137,22 @@ class Deployment:
         """
         from airflow.utils.session import create_session
 
+        self._schedule_tis(task_id)
+        with create_session() as session:
+            ti = self.task_instance(task_id, session)
+            trigger = ti.trigger
+            return str(ti.state), None if trigger is None else (trigger.classpath, _plain(trigger.kwargs))
+
+    def _schedule_tis(self, task_id: str) -> None:
+        """``DagRun.schedule_tis`` for ``task_id``, ready to run: it counts the try (and may defer the task)."""
+        from airflow.utils.session import create_session
+
         with create_session() as session:
             run = self.dag_run(session)
             schedulable, _ = run.update_state(session=session, execute_callbacks=False)
             ready = [ti for ti in schedulable if ti.task_id == task_id]
             assert ready, f"{task_id} is not ready to run: {run.get_task_instances(session=session)}"
             run.schedule_tis(ready, session=session)
-        with create_session() as session:
-            ti = self.task_instance(task_id, session)
-            trigger = ti.trigger
-            return str(ti.state), None if trigger is None else (trigger.classpath, _plain(trigger.kwargs))
 
     def worker_lost(self, task_id: str) -> str:
         """

@@ -61,14 +61,15 @@ class RunningTaskInstance:
         self.try_number = try_number
 
 
-class TriggererVariables:
+class AirflowVariables:
     """
-    The Variables a trigger reads and writes through the triggerer, as Airflow 3's triggerer serves them.
+    The Variables a trigger or a task reads and writes through Airflow 3's channel to it (the triggerer's, a worker's).
 
     Installed as the Task SDK's ``SUPERVISOR_COMMS`` (Airflow 3): a ``GetVariable`` gets a
     ``VariableResult`` or ``ErrorResponse(VARIABLE_NOT_FOUND)``, a ``PutVariable`` an empty answer, and
-    a failure raises ``AirflowRuntimeError``, as the triggerer's channel does. On Airflow 2.11 a
-    trigger uses the metadata database: this reads and writes it there (``failing`` is not offered).
+    a failure raises ``AirflowRuntimeError``, as Airflow's channel does; a ``MaskSecret`` is taken.
+    On Airflow 2.11 both use the metadata database: this reads and writes it there (``failing`` is not
+    offered).
 
     :param failing: the requests to fail (``"GetVariable"``, ``"PutVariable"``).
     """
@@ -92,6 +93,9 @@ class TriggererVariables:
         return RunningTaskInstance(try_number, run_id=self.run_id)
 
     async def asend(self, msg: Any) -> Any:
+        return self.send(msg)
+
+    def send(self, msg: Any) -> Any:
         from airflow.sdk.exceptions import AirflowRuntimeError, ErrorType
         from airflow.sdk.execution_time.comms import ErrorResponse, VariableResult
 
@@ -103,6 +107,8 @@ class TriggererVariables:
             return VariableResult(key=msg.key, value=self.values[msg.key])
         if msg.type == "PutVariable":
             self.values[msg.key] = msg.value
+            return None
+        if msg.type == "MaskSecret":
             return None
         raise AssertionError(f"a trigger sent {msg!r}")
 

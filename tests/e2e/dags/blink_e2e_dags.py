@@ -97,6 +97,32 @@ with DAG("blink_e2e_steps", **COMMON):
             progress_interval=2,
         )
 
+# Started in the triggerer (start_from_trigger): the scheduler defers the task at once, the trigger
+# starts the playbook, and a run that succeeds ends the task there (Airflow 2.11 and 3.3+; 3.0-3.2
+# start it on a worker). No template in the request: Airflow 2.11's triggerer renders none, and the
+# task would start on a worker; each DAG has a playbook of its own instead of a run_id input. The suite
+# SIGKILLs the triggerer right after Blink has the run (one retry, which the kill must not cost).
+with DAG("blink_e2e_start_from_trigger", **COMMON):
+    BlinkExecutePlaybookOperator(
+        task_id="start_in_triggerer",
+        playbook_id="start-from-trigger",
+        start_from_trigger=True,
+        retries=1,
+        retry_delay=timedelta(seconds=1),
+        poll_interval=POLL_INTERVAL,
+        timeout=600,
+    )
+
+# The same on a playbook that fails at its step 2, without retries: the task resumes on a worker to fail.
+with DAG("blink_e2e_start_from_trigger_fails", **COMMON):
+    BlinkExecutePlaybookOperator(
+        task_id="start_in_triggerer",
+        playbook_id="start-from-trigger-fails",
+        start_from_trigger=True,
+        poll_interval=POLL_INTERVAL,
+        timeout=600,
+    )
+
 # Scheduled by Blink itself: one asset event per finished execution of "event-source" (Airflow 3:
 # asset watchers).
 if AIRFLOW_V_3_0_PLUS:

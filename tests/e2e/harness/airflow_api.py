@@ -230,6 +230,11 @@ class Airflow2Api(AirflowApi):
     def task_state(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
         raise NotImplementedError("task_state_store is Airflow 3.3+")
 
+    def links(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, str | None]:
+        # Airflow 2 answers with the links themselves, name -> URL.
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/links"
+        return dict(self.get(path, map_index=map_index))
+
     def set_task_state(self, dag_id: str, run_id: str, task_id: str, state: str) -> Any:
         return self.request(
             "PATCH",

@@ -82,6 +82,9 @@ class Deployment:
     resumes_retry_with_earlier_event = Version("3.0") <= AIRFLOW_VERSION < Version("3.1")
     #: Airflow 3.0's supervisor fails a task whose process was killed without retrying it (3.1 retries)
     supervisor_retries_killed_task = not Version("3.0") <= AIRFLOW_VERSION < Version("3.1")
+    #: a ``start_from_trigger`` task starts in the triggerer on 2.11 and 3.3+; the provider turns the
+    #: mode off on 3.0-3.2, where the task starts on a worker and logs why
+    starts_from_trigger = not Version("3.0") <= AIRFLOW_VERSION < Version("3.3")
 
     def __init__(
         self,
@@ -359,17 +362,25 @@ class Deployment:
         The triggerer writes ``attempt=N.log.trigger.<job id>.log`` next to the worker's task log; the
         REST API merges them, so attributing a line to a triggerer job needs the files themselves.
         """
-        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
-        if map_index >= 0:
-            folder /= f"map_index={map_index}"
         found: dict[int, list[dict[str, Any]]] = {}
-        for path in folder.glob(f"attempt={try_number}.log.trigger.*.log"):
+        worker_log = self.task_log_path(dag_id, run_id, task_id, try_number, map_index)
+        for path in worker_log.parent.glob(f"{worker_log.name}.trigger.*.log"):
             job_id = int(path.name.rsplit(".trigger.", 1)[1].removesuffix(".log"))
             found[job_id] = []
             for line in path.read_text(errors="replace").splitlines():
                 with contextlib.suppress(ValueError):  # a line the triggerer is still writing
                     found[job_id].append(self.log_record(line))
         return found
+
+    def task_log_path(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int = 1, map_index: int = -1
+    ) -> Path:
+        """Where a worker writes the log of one task try (``attempt=N.log``); it exists only if a worker ran
+        the try (the triggerer writes its own files next to it, see :meth:`trigger_logs`)."""
+        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        if map_index >= 0:
+            folder /= f"map_index={map_index}"
+        return folder / f"attempt={try_number}.log"
 
     def log_record(self, line: str) -> dict[str, Any]:
         """One line of a log file Airflow wrote (Airflow 3: JSON)."""

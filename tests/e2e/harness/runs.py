@@ -189,6 +189,35 @@ def wait_cancelled_by_user(
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class WorkerTrace:
+    """What Airflow recorded of a worker running one task try: a try the triggerer ended has none of it."""
+
+    #: the worker's own log file of the try (``attempt=N.log``) exists
+    log_file: bool
+    #: when the scheduler queued the try for an executor (the REST API's ``queued_when``)
+    queued_when: str | None
+    #: the host and process that ran it, as the worker reported them
+    hostname: str | None
+    pid: int | None
+
+    @property
+    def none(self) -> bool:
+        return not (self.log_file or self.queued_when or self.hostname or self.pid)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.log_file and self.queued_when and self.hostname and self.pid)
+
+
+def worker_trace(deployment: Deployment, ti: dict[str, Any]) -> WorkerTrace:
+    """The :class:`WorkerTrace` of task instance ``ti`` (as the REST API returned it), for its try."""
+    path = deployment.task_log_path(
+        ti["dag_id"], ti["dag_run_id"], ti["task_id"], ti["try_number"], ti["map_index"]
+    )
+    return WorkerTrace(path.exists(), ti.get("queued_when"), ti.get("hostname"), ti.get("pid"))
+
+
 def fired_events(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The triggerer's "Trigger fired event" lines among log records."""
     return [r for r in records if r.get("event") == "Trigger fired event"]

@@ -21,6 +21,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS, XCom
 from airflow_provider_blink.connection_form import DEFAULT_CONN_ID
 from airflow_provider_blink.endpoints import EXECUTE_FIELDS
 from airflow_provider_blink.exceptions import (
@@ -778,4 +779,17 @@ class BlinkPlaybookTrigger(BlinkExecutionTrigger):
         link = BlinkExecutionLink()
         if hasattr(link, "xcom_key"):  # Airflow 3's UI reads the link from its own key (links/blink.py)
             xcoms[link.xcom_key] = url
-        return TaskSuccessEvent(xcoms=xcoms)
+        if not AIRFLOW_V_3_0_PLUS:
+            return TaskSuccessEvent(xcoms=xcoms)
+        # Airflow 3 stores an event's XComs serialised once more than a task's own, and a downstream
+        # task would pull a JSON string: push them as the task would, through the triggerer's channel.
+        ti: Any = self.task_instance
+        identity = {
+            "dag_id": ti.dag_id,
+            "task_id": ti.task_id,
+            "run_id": ti.run_id,
+            "map_index": ti.map_index,
+        }
+        for key, value in xcoms.items():
+            await XCom.aset(key=key, value=value, **identity)
+        return TaskSuccessEvent()

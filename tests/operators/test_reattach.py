@@ -32,7 +32,7 @@ from support.task_instance import (
     earlier_try_sent_a_start,
     earlier_try_started,
 )
-from support.triggers import AirflowVariables
+from support.triggers import AirflowChannel
 
 INPUTS = {"host": "laptop-0042"}
 
@@ -321,7 +321,7 @@ def test_a_start_record_that_cannot_be_read_stops_the_try_before_it_starts(
     """Airflow 3.1+'s ``Variable.get`` answers "none" for a failed read: a retry would start a second run."""
     from airflow.sdk.exceptions import AirflowRuntimeError
 
-    AirflowVariables(monkeypatch, failing=frozenset({"GetVariable"}))
+    AirflowChannel(monkeypatch, failing=frozenset({"GetVariable"}))
     task = BlinkExecutePlaybookOperator(
         task_id="blink", playbook_id="quick-ok", input_values=INPUTS, deferrable=False, poll_interval=0.1
     )

@@ -39,7 +39,7 @@ from airflow_provider_blink.triggers.blink import BlinkPlaybookTrigger
 
 from support.emulator import SLOWER_THAN_TIMEOUT, requests_to, start_directly, url_of
 from support.task_instance import RecordingTI, context_for
-from support.triggers import AirflowVariables, RunningTaskInstance, all_events
+from support.triggers import AirflowChannel, RunningTaskInstance, all_events
 
 #: Whether this Airflow line starts a task in the triggerer at all (docs/start-from-trigger.md).
 STARTS_IN_TRIGGERER = not AIRFLOW_V_3_0_PLUS or AIRFLOW_V_3_3_PLUS
@@ -179,7 +179,7 @@ async def ended(trigger: BlinkPlaybookTrigger) -> Any:
     return events[0]
 
 
-def record_of(variables: AirflowVariables, ti: RunningTaskInstance) -> Any:
+def record_of(variables: AirflowChannel, ti: RunningTaskInstance) -> Any:
     return variables.get(variable_name(ti, START_KEY))
 
 
@@ -188,15 +188,15 @@ def starts(emulator: BlinkEmulator) -> list[Any]:
 
 
 @pytest.fixture
-def variables(monkeypatch: pytest.MonkeyPatch, airflow_db: None) -> AirflowVariables:
-    return AirflowVariables(monkeypatch)
+def variables(monkeypatch: pytest.MonkeyPatch, airflow_db: None) -> AirflowChannel:
+    return AirflowChannel(monkeypatch)
 
 
 @pytest.mark.skipif(not STARTS_IN_TRIGGERER, reason="Airflow 3.0-3.2 never run BlinkPlaybookTrigger")
 @pytest.mark.usefixtures("airflow_db")
 class TestTheTrigger:
     def test_a_run_that_succeeds_ends_the_task_with_its_xcoms(
-        self, emulator: BlinkEmulator, variables: AirflowVariables
+        self, emulator: BlinkEmulator, variables: AirflowChannel
     ) -> None:
         ti = variables.task_instance()
         event = asyncio.run(ended(trigger_of(ti, input_values={"ip": "10.0.0.1"})))
@@ -205,7 +205,7 @@ class TestTheTrigger:
         execution_id = execution["id"]
         assert type(event).__name__ == "TaskSuccessEvent"
         url = url_of(emulator, "quick-ok", execution_id)
-        xcoms = event.xcoms
+        xcoms = variables.pushed(event)
         assert xcoms["execution_id"] == execution_id
         assert xcoms["execution_url"] == url
         summary = xcoms["return_value"]
@@ -220,16 +220,16 @@ class TestTheTrigger:
         assert record_of(variables, ti) == {"execution_id": execution_id, "try_number": 1, "end_time": None}
 
     def test_run_again_it_follows_the_run_its_try_recorded(
-        self, emulator: BlinkEmulator, variables: AirflowVariables
+        self, emulator: BlinkEmulator, variables: AirflowChannel
     ) -> None:
         ti = variables.task_instance()
-        first = asyncio.run(ended(trigger_of(ti)))
-        again = asyncio.run(ended(trigger_of(ti)))  # the success was yielded, never stored
+        first = variables.pushed(asyncio.run(ended(trigger_of(ti))))
+        again = variables.pushed(asyncio.run(ended(trigger_of(ti))))  # the success was yielded, never stored
         assert len(starts(emulator)) == 1
-        assert again.xcoms["execution_id"] == first.xcoms["execution_id"]
+        assert again["execution_id"] == first["execution_id"]
 
     def test_killed_between_blinks_answer_and_the_record_it_follows_that_run(
-        self, emulator: BlinkEmulator, variables: AirflowVariables
+        self, emulator: BlinkEmulator, variables: AirflowChannel
     ) -> None:
         """The triggerer dies while Blink's answer is on its way: the next run finds the run, starts none."""
         ti = variables.task_instance()
@@ -256,11 +256,11 @@ class TestTheTrigger:
         [ours] = [
             e for e in emulator.executions if e["id"] not in seeded
         ]  # one run, not adopted the seeded one
-        assert event.xcoms["execution_id"] == ours["id"]
+        assert variables.pushed(event)["execution_id"] == ours["id"]
         assert record_of(variables, ti)["execution_id"] == ours["id"]
 
     def test_two_runs_of_the_trigger_at_once_start_one_run(
-        self, emulator: BlinkEmulator, variables: AirflowVariables
+        self, emulator: BlinkEmulator, variables: AirflowChannel
     ) -> None:
         """A triggerer that stalled and lost the trigger goes on beside the one that took it over."""
         ti = variables.task_instance()
@@ -270,10 +270,16 @@ class TestTheTrigger:
 
         first, second = asyncio.run(both())
         assert len(starts(emulator)) == 1
-        assert first.xcoms["execution_id"] == second.xcoms["execution_id"]
+        [execution] = emulator.executions
+        assert type(first).__name__ == type(second).__name__ == "TaskSuccessEvent"
+        assert (
+            variables.pushed(first)["execution_id"]
+            == variables.pushed(second)["execution_id"]
+            == execution["id"]
+        )
 
     def test_a_start_another_run_is_making_is_waited_for_not_repeated(
-        self, emulator: BlinkEmulator, variables: AirflowVariables
+        self, emulator: BlinkEmulator, variables: AirflowChannel
     ) -> None:
         """Another run claimed the start, and its request has not reached Blink yet: this one waits for it."""
         ti = variables.task_instance()
@@ -291,14 +297,14 @@ class TestTheTrigger:
 
         execution_id, event = asyncio.run(the_other_start_lands_later())
         assert len(starts(emulator)) == 1  # the other run's, sent directly here
-        assert event.xcoms["execution_id"] == execution_id
+        assert variables.pushed(event)["execution_id"] == execution_id
 
     def test_a_record_that_cannot_be_written_stops_the_start(
         self, emulator: BlinkEmulator, monkeypatch: pytest.MonkeyPatch, airflow_db: None
     ) -> None:
         if not AIRFLOW_V_3_0_PLUS:
             pytest.skip("Airflow 2.11's trigger writes the database; its failure is not faked here")
-        variables = AirflowVariables(monkeypatch, failing=frozenset({"PutVariable"}))
+        variables = AirflowChannel(monkeypatch, failing=frozenset({"PutVariable"}))
         from airflow.sdk.exceptions import AirflowRuntimeError
 
         with pytest.raises(AirflowRuntimeError):
@@ -310,7 +316,7 @@ class TestTheTrigger:
     ) -> None:
         if not AIRFLOW_V_3_0_PLUS:
             pytest.skip("Airflow 2.11's trigger reads the database; its failure is not faked here")
-        variables = AirflowVariables(monkeypatch, failing=frozenset({"GetVariable"}))
+        variables = AirflowChannel(monkeypatch, failing=frozenset({"GetVariable"}))
         from airflow.sdk.exceptions import AirflowRuntimeError
 
         with pytest.raises(AirflowRuntimeError):
@@ -318,7 +324,7 @@ class TestTheTrigger:
         assert starts(emulator) == []
 
     def test_a_failed_run_resumes_on_a_worker_which_fails_as_today(
-        self, emulator: BlinkEmulator, variables: AirflowVariables
+        self, emulator: BlinkEmulator, variables: AirflowChannel
     ) -> None:
         ti = variables.task_instance(2)
         event = asyncio.run(ended(trigger_of(ti, playbook_id="failing-step", timeout=60)))
@@ -332,7 +338,7 @@ class TestTheTrigger:
             task.resume_from_trigger(worker_context(try_number=2), payload)
 
     def test_a_start_blink_refuses_fails_on_the_worker_without_retries(
-        self, emulator: BlinkEmulator, variables: AirflowVariables
+        self, emulator: BlinkEmulator, variables: AirflowChannel
     ) -> None:
         ti = variables.task_instance()
         event = asyncio.run(ended(trigger_of(ti, playbook_id="no-such-playbook")))
@@ -346,17 +352,16 @@ class TestTheTrigger:
         assert "sent_at_ms" not in record_of(variables, ti)  # refused: nothing in flight
 
     def test_a_retry_follows_a_completed_run_of_an_earlier_try(
-        self, emulator: BlinkEmulator, variables: AirflowVariables
+        self, emulator: BlinkEmulator, variables: AirflowChannel
     ) -> None:
-        first = variables.task_instance(1)
-        event = asyncio.run(ended(trigger_of(first)))
-        retry = asyncio.run(ended(trigger_of(variables.task_instance(2))))
+        first = variables.pushed(asyncio.run(ended(trigger_of(variables.task_instance(1)))))
+        retry = variables.pushed(asyncio.run(ended(trigger_of(variables.task_instance(2)))))
         assert len(starts(emulator)) == 1
-        assert retry.xcoms["execution_id"] == event.xcoms["execution_id"]
+        assert retry["execution_id"] == first["execution_id"]
 
     @pytest.mark.parametrize("rerun_from_failure", [False, True])
     def test_a_retry_after_a_failed_run_starts_anew(
-        self, emulator: BlinkEmulator, variables: AirflowVariables, rerun_from_failure: bool
+        self, emulator: BlinkEmulator, variables: AirflowChannel, rerun_from_failure: bool
     ) -> None:
         settings = {"playbook_id": "quick-fail", "rerun_from_failure": rerun_from_failure}
         failed = asyncio.run(ended(trigger_of(variables.task_instance(1), **settings)))
@@ -368,7 +373,7 @@ class TestTheTrigger:
             assert body["past_exec_ref"] == failed.payload["execution_id"]
 
     def test_the_deadline_cancels_the_run_and_a_worker_fails_the_task(
-        self, emulator: BlinkEmulator, variables: AirflowVariables
+        self, emulator: BlinkEmulator, variables: AirflowChannel
     ) -> None:
         ti = variables.task_instance()
         event = asyncio.run(ended(trigger_of(ti, playbook_id="slow", timeout=0.5)))
@@ -383,7 +388,7 @@ class TestTheTrigger:
             operator(playbook_id="slow", timeout=0.5).resume_from_trigger(worker_context(), payload)
 
     def test_execution_timeout_sets_the_deadline_from_airflows_own(
-        self, emulator: BlinkEmulator, variables: AirflowVariables
+        self, emulator: BlinkEmulator, variables: AirflowChannel
     ) -> None:
         """Airflow times the deferred task out at its start plus execution_timeout: the wait ends first."""
         ti: Any = variables.task_instance()
@@ -400,7 +405,7 @@ def worker_context(try_number: int = 1) -> Any:
 
 
 @pytest.mark.skipif(not STARTS_IN_TRIGGERER, reason="Airflow 3.0-3.2 never run BlinkPlaybookTrigger")
-def test_the_events_payloads_are_plain_json(emulator: BlinkEmulator, variables: AirflowVariables) -> None:
+def test_the_events_payloads_are_plain_json(emulator: BlinkEmulator, variables: AirflowChannel) -> None:
     events = asyncio.run(all_events(trigger_of(variables.task_instance(), playbook_id="quick-fail")))
     json.dumps(events)
 

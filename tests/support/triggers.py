@@ -61,13 +61,14 @@ class RunningTaskInstance:
         self.try_number = try_number
 
 
-class AirflowVariables:
+class AirflowChannel:
     """
-    The Variables a trigger or a task reads and writes through Airflow 3's channel to it (the triggerer's, a worker's).
+    The Variables and XComs a trigger or a task reads and writes through Airflow 3's channel to it (the triggerer's, a worker's).
 
     Installed as the Task SDK's ``SUPERVISOR_COMMS`` (Airflow 3): a ``GetVariable`` gets a
     ``VariableResult`` or ``ErrorResponse(VARIABLE_NOT_FOUND)``, a ``PutVariable`` an empty answer, and
-    a failure raises ``AirflowRuntimeError``, as Airflow's channel does; a ``MaskSecret`` is taken.
+    a failure raises ``AirflowRuntimeError``, as Airflow's channel does; a ``SetXCom`` is kept in
+    :attr:`xcoms`, a ``MaskSecret`` taken.
     On Airflow 2.11 both use the metadata database: this reads and writes it there (``failing`` is not
     offered).
 
@@ -78,6 +79,7 @@ class AirflowVariables:
         from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS
 
         self.values: dict[str, str] = {}
+        self.xcoms: dict[str, Any] = {}
         self.failing = failing
         self.run_id = f"manual__{uuid.uuid4().hex}"  # the metadata database outlives a test
         self.airflow_3 = bool(AIRFLOW_V_3_0_PLUS)
@@ -87,6 +89,10 @@ class AirflowVariables:
             monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", self, raising=False)
         else:
             assert not failing, "Airflow 2.11's triggerer reads Variables from the database"
+
+    def pushed(self, event: Any) -> dict[str, Any]:
+        """The XComs a trigger's end event pushed: with the event on 2.11, through the channel on Airflow 3."""
+        return dict(self.xcoms) if self.airflow_3 else dict(event.xcoms)
 
     def task_instance(self, try_number: int = 1) -> RunningTaskInstance:
         """A try of the one task instance whose Variables these are."""
@@ -107,6 +113,9 @@ class AirflowVariables:
             return VariableResult(key=msg.key, value=self.values[msg.key])
         if msg.type == "PutVariable":
             self.values[msg.key] = msg.value
+            return None
+        if msg.type == "SetXCom":
+            self.xcoms[msg.key] = msg.value
             return None
         if msg.type == "MaskSecret":
             return None

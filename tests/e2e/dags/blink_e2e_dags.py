@@ -11,7 +11,7 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS, DAG
+from airflow_provider_blink.compat import AIRFLOW_V_3_0_PLUS, DAG, task
 from airflow_provider_blink.operators.blink import BlinkExecutePlaybookOperator
 from airflow_provider_blink.sensors.blink import BlinkExecutionSensor
 
@@ -102,8 +102,9 @@ with DAG("blink_e2e_steps", **COMMON):
 # start it on a worker). No template in the request: Airflow 2.11's triggerer renders none, and the
 # task would start on a worker; each DAG has a playbook of its own instead of a run_id input. The suite
 # SIGKILLs the triggerer right after Blink has the run (one retry, which the kill must not cost).
+# A downstream task pulls what the trigger pushed, as a worker's task would have pushed it.
 with DAG("blink_e2e_start_from_trigger", **COMMON):
-    BlinkExecutePlaybookOperator(
+    started_in_triggerer = BlinkExecutePlaybookOperator(
         task_id="start_in_triggerer",
         playbook_id="start-from-trigger",
         start_from_trigger=True,
@@ -112,6 +113,16 @@ with DAG("blink_e2e_start_from_trigger", **COMMON):
         poll_interval=POLL_INTERVAL,
         timeout=600,
     )
+
+    @task
+    def use_the_summary(summary: Any, **context: Any) -> str:
+        """Fail unless the summary pulls as a dict, and the execution id as the summary's."""
+        execution_id = context["ti"].xcom_pull(task_ids="start_in_triggerer", key="execution_id")
+        if not isinstance(summary, dict) or summary.get("execution_id") != execution_id:
+            raise ValueError(f"pulled return_value {summary!r} and execution_id {execution_id!r}")
+        return str(execution_id)
+
+    use_the_summary(started_in_triggerer.output)
 
 # The same on a playbook that fails at its step 2, without retries: the task resumes on a worker to fail.
 with DAG("blink_e2e_start_from_trigger_fails", **COMMON):
@@ -126,7 +137,7 @@ with DAG("blink_e2e_start_from_trigger_fails", **COMMON):
 # Scheduled by Blink itself: one asset event per finished execution of "event-source" (Airflow 3:
 # asset watchers).
 if AIRFLOW_V_3_0_PLUS:
-    from airflow.sdk import Asset, AssetWatcher, task
+    from airflow.sdk import Asset, AssetWatcher
 
     from airflow_provider_blink.triggers.blink_events import BlinkExecutionEventTrigger
 

@@ -16,6 +16,7 @@ from airflow_provider_blink.exceptions import (
     BlinkExecutionFailed,
     BlinkExecutionTimeout,
     BlinkOutputUnavailable,
+    BlinkPermanentError,
 )
 from airflow_provider_blink.executions import ExecutionOutcome, decide_outcome, outcome_of_state, summarize
 from airflow_provider_blink.links.blink import BlinkExecutionLink, no_execution_yet, push_execution
@@ -244,8 +245,6 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
 
     def _trigger_kwargs(self) -> dict[str, Any]:
         """BlinkPlaybookTrigger's kwargs: the request under the template fields' names, the settings as plain JSON."""
-        from airflow_provider_blink.tasks import TEMPLATE_FIELDS
-
         return {
             **{name: getattr(self, name) for name in TEMPLATE_FIELDS},
             "blink_conn_id": self.blink_conn_id,
@@ -482,8 +481,6 @@ class BlinkExecutePlaybookOperator(StartsPlaybook, ResumableJobMixin, BaseOperat
         cancelled or timed-out run, Blink's errors, a run waiting for a person), which then goes as
         :meth:`execute_complete` would have it.
         """
-        from airflow_provider_blink.exceptions import BlinkPermanentError
-
         no_execution_yet(self)
         execution_id = event.get("execution_id") if isinstance(event, dict) else None
         if not isinstance(execution_id, str):  # nothing started: the start itself failed

@@ -445,9 +445,9 @@ class BlinkPlaybookTrigger(BlinkExecutionTrigger):
 
     It follows the execution this try (or, by ``durable``, an earlier try) recorded, else starts one
     (see Starting in the triggerer, above); waits as :class:`BlinkExecutionTrigger` does, cancelling
-    the execution at the deadline; and when it succeeds ends the task with a ``TaskSuccessEvent``
-    carrying the XComs the task would push: ``execution_id``, ``execution_url``, the summary as
-    ``return_value`` and, on Airflow 3, the "Blink" link's. Any other end yields the wait's event with
+    the execution at the deadline; and when it succeeds ends the task with a ``TaskSuccessEvent``, with
+    the XComs the task would push: ``execution_id``, ``execution_url``, the summary as ``return_value``
+    and, on Airflow 3, the "Blink" link's (there pushed before the event, as a task pushes them). Any other end yields the wait's event with
     ``try_number`` and ``end_time``: the task resumes on a worker and fails as it would have.
 
     The request's kwargs carry the operator's template-field names (``playbook_id``, ``workspace_id``,
@@ -575,7 +575,7 @@ class BlinkPlaybookTrigger(BlinkExecutionTrigger):
     ) -> dict[str, Any] | None:
         """The execution this run of the trigger follows (read), or ``None`` when it just started one."""
         request = PlaybookRequest(self.playbook_id, {n: getattr(self, n) for n in EXECUTE_FIELDS}).body()
-        waiting_since: float | None = None
+        waiting = False
         while True:
             body = dict(request)
             same_try = kept.get("try_number") == try_number
@@ -596,8 +596,8 @@ class BlinkPlaybookTrigger(BlinkExecutionTrigger):
                 )
                 return await self._follow(client, record, previous, try_number)
             if same_try and sent_at is not None and time.time() * 1000 < sent_at + START_LIMIT * 1000:
-                if waiting_since is None:
-                    waiting_since = time.time()
+                if not waiting:
+                    waiting = True
                     self.log.info(
                         "A start of this try is in flight (another run of this trigger may still be making "
                         "it): waiting for its execution, at most until %gs after it was sent",
@@ -663,14 +663,14 @@ class BlinkPlaybookTrigger(BlinkExecutionTrigger):
             )
         except BlinkLookupIncomplete as exc:
             self.log.warning(
-                "Cannot tell which execution the start in flight created (%s); starting a new one.", exc
+                "Cannot tell which execution the start in flight created (%s); following none of them.", exc
             )
             return None
         chosen = earlier_run(runs, *self._states())
         if chosen is None and runs:
             self.log.warning(
                 "%d executions of playbook %s with the same request started since the start in flight: cannot "
-                "tell which one it created, so none is followed and a new one starts. Check them in Blink: %s",
+                "tell which one it created, so none is followed. Check them in Blink: %s",
                 len(runs),
                 self.playbook_id,
                 ", ".join(str(run["id"]) for run in runs[:10]),
